@@ -1,0 +1,322 @@
+"""The eventsourcing application that records negotiation events and reads them back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+
+from events.errors import (
+    EventNotFoundError,
+    IdempotencyKeyReusedError,
+    NegotiationNotFoundError,
+    StoreUnavailableError,
+    VersionConflictError,
+)
+from events.negotiation import Negotiation, correction_targets, decide, fold
+from events.payloads import AnyEvent
+from events.records import Recorded, stream_id
+from events.store import Idempotency, ParleyTables, StoredRow
+
+Clock = Callable[[], dt.datetime]
+MAX_CONFLICT_RETRIES = 50
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def store_env(database_url: str, *, pool_size: int = 10) -> dict[str, str]:
+    """The eventsourcing environment for an SQLite path or a postgresql:// URL."""
+    common = {"MAPPER_TOPIC": "events.records:ParleyMapper", "CREATE_TABLE": "y"}
+    if database_url.startswith(("postgresql://", "postgres://")):
+        url = urlsplit(database_url)
+        return {
+            **common,
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "events.store:ParleyPostgresRecorder",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_PRE_PING": "y",
+        }
+    path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return {
+        **common,
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "APPLICATION_RECORDER_TOPIC": "events.store:ParleySQLiteRecorder",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+class Appended(msgspec.Struct, frozen=True):
+    record: Recorded
+    position: int
+    hash: str
+
+
+class Appending(msgspec.Struct, frozen=True):
+    """An idempotent request: who sent it, under which key, and a digest of what was sent."""
+
+    principal: str
+    key: str
+    request_hash: str
+
+
+class IdempotentReplay(Exception):
+    """The request was already carried out; `appended` is what it appended then."""
+
+    def __init__(self, appended: list[Appended]) -> None:
+        super().__init__("replayed")
+        self.appended = appended
+
+
+class ParleyLog(Application):
+    """Negotiation timelines as streams of immutable events, one stream per negotiation."""
+
+    name = "Parley"
+
+    def __init__(self, env: dict[str, str], clock: Clock = utcnow) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self._states: dict[str, Negotiation] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def store(self) -> ParleyTables:
+        return self.recorder  # type: ignore[return-value]
+
+    # --- writing -----------------------------------------------------------------------
+
+    def record(
+        self,
+        negotiation_id: str,
+        events: Sequence[AnyEvent],
+        *,
+        principal: str,
+        request_id: str,
+        expected_version: int | None = None,
+        appending: Appending | None = None,
+    ) -> list[Appended]:
+        """Append events to one negotiation, all or nothing; return them with their positions."""
+        if appending is not None:
+            self._replay_if_seen(appending)
+        with self._stream_lock(negotiation_id), _translated_store_errors():
+            for _ in range(MAX_CONFLICT_RETRIES):
+                state = self._refresh(negotiation_id)
+                current = state.version if state else 0
+                if expected_version is not None and expected_version != current:
+                    raise VersionConflictError(negotiation_id, expected_version, current)
+                decide(state, negotiation_id, events, located=self._foreign(state, events))
+                now = self.clock()
+                records = [
+                    Recorded(
+                        originator_id=stream_id(negotiation_id),
+                        originator_version=current + offset,
+                        event_id=str(uuid.uuid4()),
+                        negotiation_id=negotiation_id,
+                        recorded_at=now,
+                        recorded_by=principal,
+                        request_id=request_id,
+                        event=event,
+                    )
+                    for offset, event in enumerate(events, start=1)
+                ]
+                idempotency = (
+                    Idempotency(
+                        principal=appending.principal,
+                        key=appending.key,
+                        request_hash=appending.request_hash,
+                        negotiation_id=negotiation_id,
+                        event_ids=[r.event_id for r in records],
+                        created_at=now.isoformat(),
+                    )
+                    if appending
+                    else None
+                )
+                hashes: list[str] = []
+                try:
+                    recordings = self.save(*records, idempotency=idempotency, hashes=hashes)
+                except IntegrityError:
+                    # Another writer took this version, or a twin request took this key.
+                    if appending is not None:
+                        self._replay_if_seen(appending)
+                    if expected_version is not None:
+                        state = self._refresh(negotiation_id)
+                        raise VersionConflictError(
+                            negotiation_id, expected_version, state.version if state else 0
+                        ) from None
+                    continue
+                state = fold(records, state)
+                if state is not None:
+                    self._states[negotiation_id] = state
+                positions = [r.notification.id for r in recordings]
+                return [Appended(*row) for row in zip(records, positions, hashes, strict=True)]
+        raise VersionConflictError(negotiation_id, -1, -1)  # pragma: no cover - contention beyond reason
+
+    def _replay_if_seen(self, appending: Appending) -> None:
+        seen = self.store.idempotency(appending.principal, appending.key)
+        if seen is None:
+            return
+        if seen.request_hash != appending.request_hash:
+            raise IdempotencyKeyReusedError(appending.key)
+        raise IdempotentReplay([self._appended(row) for row in self.store.select_events_by_id(seen.event_ids)])
+
+    def _foreign(self, state: Negotiation | None, events: Sequence[AnyEvent]) -> dict[str, str]:
+        """Where correction targets that are not in this stream live, for a precise error."""
+        located: dict[str, str] = {}
+        for target in correction_targets(events):
+            if state is not None and target in state.types:
+                continue
+            rows = self.store.select_events_by_id([target])
+            if rows:
+                located[target] = self._decode(rows[0]).negotiation_id
+        return located
+
+    @contextmanager
+    def _stream_lock(self, negotiation_id: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(negotiation_id, threading.Lock())
+        with lock:
+            yield
+
+    def _refresh(self, negotiation_id: str) -> Negotiation | None:
+        cached = self._states.get(negotiation_id)
+        newer = self.events.get(stream_id(negotiation_id), gt=cached.version if cached else None)
+        state = fold(newer, cached)  # type: ignore[arg-type]
+        if state is not None:
+            self._states[negotiation_id] = state
+        return state
+
+    # --- reading -----------------------------------------------------------------------
+
+    def negotiation(self, negotiation_id: str) -> Negotiation:
+        with self._stream_lock(negotiation_id), _translated_store_errors():
+            state = self._refresh(negotiation_id)
+        if state is None:
+            raise NegotiationNotFoundError(negotiation_id)
+        return state
+
+    def negotiations(self, *, after: int, limit: int) -> tuple[list[tuple[int, Negotiation]], int | None]:
+        with _translated_store_errors():
+            rows = self.store.select_feed(after=after, limit=limit, topics=("negotiation_opened",))
+        found = [(row.position, self.negotiation(self._decode(row).negotiation_id)) for row in rows]
+        return found, (rows[-1].position if len(rows) == limit else None)
+
+    def stream(
+        self,
+        negotiation_id: str,
+        *,
+        after_version: int,
+        limit: int,
+        match: Callable[[Recorded], bool] | None = None,
+    ) -> tuple[list[Appended], int | None]:
+        """A page of one stream in version order, filtered by `match`; the cursor is a version."""
+        state = self.negotiation(negotiation_id)
+        items: list[Appended] = []
+        cursor = after_version
+        batch = max(limit, 200)
+        with _translated_store_errors():
+            while len(items) < limit and cursor < state.version:
+                rows = self.store.select_stream(stream_id(negotiation_id), after_version=cursor, limit=batch)
+                if not rows:
+                    break
+                for row in rows:
+                    cursor = row.version
+                    appended = self._appended(row)
+                    if match is None or match(appended.record):
+                        items.append(appended)
+                        if len(items) == limit:
+                            break
+        more = cursor < state.version
+        return items, (cursor if more else None)
+
+    def feed(self, *, after: int, limit: int) -> tuple[list[Appended], int | None]:
+        with _translated_store_errors():
+            rows = self.store.select_feed(after=after, limit=limit)
+        items = [self._appended(row) for row in rows]
+        return items, (items[-1].position if len(items) == limit else None)
+
+    def event(self, event_id: str) -> Appended:
+        with _translated_store_errors():
+            rows = self.store.select_events_by_id([event_id])
+        if not rows:
+            raise EventNotFoundError(event_id)
+        return self._appended(rows[0])
+
+    def corrections(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """For each event id, the ids of the events that corrected or retracted it."""
+        found: dict[str, dict[str, list[str]]] = {}
+        with _translated_store_errors():
+            rows = self.store.corrections_of(event_ids)
+        for row in rows:
+            kind = "corrected_by" if row["topic"] == "event_corrected" else "retracted_by"
+            found.setdefault(row["target_id"], {}).setdefault(kind, []).append(row["event_id"])
+        return found
+
+    def head(self) -> int:
+        with _translated_store_errors():
+            return self.store.head()
+
+    def ping(self) -> None:
+        with _translated_store_errors():
+            self.store.run("SELECT 1 AS one")
+
+    @staticmethod
+    def _stored(row: StoredRow) -> StoredEvent:
+        return StoredEvent(
+            originator_id=row.originator_id, originator_version=row.version, topic=row.topic, state=row.state
+        )
+
+    def _decode(self, row: StoredRow) -> Recorded:
+        return self.mapper.to_domain_event(self._stored(row))  # type: ignore[return-value]
+
+    def _appended(self, row: StoredRow) -> Appended:
+        return Appended(self._decode(row), row.position, row.hash)
+
+
+@contextmanager
+def _translated_store_errors() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (PersistenceError, OSError) as error:
+        raise StoreUnavailableError(str(error)) from error
+
+
+def envelope(appended: Appended, corrections: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The JSON shape of a stored event: what the client sent plus the server-set fields."""
+    record = appended.record
+    body: dict[str, Any] = msgspec.to_builtins(record.event)
+    body.update(
+        event_id=record.event_id,
+        negotiation_id=record.negotiation_id,
+        version=record.originator_version,
+        position=appended.position,
+        recorded_at=record.recorded_at.isoformat().replace("+00:00", "Z"),
+        recorded_by=record.recorded_by,
+        request_id=record.request_id,
+        hash=appended.hash,
+    )
+    if corrections:
+        body.update(corrections)
+    return body
+
+

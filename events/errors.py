@@ -1,0 +1,52 @@
+"""Domain errors; each carries the ids it concerns and is translated to HTTP once, at the boundary."""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    """Base of every error Parley raises on purpose."""
+
+
+class NegotiationNotFoundError(ParleyError):
+    def __init__(self, negotiation_id: str) -> None:
+        super().__init__(f"no negotiation {negotiation_id!r}")
+        self.negotiation_id = negotiation_id
+
+
+class NegotiationExistsError(ParleyError):
+    def __init__(self, negotiation_id: str) -> None:
+        super().__init__(f"negotiation {negotiation_id!r} already exists")
+        self.negotiation_id = negotiation_id
+
+
+class EventNotFoundError(ParleyError):
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"no event {event_id!r}")
+        self.event_id = event_id
+
+
+class EventRejectedError(ParleyError):
+    """A well-formed event that breaks a rule of the negotiation."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class VersionConflictError(ParleyError):
+    def __init__(self, negotiation_id: str, expected: int, current: int) -> None:
+        super().__init__(f"negotiation {negotiation_id!r} is at version {current}, not {expected}")
+        self.negotiation_id = negotiation_id
+        self.expected = expected
+        self.current = current
+
+
+class IdempotencyKeyReusedError(ParleyError):
+    def __init__(self, key: str) -> None:
+        super().__init__("this Idempotency-Key was already used with a different request")
+        self.key = key
+
+
+class StoreUnavailableError(ParleyError):
+    """The database cannot be reached or written right now."""

@@ -1,0 +1,367 @@
+"""The event catalogue: one msgspec Struct per event type, tagged by a stable snake_case `type`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from typing import Annotated, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+# --- constrained scalars -------------------------------------------------------------
+
+Slug = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$",
+        description="Lower-case identifier: letters, digits, '.', '_' or '-', at most 100 characters.",
+        examples=["us-ieepa-fentanyl-cn"],
+    ),
+]
+PartyCode = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Z][A-Z0-9_-]{0,15}$",
+        description="Short upper-case code of a party, e.g. US, CN, EU.",
+        examples=["US"],
+    ),
+]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Text = Annotated[str, Meta(min_length=1, max_length=4000)]
+Url = Annotated[str, Meta(pattern=r"^https?://[^\s]+$", max_length=2000)]
+Percent = Annotated[float, Meta(ge=0, le=10000, description="Ad valorem rate in percent.")]
+Tags = Annotated[tuple[Slug, ...], Meta(max_length=32)]
+TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Stockholm")]
+
+Reliability = Literal["A", "B", "C", "D", "E", "F"]
+Credibility = Annotated[int, Meta(ge=1, le=6)]
+MeasureKind = Literal[
+    "tariff",
+    "export_control",
+    "import_control",
+    "entity_listing",
+    "sanction",
+    "exit_ban",
+    "port_fee",
+    "investment_restriction",
+    "other",
+]
+MeasureStatus = Literal["threatened", "announced", "in_force", "suspended", "removed", "invalidated"]
+IssueStatus = Literal["open", "in_negotiation", "stalled", "resolved", "dropped"]
+Stance = Literal["positive", "neutral", "negative", "demand", "threat", "denial"]
+
+
+class RuleViolation(msgspec.ValidationError):
+    """A payload that is well-formed but breaks a rule; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{message} - at `$.{field}`")
+        self.field = field
+        self.reason = message
+
+
+def _no_nul(struct: Struct) -> None:
+    # PostgreSQL text rejects NUL and some clients choke on it; refuse it everywhere.
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, str) and "\x00" in value:
+            raise RuleViolation(name, "must not contain NUL characters")
+        if isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, str) and "\x00" in item:
+                    raise RuleViolation(name, "must not contain NUL characters")
+
+
+class Part(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of nested values (sources, people): strict and free of NUL characters."""
+
+    def __post_init__(self) -> None:
+        _no_nul(self)
+
+
+class Source(Part, kw_only=True):
+    """Where a report came from, graded on the Admiralty scale."""
+
+    name: Name
+    id: Slug | None = None
+    kind: Literal["official", "wire", "newspaper", "analyst", "social", "other"] | None = None
+    title: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+    url: Url | None = None
+    published_at: dt.date | None = None
+    reliability: Reliability | None = None
+    credibility: Credibility | None = None
+
+
+class Person(Part, kw_only=True):
+    name: Name
+    role: Name | None = None
+    party: PartyCode | None = None
+
+
+class Claim(Part, kw_only=True):
+    """A structured claim a statement makes, e.g. subject `truce.extension`, value `agreed`."""
+
+    subject: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+    value: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+# --- the envelope every event shares --------------------------------------------------
+
+
+class Event(
+    Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="type",
+):
+    """Fields every event carries: when it happened in the world and who reported it."""
+
+    occurred_on: Annotated[dt.date, Meta(description="World date when it was said or done.")]
+    occurred_time: dt.time | None = None
+    time_zone: TimeZone | None = None
+    date_precision: Literal["day", "month", "year"] = "day"
+    source: Source | None = None
+    summary: Text | None = None
+    topics: Tags = ()
+    confidence: Literal["high", "medium", "low"] | None = None
+
+    def __post_init__(self) -> None:
+        _no_nul(self)
+        if self.time_zone is not None:
+            try:
+                zoneinfo.ZoneInfo(self.time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise RuleViolation("time_zone", f"unknown IANA time zone {self.time_zone!r}") from None
+        if not dt.date(1800, 1, 1) <= self.occurred_on <= dt.date(2999, 12, 31):
+            raise RuleViolation("occurred_on", "must be between 1800-01-01 and 2999-12-31")
+
+    @property
+    def type(self) -> str:
+        return type(self).__struct_config__.tag  # type: ignore[return-value]
+
+
+def _ordered(struct: Event, first: str, last: str) -> None:
+    start, end = getattr(struct, first), getattr(struct, last)
+    if start is not None and end is not None and end < start:
+        raise RuleViolation(last, f"must be on or after {first} ({start.isoformat()})")
+
+
+# --- the catalogue ----------------------------------------------------------------------
+
+
+class NegotiationOpened(Event, tag="negotiation_opened", kw_only=True):
+    title: Name
+    parties: Annotated[tuple[PartyCode, ...], Meta(min_length=1, max_length=50)]
+    description: Text | None = None
+
+
+class _Round(Event, kw_only=True):
+    round_id: Slug
+    name: Name
+    location: Name | None = None
+    starts_on: dt.date
+    ends_on: dt.date | None = None
+    delegations: dict[PartyCode, tuple[Person, ...]] = {}
+    outcome: Text | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _ordered(self, "starts_on", "ends_on")
+
+
+class RoundScheduled(_Round, tag="round_scheduled", kw_only=True):
+    pass
+
+
+class RoundHeld(_Round, tag="round_held", kw_only=True):
+    pass
+
+
+class StatementMade(Event, tag="statement_made", kw_only=True):
+    speaker: Person
+    quote: Text | None = None
+    paraphrase: Text | None = None
+    stance: Stance | None = None
+    about: Tags = ()
+    claim: Claim | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quote is None and self.paraphrase is None:
+            raise RuleViolation("quote", "a statement needs a quote or a paraphrase")
+
+
+class _Position(Event, kw_only=True):
+    by: PartyCode
+    to: PartyCode | None = None
+    issue_id: Slug | None = None
+    measure_id: Slug | None = None
+    text: Text
+
+
+class DemandMade(_Position, tag="demand_made", kw_only=True):
+    pass
+
+
+class ConcessionMade(_Position, tag="concession_made", kw_only=True):
+    pass
+
+
+class MeasureChanged(Event, tag="measure_changed", kw_only=True):
+    measure_id: Slug
+    kind: MeasureKind
+    status: MeasureStatus
+    imposed_by: PartyCode
+    applies_to: PartyCode
+    name: Name | None = None
+    legal_basis: Name | None = None
+    rate_pct: Percent | None = None
+    scope: Text | None = None
+    effective_from: dt.date | None = None
+    effective_until: dt.date | None = None
+    until_deadline: Slug | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _ordered(self, "effective_from", "effective_until")
+        if self.rate_pct is not None and self.kind not in ("tariff", "port_fee"):
+            raise RuleViolation("rate_pct", "only tariffs and port fees carry a rate")
+
+
+class _Truce(Event, kw_only=True):
+    truce_id: Slug
+    parties: Annotated[tuple[PartyCode, ...], Meta(max_length=50)] = ()
+    terms: Text | None = None
+    effective_from: dt.date | None = None
+    deadline_id: Slug | None = None
+    suspends: Tags = ()
+
+
+class TruceAgreed(_Truce, tag="truce_agreed", kw_only=True):
+    pass
+
+
+class TruceExtended(_Truce, tag="truce_extended", kw_only=True):
+    pass
+
+
+class TruceEnded(_Truce, tag="truce_ended", kw_only=True):
+    pass
+
+
+class DeadlineSet(Event, tag="deadline_set", kw_only=True):
+    deadline_id: Slug
+    title: Name
+    due_on: dt.date
+    consequence: Text | None = None
+
+
+class DeadlineExtended(Event, tag="deadline_extended", kw_only=True):
+    deadline_id: Slug
+    due_on: dt.date
+    reason: Text | None = None
+
+
+class DeadlineResolved(Event, tag="deadline_resolved", kw_only=True):
+    deadline_id: Slug
+    outcome: Text
+
+
+class IssueRaised(Event, tag="issue_raised", kw_only=True):
+    issue_id: Slug
+    title: Name
+    category: Slug | None = None
+    status: IssueStatus = "open"
+    text: Text | None = None
+
+
+class IssueUpdated(Event, tag="issue_updated", kw_only=True):
+    issue_id: Slug
+    status: IssueStatus | None = None
+    title: Name | None = None
+    text: Text | None = None
+
+
+class AgreementReached(Event, tag="agreement_reached", kw_only=True):
+    agreement_id: Slug
+    title: Name
+    parties: Annotated[tuple[PartyCode, ...], Meta(max_length=50)] = ()
+    terms: Text | None = None
+    signed_on: dt.date | None = None
+
+
+EventId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="An event_id (lower-case UUID).",
+    ),
+]
+
+Fact = Union[
+    NegotiationOpened,
+    RoundScheduled,
+    RoundHeld,
+    StatementMade,
+    DemandMade,
+    ConcessionMade,
+    MeasureChanged,
+    TruceAgreed,
+    TruceExtended,
+    TruceEnded,
+    DeadlineSet,
+    DeadlineExtended,
+    DeadlineResolved,
+    IssueRaised,
+    IssueUpdated,
+    AgreementReached,
+]
+
+
+class EventCorrected(Event, tag="event_corrected", kw_only=True):
+    target: EventId
+    replacement: Fact
+    reason: Text | None = None
+
+
+class EventRetracted(Event, tag="event_retracted", kw_only=True):
+    target: EventId
+    reason: Text
+
+
+AnyEvent = Union[Fact, EventCorrected, EventRetracted]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (*Fact.__args__, EventCorrected, EventRetracted)  # type: ignore[attr-defined]
+}
+CORRECTION_TYPES = frozenset({"event_corrected", "event_retracted"})
+
+# Server-set names a client may never send.
+RESERVED_FIELDS = frozenset(
+    {
+        "event_id",
+        "negotiation_id",
+        "version",
+        "position",
+        "recorded_at",
+        "recorded_by",
+        "request_id",
+        "hash",
+        "corrected_by",
+        "retracted_by",
+    }
+)
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def reserved_field_in(message: str) -> str | None:
+    """The reserved field a msgspec 'unknown field' error complains about, if any."""
+    match = _UNKNOWN_FIELD.search(message)
+    if match and match.group(1) in RESERVED_FIELDS:
+        return match.group(1)
+    return None

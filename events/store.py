@@ -1,0 +1,255 @@
+"""The eventsourcing recorders Parley uses, extended with an event index, a hash chain and idempotency rows.
+
+The library's recorders store the events and assign positions. Parley adds, in the same
+transaction as each insert: one index row per event (event_id, correction target, chain
+hash) and the idempotency record of the request that appended them. Everything else it
+keeps (access keys) lives in small side tables of the same database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.sql import SQL
+
+from events.records import index_fields
+
+GENESIS = "0" * 64
+
+
+class StoredRow(msgspec.Struct, frozen=True):
+    position: int
+    originator_id: uuid.UUID
+    version: int
+    topic: str
+    state: bytes
+    hash: str
+
+
+class Idempotency(msgspec.Struct, frozen=True):
+    """The record of a request that appended events, so a retry returns the same answer."""
+
+    principal: str
+    key: str
+    request_hash: str
+    negotiation_id: str
+    event_ids: list[str]
+    created_at: str
+
+
+def link(prev: str, position: int, originator_id: uuid.UUID | str, version: int, topic: str, state: bytes) -> str:
+    """One link of the tamper-evidence chain: SHA-256(prev_hash || canonical bytes of the event)."""
+    digest = hashlib.sha256(bytes.fromhex(prev))
+    digest.update(f"{position}|{uuid.UUID(str(originator_id))}|{version}|{topic}|".encode())
+    digest.update(state)
+    return digest.hexdigest()
+
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS parley_event_index (
+        position BIGINT PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        originator_id TEXT NOT NULL,
+        originator_version BIGINT NOT NULL,
+        topic TEXT NOT NULL,
+        target_id TEXT,
+        hash TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS parley_event_index_target ON parley_event_index (target_id)",
+    """CREATE TABLE IF NOT EXISTS parley_idempotency (
+        principal TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        negotiation_id TEXT NOT NULL,
+        event_ids TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (principal, key))""",
+    """CREATE TABLE IF NOT EXISTS parley_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT)""",
+]
+
+_INSERT_INDEX = (
+    "INSERT INTO parley_event_index "
+    "(position, event_id, originator_id, originator_version, topic, target_id, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_IDEMPOTENCY = (
+    "INSERT INTO parley_idempotency (principal, key, request_hash, negotiation_id, event_ids, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_LAST_HASH = "SELECT hash FROM parley_event_index ORDER BY position DESC LIMIT 1"
+
+
+def _index_rows(prev: str, stored_events: Sequence[StoredEvent], positions: Sequence[int]) -> list[tuple[Any, ...]]:
+    rows = []
+    for stored, position in zip(stored_events, positions, strict=True):
+        event_id, target = index_fields(stored.state)
+        prev = link(prev, position, stored.originator_id, stored.originator_version, stored.topic, stored.state)
+        rows.append(
+            (position, event_id, str(stored.originator_id), stored.originator_version, stored.topic, target, prev)
+        )
+    return rows
+
+
+def _idempotency_row(record: Idempotency) -> tuple[Any, ...]:
+    return (
+        record.principal,
+        record.key,
+        record.request_hash,
+        record.negotiation_id,
+        msgspec.json.encode(record.event_ids).decode(),
+        record.created_at,
+    )
+
+
+class ParleyTables:
+    """Reads over the event log and Parley's side tables, shared by both recorders."""
+
+    placeholder = "?"
+    position_column = "rowid"
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def _oid(self, originator_id: uuid.UUID) -> Any:
+        return originator_id
+
+    def _rows(self, statement: str, params: Sequence[Any]) -> list[StoredRow]:
+        return [
+            StoredRow(
+                position=row["position"],
+                originator_id=uuid.UUID(str(row["originator_id"])),
+                version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+                hash=row["hash"],
+            )
+            for row in self.run(statement, params)
+        ]
+
+    def _select(self) -> str:
+        events: str = self.events_table_name  # type: ignore[attr-defined]
+        return (
+            f"SELECT e.{self.position_column} AS position, e.originator_id, e.originator_version, "
+            f"e.topic, e.state, i.hash FROM {events} e "
+            f"JOIN parley_event_index i ON i.position = e.{self.position_column} "
+        )
+
+    def select_stream(self, originator_id: uuid.UUID, *, after_version: int, limit: int) -> list[StoredRow]:
+        return self._rows(
+            self._select() + "WHERE e.originator_id = ? AND e.originator_version > ? "
+            "ORDER BY e.originator_version LIMIT ?",
+            (self._oid(originator_id), after_version, limit),
+        )
+
+    def select_feed(self, *, after: int, limit: int, topics: Sequence[str] = ()) -> list[StoredRow]:
+        where = f"WHERE e.{self.position_column} > ? "
+        params: list[Any] = [after]
+        if topics:
+            where += f"AND e.topic IN ({', '.join('?' * len(topics))}) "
+            params.extend(topics)
+        return self._rows(self._select() + where + f"ORDER BY e.{self.position_column} LIMIT ?", (*params, limit))
+
+    def select_events_by_id(self, event_ids: Sequence[str]) -> list[StoredRow]:
+        if not event_ids:
+            return []
+        marks = ", ".join("?" * len(event_ids))
+        return self._rows(
+            self._select() + f"WHERE i.event_id IN ({marks}) ORDER BY i.position", tuple(event_ids)
+        )
+
+    def corrections_of(self, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not event_ids:
+            return []
+        marks = ", ".join("?" * len(event_ids))
+        return self.run(
+            "SELECT event_id, target_id, topic FROM parley_event_index "
+            f"WHERE target_id IN ({marks}) ORDER BY position",
+            tuple(event_ids),
+        )
+
+    def idempotency(self, principal: str, key: str) -> Idempotency | None:
+        rows = self.run(
+            "SELECT principal, key, request_hash, negotiation_id, event_ids, created_at "
+            "FROM parley_idempotency WHERE principal = ? AND key = ?",
+            (principal, key),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Idempotency(**{**row, "event_ids": msgspec.json.decode(row["event_ids"])})
+
+    def head(self) -> int:
+        rows = self.run("SELECT MAX(position) AS head FROM parley_event_index")
+        return int(rows[0]["head"] or 0)
+
+
+class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
+    placeholder = "?"
+    position_column = "rowid"
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *_TABLES]
+
+    def _oid(self, originator_id: uuid.UUID) -> Any:
+        return originator_id.hex
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs) or []
+        c.execute(_LAST_HASH)
+        last = c.fetchone()
+        rows = _index_rows(last[0] if last else GENESIS, stored_events, positions)
+        c.executemany(_INSERT_INDEX, rows)
+        kwargs.get("hashes", []).extend(row[-1] for row in rows)
+        idempotency: Idempotency | None = kwargs.get("idempotency")
+        if idempotency is not None:
+            c.execute(_INSERT_IDEMPOTENCY, _idempotency_row(idempotency))
+        return positions
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=commit) as c:
+            c.execute(statement, tuple(params))
+            return [dict(row) for row in c.fetchall()]
+
+
+class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
+    placeholder = "%s"
+    position_column = "notification_id"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.extend(SQL(statement) for statement in _TABLES)  # type: ignore[arg-type]
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
+        # The library holds the table lock here, so the previous hash is the true predecessor.
+        curs.execute(self._sql(_LAST_HASH))
+        last = curs.fetchone()
+        rows = _index_rows(last["hash"] if last else GENESIS, stored_events, positions)
+        curs.executemany(self._sql(_INSERT_INDEX), rows)
+        kwargs.get("hashes", []).extend(row[-1] for row in rows)
+        idempotency: Idempotency | None = kwargs.get("idempotency")
+        if idempotency is not None:
+            curs.execute(self._sql(_INSERT_IDEMPOTENCY), _idempotency_row(idempotency))
+        return positions
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=commit) as curs:
+            curs.execute(self._sql(statement).encode(), tuple(params))
+            return list(curs.fetchall()) if curs.description else []
