@@ -275,8 +275,12 @@ class ParleyLog(Application):
             return self.store.head()
 
     def ping(self) -> None:
+        self.run("SELECT 1 AS one")
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        """A statement on Parley's side tables, with store outages reported as StoreUnavailableError."""
         with _translated_store_errors():
-            self.store.run("SELECT 1 AS one")
+            return self.store.run(statement, params, commit=commit)
 
     @staticmethod
     def _stored(row: StoredRow) -> StoredEvent:

@@ -50,3 +50,15 @@ class IdempotencyKeyReusedError(ParleyError):
 
 class StoreUnavailableError(ParleyError):
     """The database cannot be reached or written right now."""
+
+
+class KeyNameTakenError(ParleyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a key named {name!r} exists")
+        self.name = name
+
+
+class KeyNotFoundError(ParleyError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"no key {key_id!r}")
+        self.key_id = key_id

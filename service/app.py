@@ -1,0 +1,59 @@
+"""The composition root: `create_app(settings)` builds the whole service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from events.application import Clock, ParleyLog, store_env, utcnow
+from service.api.events import EventController
+from service.api.health import health, ready
+from service.api.keys import KeyController
+from service.api.negotiations import NegotiationController
+from service.auth import KeyStore
+from service.logs import request_context
+from service.problems import EXCEPTION_HANDLERS
+from service.settings import Settings
+
+
+def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
+    if not settings.is_postgres:
+        Path(settings.database_url).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size), clock=clock)
+
+
+def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        log = open_log(settings, clock)
+        app.state.log = log
+        app.state.key_store = KeyStore(log)
+        try:
+            yield
+        finally:
+            log.close()
+
+    return Litestar(
+        route_handlers=[NegotiationController, EventController, KeyController, health, ready],
+        lifespan=[lifespan],
+        middleware=[request_context],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        state=State({"settings": settings}),
+        openapi_config=OpenAPIConfig(
+            title="Parley",
+            version="1.0.0",
+            description="Event-sourced negotiation timelines.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+        logging_config=None,
+    )
+

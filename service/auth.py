@@ -1,0 +1,173 @@
+"""Access keys: hashed at rest, three roles, checked by route guards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import threading
+import time
+from typing import Any, Literal
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from events.application import ParleyLog
+from events.errors import KeyNameTakenError, KeyNotFoundError
+from service.problems import FieldError, ProblemError
+
+Role = Literal["reader", "reporter", "admin"]
+RANK: dict[str, int] = {"reader": 1, "reporter": 2, "admin": 3}
+KEY_PREFIX = "pk_"
+_CACHE_SECONDS = 1.0
+
+
+class Principal(msgspec.Struct, frozen=True):
+    name: str
+    role: str
+    key_id: str | None
+
+
+ANONYMOUS = Principal(name="anonymous", role="reader", key_id=None)
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    role: str
+    created_at: str
+    created_by: str
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+
+
+class NewKey(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    role: str
+    created_at: str
+    created_by: str
+    key: str
+
+
+def _digest(secret: str) -> str:
+    # Keys carry 256 random bits, so a plain SHA-256 is a safe at-rest form (no dictionary to attack).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class KeyStore:
+    """Keys in the parley_keys table of the event store's database."""
+
+    def __init__(self, log: ParleyLog) -> None:
+        self._run = log.run
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, *, name: str, role: str, created_by: str) -> NewKey:
+        if self._run("SELECT id FROM parley_keys WHERE name = ?", (name,)):
+            raise KeyNameTakenError(name)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        record = NewKey(
+            id="key_" + secrets.token_hex(6), name=name, role=role, created_at=_now(), created_by=created_by, key=secret
+        )
+        try:
+            self._run(
+                "INSERT INTO parley_keys (id, name, role, key_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                (record.id, name, role, _digest(secret), record.created_at, created_by),
+                commit=True,
+            )
+        except IntegrityError as error:  # the UNIQUE(name) constraint: a concurrent create won
+            raise KeyNameTakenError(name) from error
+        return record
+
+    def list(self, *, after: str = "", limit: int = 100) -> list[KeyRecord]:
+        rows = self._run(
+            "SELECT id, name, role, created_at, created_by, revoked_at, revoked_by FROM parley_keys "
+            "WHERE name > ? ORDER BY name LIMIT ?",
+            (after, limit),
+        )
+        return [KeyRecord(**row) for row in rows]
+
+    def get(self, key_id: str) -> KeyRecord:
+        rows = self._run(
+            "SELECT id, name, role, created_at, created_by, revoked_at, revoked_by FROM parley_keys "
+            "WHERE id = ? OR name = ?",
+            (key_id, key_id),
+        )
+        if not rows:
+            raise KeyNotFoundError(key_id)
+        return KeyRecord(**rows[0])
+
+    def revoke(self, key_id: str, *, revoked_by: str) -> KeyRecord:
+        record = self.get(key_id)
+        if record.revoked_at is None:
+            self._run(
+                "UPDATE parley_keys SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
+                (_now(), revoked_by, record.id),
+                commit=True,
+            )
+            with self._lock:
+                self._cache.clear()
+        return self.get(record.id)
+
+    def count(self) -> int:
+        return int(self._run("SELECT COUNT(*) AS n FROM parley_keys")[0]["n"])
+
+    def authenticate(self, secret: str) -> Principal | None:
+        digest = _digest(secret)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < _CACHE_SECONDS:
+            return hit[1]
+        rows = self._run("SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,))
+        principal = Principal(name=rows[0]["name"], role=rows[0]["role"], key_id=rows[0]["id"]) if rows else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, principal)
+        return principal
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401, "Unauthorized", detail, [FieldError("Authorization", detail)], {"WWW-Authenticate": 'Bearer realm="parley"'}
+    )
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str) -> Principal:
+    header = connection.headers.get("authorization")
+    if not header:
+        if public_read and needed == "reader":
+            return ANONYMOUS
+        raise _unauthorized("send an access key as 'Authorization: Bearer <key>'")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise _unauthorized("the Authorization header must be 'Bearer <key>'")
+    keys: KeyStore = connection.app.state.key_store
+    principal = keys.authenticate(secret.strip())
+    if principal is None:
+        raise _unauthorized("unknown or revoked access key")
+    return principal
+
+
+def require(role: Role):  # noqa: ANN201 - a litestar guard factory
+    """A guard that admits keys of `role` or higher and binds the principal to the request."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        settings = connection.app.state.settings
+        principal = principal_of(connection, public_read=settings.public_read, needed=role)
+        if RANK[principal.role] < RANK[role]:
+            raise ProblemError(
+                403, "Forbidden", f"the key {principal.name!r} has role {principal.role!r}; this needs {role!r}",
+                [FieldError("Authorization", f"role {role!r} or higher is required")],
+            )
+        connection.scope["state"]["principal"] = principal
+
+    return guard

@@ -1,0 +1,147 @@
+"""The `parley` command: serve the API and manage access keys."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.settings import Settings
+
+cli = typer.Typer(help="Parley: event-sourced negotiation timelines.", no_args_is_help=True, add_completion=False)
+keys_cli = typer.Typer(help="Create, list and revoke access keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option("--database", help="SQLite file path or postgresql:// URL (default: $PARLEY_DATABASE_URL or var/parley.db)."),
+]
+
+
+def _settings(database: str | None = None, **overrides: object) -> Settings:
+    return Settings.from_env(database_url=database, **overrides)
+
+
+def bootstrap_admin_key(settings: Settings) -> str | None:
+    """On first start (no keys at all), create an admin key and return its secret."""
+    from service.app import open_log
+    from service.auth import KeyStore
+
+    log = open_log(settings)
+    try:
+        keys = KeyStore(log)
+        if keys.count() > 0:
+            return None
+        return keys.create(name="admin", role="admin", created_by="parley-bootstrap").key
+    finally:
+        log.close()
+
+
+@cli.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Serve the API (the embedded default: one process on the SQLite file)."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.logs import configure_logging
+
+    settings = _settings(database, host=host, port=port)
+    configure_logging(settings.log_format, settings.log_level)
+    secret = bootstrap_admin_key(settings) if settings.bootstrap_admin else None
+    base = f"http://{settings.host}:{settings.port}"
+    if secret:
+        console.rule("[bold]Parley: first start")
+        console.print("An admin key was created. It is shown [bold]once[/bold]; keep it somewhere safe:\n")
+        console.print(f"    [bold green]{secret}[/bold green]\n")
+        console.print("Try it:\n")
+        console.print(f"    curl -s -H 'Authorization: Bearer {secret}' {base}/v1/negotiations\n", soft_wrap=True)
+        console.rule()
+    store = "PostgreSQL" if settings.is_postgres else f"SQLite file {os.path.abspath(settings.database_url)}"
+    console.print(f"Serving Parley on [bold]{base}[/bold] (API docs: {base}/schema) on {store}")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key belongs to; becomes recorded_by on every event.")],
+    role: Annotated[str, typer.Option(help="reader, reporter or admin.")] = "reader",
+    database: DatabaseOption = None,
+) -> None:
+    """Create a key and print its secret (shown once)."""
+    import msgspec
+
+    from events.errors import KeyNameTakenError, StoreUnavailableError
+    from service.api.keys import KeyCreate
+    from service.app import open_log
+    from service.auth import KeyStore
+
+    try:
+        body = msgspec.convert({"name": name, "role": role}, KeyCreate)
+    except msgspec.ValidationError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    log = open_log(_settings(database))
+    try:
+        created = KeyStore(log).create(name=body.name, role=body.role, created_by=f"cli:{os.environ.get('USER', 'unknown')}")
+    except (KeyNameTakenError, StoreUnavailableError) as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        log.close()
+    console.print(f"Created key [bold]{created.id}[/bold] for [bold]{created.name}[/bold] ({created.role}). Its secret, shown once:")
+    print(created.key)
+
+
+@keys_cli.command("list")
+def keys_list(database: DatabaseOption = None) -> None:
+    """List keys (never their secrets)."""
+    from service.app import open_log
+    from service.auth import KeyStore
+
+    log = open_log(_settings(database))
+    try:
+        found = KeyStore(log).list(limit=1000)
+    finally:
+        log.close()
+    table = Table("id", "name", "role", "created", "revoked")
+    for key in found:
+        table.add_row(key.id, key.name, key.role, key.created_at, key.revoked_at or "")
+    console.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")], database: DatabaseOption = None) -> None:
+    """Revoke a key: requests with it answer 401 from now on."""
+    from events.errors import KeyNotFoundError
+    from service.app import open_log
+    from service.auth import KeyStore
+
+    log = open_log(_settings(database))
+    try:
+        record = KeyStore(log).revoke(key, revoked_by=f"cli:{os.environ.get('USER', 'unknown')}")
+    except KeyNotFoundError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        log.close()
+    console.print(f"Revoked [bold]{record.id}[/bold] ({record.name}) at {record.revoked_at}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,48 @@
+"""Settings, read from the environment once into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "var/parley.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_read: bool = False
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    pool_size: int = 10
+    max_body_bytes: int = 1_048_576
+    bootstrap_admin: bool = True
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field, cast in (
+            ("database_url", str),
+            ("host", str),
+            ("port", int),
+            ("public_read", lambda v: v.strip().lower() in _TRUE),
+            ("log_format", str),
+            ("log_level", str),
+            ("pool_size", int),
+            ("max_body_bytes", int),
+            ("bootstrap_admin", lambda v: v.strip().lower() in _TRUE),
+        ):
+            raw = env.get(f"PARLEY_{field.upper()}")
+            if raw is not None and raw != "":
+                values[field] = cast(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(values, cls)
