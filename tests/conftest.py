@@ -1,0 +1,147 @@
+"""Fixtures shared by every test: a store per backend, a served process, keys for each role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from service.settings import Settings
+
+POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("PARLEY_REQUIRE_POSTGRES") == "1"
+PARLEY_TABLES = ("parley_events", "parley_event_index", "parley_idempotency", "parley_keys")
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        return str(error)
+    return None
+
+
+def reset_postgres() -> None:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {', '.join(PARLEY_TABLES)} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on the embedded SQLite file and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "parley.db")
+    problem = _postgres_reachable()
+    if problem is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required and unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    reset_postgres()
+    return POSTGRES_URL
+
+
+class SettableClock:
+    """A clock tests move by hand, for distinct recording times."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    """A real `parley serve` process on loopback."""
+
+    base_url: str
+    database_url: str
+    admin_key: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def start_server(database_url: str, log_path: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "PARLEY_DATABASE_URL": database_url,
+        "PARLEY_PORT": str(port),
+        "PARLEY_LOG_FORMAT": "json",
+        "PARLEY_BOOTSTRAP_ADMIN": "0",
+    }
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                return process, base_url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not become ready: {log_path.read_text()[-2000:]}")
+
+
+def create_key(database_url: str, name: str, role: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "service", "keys", "create", "--name", name, "--role", role, "--database", database_url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
+    admin = create_key(database_url, "admin", "admin")
+    log_path = tmp_path / "server.log"
+    process, base_url = start_server(database_url, log_path)
+    yield Served(base_url, database_url, admin, process, log_path)
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
