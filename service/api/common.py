@@ -45,9 +45,20 @@ def decode(raw: bytes, type_: type[T], *, prefix: str = "", title: str = "Invali
     except RecursionError:
         raise ProblemError(400, "Bad request", "the JSON body is nested too deep") from None
     except msgspec.ValidationError as error:
+        _refuse_deep_nesting(raw)
         raise invalid(field_errors(error, prefix), title) from None
     except msgspec.DecodeError as error:
         raise ProblemError(400, "Bad request", f"the body is not valid JSON: {error}", [FieldError("$", str(error))]) from None
+
+
+def _refuse_deep_nesting(raw: bytes) -> None:
+    # A typed decode can stop at the first wrong type before it reaches the depth; say which it is.
+    try:
+        msgspec.json.decode(raw)
+    except RecursionError:
+        raise ProblemError(400, "Bad request", "the JSON body is nested too deep") from None
+    except msgspec.DecodeError:
+        return
 
 
 def require_json(request: Request[Any, Any, Any]) -> None:

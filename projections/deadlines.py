@@ -1,0 +1,120 @@
+"""The `deadlines` read model, and the due dates (as extended on a given day) other models depend on."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from msgspec import Struct
+
+from events.payloads import DeadlineExtended, DeadlineResolved, DeadlineSet
+from projections.state import Fact, View, known
+
+
+class Extension(Struct, frozen=True, kw_only=True):
+    due_on: dt.date
+    event_id: str
+    occurred_on: dt.date
+
+
+class DeadlineView(Struct, frozen=True, kw_only=True):
+    deadline_id: str
+    title: str | None
+    due_on: dt.date
+    original_due_on: dt.date | None
+    days_remaining: int | None
+    consequence: str | None
+    extensions: tuple[Extension, ...]
+    resolved_on: dt.date | None
+    outcome: str | None
+    because: tuple[str, ...]
+
+
+class DeadlinesView(Struct, frozen=True, kw_only=True):
+    upcoming: tuple[DeadlineView, ...]
+    # due date gone by, or resolved before it came
+    passed: tuple[DeadlineView, ...]
+
+
+class Due(Struct, frozen=True, kw_only=True):
+    on: dt.date
+    because: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadlineBook:
+    """The deadlines known in a view; due dates depend on the day asked about."""
+
+    set: dict[str, Fact[DeadlineSet]]
+    extended: dict[str, list[Fact[DeadlineExtended]]]
+    resolved: dict[str, Fact[DeadlineResolved]]
+
+    def chain(self, deadline_id: str, on: dt.date) -> list[Fact[DeadlineExtended]]:
+        return [f for f in self.extended.get(deadline_id, []) if f.occurred_on <= on]
+
+    def due(self, deadline_id: str, on: dt.date) -> Due | None:
+        """The due date as extended by what occurred on or before `on`; None for an unknown deadline."""
+        chain = self.chain(deadline_id, on)
+        origin = self.set.get(deadline_id)
+        if chain:
+            due_on = chain[-1].event.due_on
+        elif origin is not None:
+            due_on = origin.event.due_on
+        else:
+            return None
+        because = (*(origin.because if origin else ()), *(i for f in chain for i in f.because))
+        return Due(on=due_on, because=because)
+
+
+def _by_world_date(fact: Fact) -> tuple[dt.date, int]:
+    return fact.occurred_on, fact.version
+
+
+def deadline_book(view: View) -> DeadlineBook:
+    book = DeadlineBook(set={}, extended={}, resolved={})
+    for fact in sorted(known(view, DeadlineSet, DeadlineExtended, DeadlineResolved), key=_by_world_date):
+        match fact.event:
+            case DeadlineSet(deadline_id=deadline_id):
+                book.set[deadline_id] = fact
+            case DeadlineExtended(deadline_id=deadline_id):
+                book.extended.setdefault(deadline_id, []).append(fact)
+            case DeadlineResolved(deadline_id=deadline_id):
+                book.resolved[deadline_id] = fact
+    return book
+
+
+def deadlines(view: View) -> DeadlinesView:
+    book = deadline_book(view)
+    upcoming: list[DeadlineView] = []
+    passed: list[DeadlineView] = []
+    for deadline_id in book.set.keys() | book.extended.keys():
+        due = book.due(deadline_id, view.as_of)
+        if due is None:
+            continue
+        origin = book.set.get(deadline_id)
+        resolution = book.resolved.get(deadline_id)
+        is_upcoming = resolution is None and due.on >= view.as_of
+        (upcoming if is_upcoming else passed).append(
+            DeadlineView(
+                deadline_id=deadline_id,
+                title=origin.event.title if origin else None,
+                due_on=due.on,
+                original_due_on=origin.event.due_on if origin else None,
+                days_remaining=(due.on - view.as_of).days if is_upcoming else None,
+                consequence=origin.event.consequence if origin else None,
+                extensions=extensions(book, deadline_id, view.as_of),
+                resolved_on=resolution.occurred_on if resolution else None,
+                outcome=resolution.event.outcome if resolution else None,
+                because=(*due.because, *(resolution.because if resolution else ())),
+            )
+        )
+    upcoming.sort(key=lambda d: (d.due_on, d.deadline_id))
+    passed.sort(key=lambda d: (d.due_on, d.deadline_id), reverse=True)
+    return DeadlinesView(upcoming=tuple(upcoming), passed=tuple(passed))
+
+
+def extensions(book: DeadlineBook, deadline_id: str, on: dt.date) -> tuple[Extension, ...]:
+    return tuple(
+        Extension(due_on=f.event.due_on, event_id=f.event_id, occurred_on=f.occurred_on)
+        for f in book.chain(deadline_id, on)
+    )

@@ -1,0 +1,77 @@
+"""The `truce` read model: a truce lives until its deadline, wherever extensions have moved it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from msgspec import Struct
+
+from events.payloads import TruceAgreed, TruceEnded, TruceExtended
+from projections.deadlines import DeadlineBook, Extension, deadline_book, extensions
+from projections.measures import because_of
+from projections.state import Fact, View, known
+
+# pending: agreed, not yet effective on as_of
+TruceStatus = Literal["none", "pending", "active", "lapsed", "ended"]
+
+
+class TruceView(Struct, frozen=True, kw_only=True):
+    status: TruceStatus
+    truce_id: str | None = None
+    parties: tuple[str, ...] = ()
+    effective_from: dt.date | None = None
+    deadline_id: str | None = None
+    expires_on: dt.date | None = None
+    days_remaining: int | None = None
+    ended_on: dt.date | None = None
+    extensions: tuple[Extension, ...] = ()
+    suspends: tuple[str, ...] = ()
+    because: tuple[str, ...] = ()
+
+
+def _truce_view(facts: list[Fact[TruceAgreed | TruceExtended | TruceEnded]], book: DeadlineBook, as_of: dt.date) -> TruceView:
+    first = next((f for f in facts if isinstance(f.event, TruceAgreed)), facts[0]).event
+    effective_from = first.effective_from or first.occurred_on
+    deadline_id = next((f.event.deadline_id for f in reversed(facts) if f.event.deadline_id), None)
+    due = book.due(deadline_id, as_of) if deadline_id else None
+    expires_on = due.on if due else None
+    ended_on = next((f.occurred_on for f in facts if isinstance(f.event, TruceEnded)), None)
+    status: TruceStatus
+    if ended_on is not None:
+        status = "ended"
+    elif as_of < effective_from:
+        status = "pending"
+    elif expires_on is None or as_of <= expires_on:
+        status = "active"
+    else:
+        status = "lapsed"
+    return TruceView(
+        status=status,
+        truce_id=first.truce_id,
+        parties=tuple(dict.fromkeys(p for f in facts for p in f.event.parties)),
+        effective_from=effective_from,
+        deadline_id=deadline_id,
+        expires_on=expires_on,
+        days_remaining=(expires_on - as_of).days if expires_on and status in ("pending", "active") else None,
+        ended_on=ended_on,
+        extensions=extensions(book, deadline_id, as_of) if deadline_id else (),
+        suspends=tuple(dict.fromkeys(m for f in facts for m in f.event.suspends)),
+        because=because_of(*(f.because for f in facts), due.because if due else ()),
+    )
+
+
+def truces(view: View, book: DeadlineBook | None = None) -> list[TruceView]:
+    """Every truce agreed by as_of, the most recently agreed last."""
+    grouped: dict[str, list[Fact[TruceAgreed | TruceExtended | TruceEnded]]] = {}
+    facts = known(view, TruceAgreed, TruceExtended, TruceEnded)
+    for fact in sorted(facts, key=lambda f: (f.occurred_on, f.version)):
+        grouped.setdefault(fact.event.truce_id, []).append(fact)
+    book = book or deadline_book(view)
+    return [_truce_view(facts, book, view.as_of) for facts in grouped.values()]
+
+
+def truce(view: View, truce_id: str | None = None) -> TruceView:
+    """The named truce, or the one agreed most recently; status `none` when there is none."""
+    found = [t for t in truces(view) if truce_id in (None, t.truce_id)]
+    return found[-1] if found else TruceView(status="none", truce_id=truce_id)
