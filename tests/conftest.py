@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from service.process import create_key, start_server, stop_server
 from service.settings import Settings
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -70,12 +68,6 @@ def clock() -> SettableClock:
     return SettableClock()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Served:
     """A real `parley serve` process on loopback."""
@@ -91,55 +83,13 @@ class Served:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
-def start_server(database_url: str, log_path: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    port = port or free_port()
-    env = {
-        **os.environ,
-        "PARLEY_DATABASE_URL": database_url,
-        "PARLEY_PORT": str(port),
-        "PARLEY_LOG_FORMAT": "json",
-        "PARLEY_BOOTSTRAP_ADMIN": "0",
-    }
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
-                return process, base_url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not become ready: {log_path.read_text()[-2000:]}")
-
-
-def create_key(database_url: str, name: str, role: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "service", "keys", "create", "--name", name, "--role", role, "--database", database_url],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
     admin = create_key(database_url, "admin", "admin")
     log_path = tmp_path / "server.log"
     process, base_url = start_server(database_url, log_path)
     yield Served(base_url, database_url, admin, process, log_path)
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_server(process)
 
 
 @pytest.fixture

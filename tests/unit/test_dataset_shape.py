@@ -1,0 +1,197 @@
+"""Shape of the shipped `us-china-trade-2025` dataset: every line is a valid client event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import json
+
+import msgspec
+import pytest
+
+from events.payloads import RESERVED_FIELDS, AnyEvent, MeasureChanged, NegotiationOpened
+
+DATASET = "us-china-trade-2025.jsonl"
+
+
+def _lines() -> list[str]:
+    text = importlib.resources.files("events.datasets").joinpath(DATASET).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[str]:
+    return _lines()
+
+
+@pytest.fixture(scope="module")
+def events(lines: list[str]) -> list:
+    return [msgspec.json.decode(line, type=AnyEvent) for line in lines]
+
+
+def test_every_line_decodes_to_an_event(lines: list[str]) -> None:
+    for number, line in enumerate(lines, start=1):
+        try:
+            msgspec.json.decode(line, type=AnyEvent)
+        except msgspec.ValidationError as exc:  # pragma: no cover - failure message only
+            pytest.fail(f"line {number}: {exc}")
+
+
+def test_no_server_fields(lines: list[str]) -> None:
+    for number, line in enumerate(lines, start=1):
+        raw = json.loads(line)
+        assert not RESERVED_FIELDS & raw.keys(), f"line {number} carries server fields"
+
+
+def test_first_event_opens_the_negotiation(events: list) -> None:
+    first = events[0]
+    assert isinstance(first, NegotiationOpened)
+    assert first.title == "US–China trade talks 2025"
+    assert first.parties == ("US", "CN")
+    assert first.source is not None
+
+
+def test_at_least_forty_events_covering_feb_to_aug_2025(events: list) -> None:
+    assert len(events) >= 40
+    months = {(e.occurred_on.year, e.occurred_on.month) for e in events}
+    assert {(2025, m) for m in range(2, 9)} <= months
+
+
+def test_every_event_has_a_named_dated_source(events: list) -> None:
+    for number, event in enumerate(events, start=1):
+        assert event.source is not None, f"line {number} has no source"
+        assert event.source.name, f"line {number} source has no name"
+        assert event.source.published_at is not None, f"line {number} source has no published_at"
+
+
+def test_lines_are_in_world_order(events: list) -> None:
+    dates = [e.occurred_on for e in events]
+    assert dates == sorted(dates)
+
+
+def _changes(events: list, measure_id: str) -> list[MeasureChanged]:
+    return [e for e in events if isinstance(e, MeasureChanged) and e.measure_id == measure_id]
+
+
+def test_fentanyl_tariff_steps(events: list) -> None:
+    steps = [(c.rate_pct, c.effective_from) for c in _changes(events, "us-ieepa-fentanyl-cn")]
+    assert (10, dt.date(2025, 2, 4)) in steps
+    assert (20, dt.date(2025, 3, 4)) in steps
+    assert all(c.legal_basis == "IEEPA" for c in _changes(events, "us-ieepa-fentanyl-cn"))
+
+
+def test_reciprocal_tariff_steps(events: list) -> None:
+    changes = _changes(events, "us-ieepa-reciprocal-cn")
+    steps = {(c.occurred_on, c.status, c.rate_pct, c.effective_from, c.until_deadline) for c in changes}
+    d = dt.date
+    assert (d(2025, 4, 2), "in_force", 34, d(2025, 4, 9), None) in steps
+    assert (d(2025, 4, 8), "in_force", 84, d(2025, 4, 9), None) in steps
+    assert (d(2025, 4, 9), "in_force", 125, d(2025, 4, 10), None) in steps
+    assert (d(2025, 5, 12), "in_force", 34, d(2025, 5, 14), None) in steps
+    assert (d(2025, 5, 12), "suspended", 10, d(2025, 5, 14), "truce-expiry") in steps
+    assert all(c.legal_basis == "IEEPA" for c in changes)
+
+
+# --- a minimal fold of the state rule, to check the numbers the dataset implies ------------
+
+
+def _deadlines(events: list, known_until: dt.date | None) -> dict[str, dt.date]:
+    due: dict[str, dt.date] = {}
+    for e in events:
+        if known_until is not None and e.occurred_on > known_until:
+            continue
+        if e.type in ("deadline_set", "deadline_extended"):
+            due[e.deadline_id] = e.due_on
+    return due
+
+
+def _rate(events: list, measure_id: str, on: dt.date, known_until: dt.date | None = None) -> float:
+    due = _deadlines(events, known_until)
+    best = None
+    for index, c in enumerate(events):
+        if not (isinstance(c, MeasureChanged) and c.measure_id == measure_id):
+            continue
+        if known_until is not None and c.occurred_on > known_until:
+            continue
+        if c.effective_from is None or c.effective_from > on:
+            continue
+        # projections convention: a deadline's due_on is the last day a change tied to it applies
+        if c.until_deadline is not None and on > due[c.until_deadline]:
+            continue
+        key = (c.occurred_on, c.effective_from, index)
+        if best is None or key > best[0]:
+            best = (key, c)
+    if best is None or best[1].status in ("removed", "invalidated", "threatened", "announced"):
+        return 0
+    return best[1].rate_pct or 0
+
+
+def _ieepa_total(events: list, on: dt.date, known_until: dt.date | None = None) -> float:
+    return sum(_rate(events, m, on, known_until) for m in ("us-ieepa-fentanyl-cn", "us-ieepa-reciprocal-cn"))
+
+
+@pytest.mark.parametrize(
+    ("on", "total"),
+    [
+        (dt.date(2025, 2, 3), 0),
+        (dt.date(2025, 2, 4), 10),
+        (dt.date(2025, 3, 3), 10),
+        (dt.date(2025, 3, 4), 20),
+        (dt.date(2025, 4, 9), 104),
+        (dt.date(2025, 4, 10), 145),
+        (dt.date(2025, 5, 13), 145),
+        (dt.date(2025, 5, 14), 30),
+        (dt.date(2025, 8, 13), 30),
+        (dt.date(2025, 11, 10), 30),
+        (dt.date(2025, 11, 11), 54),
+    ],
+)
+def test_us_ieepa_total_on_china(events: list, on: dt.date, total: float) -> None:
+    assert _ieepa_total(events, on) == total
+
+
+def test_lapse_brings_back_34_not_145(events: list) -> None:
+    # Known only up to 10 Aug (before the extension), the suspension has run out the day after 12 Aug.
+    before = dt.date(2025, 8, 10)
+    assert _rate(events, "us-ieepa-reciprocal-cn", dt.date(2025, 8, 13), known_until=before) == 34
+    assert _ieepa_total(events, dt.date(2025, 8, 13), known_until=before) == 54
+    assert _rate(events, "cn-tariff-commission-counter-us", dt.date(2025, 8, 13), known_until=before) == 34
+    # With the 11 Aug extension the 10% holds through 10 Nov.
+    assert _rate(events, "us-ieepa-reciprocal-cn", dt.date(2025, 11, 10)) == 10
+    assert _rate(events, "us-ieepa-reciprocal-cn", dt.date(2025, 11, 11)) == 34
+
+
+@pytest.mark.parametrize(
+    ("on", "rate"),
+    [(dt.date(2025, 4, 10), 84), (dt.date(2025, 4, 12), 125), (dt.date(2025, 5, 14), 10)],
+)
+def test_china_counter_tariff(events: list, on: dt.date, rate: float) -> None:
+    assert _rate(events, "cn-tariff-commission-counter-us", on) == rate
+
+
+def test_truce_and_deadline_chain(events: list) -> None:
+    by_type = {}
+    for e in events:
+        by_type.setdefault(e.type, []).append(e)
+    agreed = [t for t in by_type["truce_agreed"] if t.truce_id == "geneva-truce"]
+    assert agreed and agreed[0].deadline_id == "truce-expiry"
+    assert any(t.truce_id == "geneva-truce" for t in by_type["truce_extended"])
+    assert any(d.deadline_id == "truce-expiry" and d.due_on == dt.date(2025, 8, 12) for d in by_type["deadline_set"])
+    assert any(
+        d.deadline_id == "truce-expiry" and d.due_on == dt.date(2025, 11, 10) for d in by_type["deadline_extended"]
+    )
+    rounds = {r.location.split(" ")[0] for r in by_type["round_held"]}
+    assert {"Geneva", "London", "Stockholm"} <= rounds
+
+
+def test_seed_claims_are_attributed_claims(events: list) -> None:
+    claims = {
+        (e.claim.subject, e.claim.value): e.speaker.name
+        for e in events
+        if e.type == "statement_made" and e.claim is not None
+    }
+    assert ("us.tariff_on_lapse_pct", "145") in claims
+    assert claims[("truce.extension", "agreed")] == "Li Chenggang"
+    assert claims[("truce.extension", "not_agreed")] == "Scott Bessent"
+    issues = {e.issue_id for e in events if e.type == "issue_raised"}
+    assert {"tiktok-spinoff", "exit-bans", "entity-list", "rare-earths", "russia-iran-oil"} <= issues
