@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from service.api.common import Page, decode_cursor, encode_cursor, in_thread, log_of, problems
+from service.api.common import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    in_thread,
+    log_of,
+    problems,
+)
 from service.api.negotiations import Limit, with_corrections
 from service.auth import require
 

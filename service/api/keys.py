@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 
-from service.api.common import Page, decode, in_thread, principal, problems, require_json
+from service.api.common import (
+    Page,
+    decode,
+    in_thread,
+    principal,
+    problems,
+    require_json,
+)
 from service.api.negotiations import Limit
 from service.auth import KeyRecord, KeyStore, NewKey, Role, require
 

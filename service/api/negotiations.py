@@ -13,7 +13,16 @@ from litestar.params import Parameter
 
 from events.application import Appended, IdempotentReplay, envelope
 from events.negotiation import Negotiation
-from events.payloads import AnyEvent, Name, NegotiationOpened, PartyCode, Slug, Source, Tags, Text
+from events.payloads import (
+    AnyEvent,
+    Name,
+    NegotiationOpened,
+    PartyCode,
+    Slug,
+    Source,
+    Tags,
+    Text,
+)
 from events.records import Recorded
 from service.api.common import (
     Page,
