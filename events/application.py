@@ -118,11 +118,16 @@ class ParleyLog(Application):
         if appending is not None:
             self._replay_if_seen(appending)
         with self._stream_lock(negotiation_id), _translated_store_errors():
+            # Optimistic: start from the cached state; versions are contiguous per stream, so any
+            # write we have not seen makes the insert collide, and then we catch up and try again.
+            state = self._states.get(negotiation_id) or self._refresh(negotiation_id)
             for _ in range(MAX_CONFLICT_RETRIES):
-                state = self._refresh(negotiation_id)
                 current = state.version if state else 0
                 if expected_version is not None and expected_version != current:
-                    raise VersionConflictError(negotiation_id, expected_version, current)
+                    state = self._refresh(negotiation_id)
+                    current = state.version if state else 0
+                    if expected_version != current:
+                        raise VersionConflictError(negotiation_id, expected_version, current)
                 decide(state, negotiation_id, events, located=self._foreign(state, events))
                 now = self.clock()
                 records = [
@@ -157,8 +162,8 @@ class ParleyLog(Application):
                     # Another writer took this version, or a twin request took this key.
                     if appending is not None:
                         self._replay_if_seen(appending)
+                    state = self._refresh(negotiation_id)
                     if expected_version is not None:
-                        state = self._refresh(negotiation_id)
                         raise VersionConflictError(
                             negotiation_id, expected_version, state.version if state else 0
                         ) from None

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any, Literal
 
+import anyio.to_thread
 import msgspec
 from eventsourcing.persistence import IntegrityError
 from litestar.connection import ASGIConnection
@@ -22,6 +23,7 @@ Role = Literal["reader", "reporter", "admin"]
 RANK: dict[str, int] = {"reader": 1, "reporter": 2, "admin": 3}
 KEY_PREFIX = "pk_"
 _CACHE_SECONDS = 1.0
+_MISS = object()
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -119,13 +121,17 @@ class KeyStore:
     def count(self) -> int:
         return int(self._run("SELECT COUNT(*) AS n FROM parley_keys")[0]["n"])
 
+    def cached(self, secret: str) -> Principal | None | object:
+        """The principal for `secret` if looked up less than a second ago, else _MISS."""
+        with self._lock:
+            hit = self._cache.get(_digest(secret))
+        if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
+            return hit[1]
+        return _MISS
+
     def authenticate(self, secret: str) -> Principal | None:
         digest = _digest(secret)
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < _CACHE_SECONDS:
-            return hit[1]
         rows = self._run("SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,))
         principal = Principal(name=rows[0]["name"], role=rows[0]["role"], key_id=rows[0]["id"]) if rows else None
         with self._lock:
@@ -141,7 +147,7 @@ def _unauthorized(detail: str) -> ProblemError:
     )
 
 
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str) -> Principal:
+async def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str) -> Principal:
     header = connection.headers.get("authorization")
     if not header:
         if public_read and needed == "reader":
@@ -151,7 +157,9 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public_read:
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("the Authorization header must be 'Bearer <key>'")
     keys: KeyStore = connection.app.state.key_store
-    principal = keys.authenticate(secret.strip())
+    principal = keys.cached(secret.strip())
+    if principal is _MISS:
+        principal = await anyio.to_thread.run_sync(keys.authenticate, secret.strip())
     if principal is None:
         raise _unauthorized("unknown or revoked access key")
     return principal
@@ -160,9 +168,9 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public_read:
 def require(role: Role):  # noqa: ANN201 - a litestar guard factory
     """A guard that admits keys of `role` or higher and binds the principal to the request."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         settings = connection.app.state.settings
-        principal = principal_of(connection, public_read=settings.public_read, needed=role)
+        principal = await principal_of(connection, public_read=settings.public_read, needed=role)
         if RANK[principal.role] < RANK[role]:
             raise ProblemError(
                 403, "Forbidden", f"the key {principal.name!r} has role {principal.role!r}; this needs {role!r}",
