@@ -8,7 +8,7 @@ import datetime as dt
 from msgspec import Struct
 
 from events.payloads import DeadlineExtended, DeadlineResolved, DeadlineSet
-from projections.state import Fact, View, known
+from projections.state import Fact, View, because_of, in_world_order
 
 
 class Extension(Struct, frozen=True, kw_only=True):
@@ -62,17 +62,12 @@ class DeadlineBook:
             due_on = origin.event.due_on
         else:
             return None
-        because = (*(origin.because if origin else ()), *(i for f in chain for i in f.because))
-        return Due(on=due_on, because=because)
-
-
-def _by_world_date(fact: Fact) -> tuple[dt.date, int]:
-    return fact.occurred_on, fact.version
+        return Due(on=due_on, because=because_of(origin.because if origin else (), *(f.because for f in chain)))
 
 
 def deadline_book(view: View) -> DeadlineBook:
     book = DeadlineBook(set={}, extended={}, resolved={})
-    for fact in sorted(known(view, DeadlineSet, DeadlineExtended, DeadlineResolved), key=_by_world_date):
+    for fact in in_world_order(view, DeadlineSet, DeadlineExtended, DeadlineResolved):
         match fact.event:
             case DeadlineSet(deadline_id=deadline_id):
                 book.set[deadline_id] = fact
@@ -105,7 +100,7 @@ def deadlines(view: View) -> DeadlinesView:
                 extensions=extensions(book, deadline_id, view.as_of),
                 resolved_on=resolution.occurred_on if resolution else None,
                 outcome=resolution.event.outcome if resolution else None,
-                because=(*due.because, *(resolution.because if resolution else ())),
+                because=because_of(due.because, resolution.because if resolution else ()),
             )
         )
     upcoming.sort(key=lambda d: (d.due_on, d.deadline_id))

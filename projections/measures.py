@@ -10,7 +10,7 @@ from msgspec import Struct
 
 from events.payloads import MeasureChanged, MeasureKind, MeasureStatus
 from projections.deadlines import DeadlineBook, deadline_book
-from projections.state import Fact, View, known
+from projections.state import Fact, View, because_of, first_given, known
 
 # Threats and announcements are not legal acts: they never displace the change that applies.
 ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "invalidated"})
@@ -24,10 +24,6 @@ def starts_on(change: MeasureChanged) -> dt.date:
 def counts(change: MeasureChanged) -> bool:
     """Whether the change puts the measure in force (a partial suspension keeps its remaining rate)."""
     return change.status == "in_force" or (change.status == "suspended" and change.rate_pct is not None)
-
-
-def because_of(*groups: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(i for group in groups for i in group))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +43,7 @@ class MeasureHistory:
 
     @property
     def legal_basis(self) -> str | None:
-        return next((f.event.legal_basis for f in self.changes if f.event.legal_basis), None)
-
-    @property
-    def name(self) -> str | None:
-        return next((f.event.name for f in self.changes if f.event.name), None)
-
-    @property
-    def scope(self) -> str | None:
-        return next((f.event.scope for f in self.changes if f.event.scope), None)
+        return first_given(self.changes, "legal_basis")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,20 +104,6 @@ def ruling(history: MeasureHistory, on: dt.date, book: DeadlineBook) -> Ruling |
     return None
 
 
-def pending(history: MeasureHistory, as_of: dt.date, book: DeadlineBook) -> list[Ruling]:
-    """Scheduled changes that will apply on their first day; a rate replaced before its date is left out."""
-    current = ruling(history, as_of, book)
-    scheduled: list[Ruling] = []
-    for day in sorted({starts_on(f.event) for f in history.acts if starts_on(f.event) > as_of}):
-        upcoming = ruling(history, day, book)
-        if upcoming is None or starts_on(upcoming.change.event) != day:
-            continue
-        if current is None or upcoming.change.event_id != current.change.event_id:
-            scheduled.append(upcoming)
-            current = upcoming
-    return scheduled
-
-
 class PendingChange(Struct, frozen=True, kw_only=True):
     measure_id: str
     status: MeasureStatus
@@ -139,16 +113,26 @@ class PendingChange(Struct, frozen=True, kw_only=True):
 
 
 def pending_changes(history: MeasureHistory, as_of: dt.date, book: DeadlineBook) -> tuple[PendingChange, ...]:
-    return tuple(
-        PendingChange(
-            measure_id=history.measure_id,
-            status=r.change.event.status,
-            rate_pct=r.change.event.rate_pct,
-            effective_from=r.since,
-            because=r.because,
-        )
-        for r in pending(history, as_of, book)
-    )
+    """Scheduled changes that will apply on their first day; a rate replaced before its date is left out."""
+    current = ruling(history, as_of, book)
+    scheduled: list[PendingChange] = []
+    for day in sorted({starts_on(f.event) for f in history.acts if starts_on(f.event) > as_of}):
+        upcoming = ruling(history, day, book)
+        if upcoming is None or starts_on(upcoming.change.event) != day:
+            continue
+        if current is None or upcoming.change.event_id != current.change.event_id:
+            change = upcoming.change.event
+            scheduled.append(
+                PendingChange(
+                    measure_id=history.measure_id,
+                    status=change.status,
+                    rate_pct=change.rate_pct,
+                    effective_from=day,
+                    because=upcoming.because,
+                )
+            )
+            current = upcoming
+    return tuple(scheduled)
 
 
 class MeasureView(Struct, frozen=True, kw_only=True):
@@ -191,11 +175,11 @@ def measures(view: View) -> MeasuresView:
             MeasureView(
                 measure_id=history.measure_id,
                 kind=latest.kind,
-                name=history.name,
+                name=first_given(history.changes, "name"),
                 imposed_by=latest.imposed_by,
                 applies_to=latest.applies_to,
                 legal_basis=history.legal_basis,
-                scope=history.scope,
+                scope=first_given(history.changes, "scope"),
                 status=status,
                 in_force=change is not None and counts(change),
                 rate_pct=change.rate_pct if change else None,

@@ -1,13 +1,12 @@
 """The bitemporal fold behind every read model: `evolve` one event at a time, `view` at (as_of, known_at).
 
-`State` keeps every recorded event (original payloads, corrections and retractions side by side)
-and indexes it by payload type, so it never has to be rebuilt for another `known_at`: a view
-applies only what was recorded by `known_at` and only what occurred by `as_of`, and each read
-model resolves just the payload types it needs. Folding by world dates makes backfills land on
-their own dates. A `State` sees a prefix of an append-only ledger that later states share, so
-`evolve` is O(1) and old states (checkpoints) stay valid; evolving an old state again copies
-its prefix. A long-lived copy can therefore be kept current by a runner and queried at any
-(as_of, known_at) pair; to persist it, store its records and `fold` them back.
+`State` keeps every recorded event, corrections and retractions beside their targets, indexed by
+payload type. Time travel is a filter, never a rebuild: a view applies what was recorded by
+`known_at` and what occurred by `as_of`, and each read model resolves only the types it needs;
+folding by world dates lets backfills land on their own dates. A `State` sees a prefix of an
+append-only ledger that later states share, so `evolve` is O(1) and any older state (a
+checkpoint) keeps its answers; evolving an old state again branches off a copy. A runner can
+keep one state per negotiation current and answer any (as_of, known_at) from it.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import dataclasses
 import datetime as dt
 import heapq
 from collections.abc import Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from events.payloads import Event, EventCorrected, EventRetracted
 from events.records import Recorded
@@ -48,7 +47,9 @@ class State:
 
 def evolve(state: State, recorded: Recorded) -> State:
     if state.negotiation_id not in (None, recorded.negotiation_id):
-        raise ValueError(f"event {recorded.event_id} belongs to {recorded.negotiation_id!r}, not {state.negotiation_id!r}")
+        raise ValueError(
+            f"event {recorded.event_id} belongs to {recorded.negotiation_id!r}, not {state.negotiation_id!r}"
+        )
     ledger = state._ledger
     if state.size != len(ledger.records):
         # Someone already evolved this state: branch off a private copy of its prefix.
@@ -102,6 +103,16 @@ class Fact(Generic[E]):
         return self.event.occurred_on
 
 
+def because_of(*groups: Iterable[str]) -> tuple[str, ...]:
+    """Event ids in first-seen order, each once."""
+    return tuple(dict.fromkeys(i for group in groups for i in group))
+
+
+def first_given(facts: Iterable[Fact], field: str) -> Any:
+    """The first non-empty value of a payload field, so a report that leaves it out erases nothing."""
+    return next((value for f in facts if (value := getattr(f.event, field))), None)
+
+
 def known(view: View, *types: type[E]) -> Iterator[Fact[E]]:
     """The facts of these types recorded by `known_at` and occurring by `as_of`, in stream order."""
     state = view.state
@@ -128,3 +139,8 @@ def known(view: View, *types: type[E]) -> Iterator[Fact[E]]:
                     event, because = replacement, (*because, amendment.event_id)
         if isinstance(event, types) and event.occurred_on <= view.as_of:
             yield Fact(event_id=recorded.event_id, version=recorded.originator_version, event=event, because=because)
+
+
+def in_world_order(view: View, *types: type[E]) -> list[Fact[E]]:
+    """`known` facts sorted by when they happened, then by the order they were recorded in."""
+    return sorted(known(view, *types), key=lambda f: (f.occurred_on, f.version))

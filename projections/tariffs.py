@@ -11,16 +11,13 @@ from projections.deadlines import DeadlineBook, deadline_book
 from projections.measures import (
     MeasureHistory,
     PendingChange,
-    because_of,
     counts,
     measure_histories,
     pending_changes,
     ruling,
 )
-from projections.state import View
+from projections.state import View, because_of
 from projections.truce import TruceView, truces
-
-_DAY = dt.timedelta(days=1)
 
 
 class MeasureRate(Struct, frozen=True, kw_only=True):
@@ -93,7 +90,7 @@ def _lapse(
         return None
     # The first truce to run out is the one the direction is exposed to.
     expires_on, first = min(touching, key=lambda pair: pair[0])
-    applies_from = expires_on + _DAY
+    applies_from = expires_on + dt.timedelta(days=1)
     rates = _in_force(histories, applies_from, book)
     return TruceLapse(
         truce_id=first.truce_id,

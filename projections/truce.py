@@ -9,8 +9,7 @@ from msgspec import Struct
 
 from events.payloads import TruceAgreed, TruceEnded, TruceExtended
 from projections.deadlines import DeadlineBook, Extension, deadline_book, extensions
-from projections.measures import because_of
-from projections.state import Fact, View, known
+from projections.state import Fact, View, because_of, in_world_order
 
 # pending: agreed, not yet effective on as_of
 TruceStatus = Literal["none", "pending", "active", "lapsed", "ended"]
@@ -30,7 +29,10 @@ class TruceView(Struct, frozen=True, kw_only=True):
     because: tuple[str, ...] = ()
 
 
-def _truce_view(facts: list[Fact[TruceAgreed | TruceExtended | TruceEnded]], book: DeadlineBook, as_of: dt.date) -> TruceView:
+TruceFact = Fact[TruceAgreed | TruceExtended | TruceEnded]
+
+
+def _truce_view(facts: list[TruceFact], book: DeadlineBook, as_of: dt.date) -> TruceView:
     first = next((f for f in facts if isinstance(f.event, TruceAgreed)), facts[0]).event
     effective_from = first.effective_from or first.occurred_on
     deadline_id = next((f.event.deadline_id for f in reversed(facts) if f.event.deadline_id), None)
@@ -63,9 +65,8 @@ def _truce_view(facts: list[Fact[TruceAgreed | TruceExtended | TruceEnded]], boo
 
 def truces(view: View, book: DeadlineBook | None = None) -> list[TruceView]:
     """Every truce agreed by as_of, the most recently agreed last."""
-    grouped: dict[str, list[Fact[TruceAgreed | TruceExtended | TruceEnded]]] = {}
-    facts = known(view, TruceAgreed, TruceExtended, TruceEnded)
-    for fact in sorted(facts, key=lambda f: (f.occurred_on, f.version)):
+    grouped: dict[str, list[TruceFact]] = {}
+    for fact in in_world_order(view, TruceAgreed, TruceExtended, TruceEnded):
         grouped.setdefault(fact.event.truce_id, []).append(fact)
     book = book or deadline_book(view)
     return [_truce_view(facts, book, view.as_of) for facts in grouped.values()]

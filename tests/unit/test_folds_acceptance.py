@@ -107,7 +107,9 @@ def seed() -> Seed:
     stream = Stream(SEEDED_AT)
     ids: dict[str, str] = {}
     stream.add(
-        NegotiationOpened(occurred_on=D("2025-02-01"), source=WHITE_HOUSE, title="US-China trade 2025", parties=("US", "CN"))
+        NegotiationOpened(
+            occurred_on=D("2025-02-01"), source=WHITE_HOUSE, title="US-China trade 2025", parties=("US", "CN")
+        )
     )
     stream.add(
         MeasureChanged(
@@ -181,7 +183,9 @@ def seed() -> Seed:
     return Seed(state=fold(stream.records), ids=ids)
 
 
-def us_on_cn(state: State, as_of: str, known_at: dt.datetime = NOW, legal_basis: str | None = "IEEPA") -> TariffDirection:
+def us_on_cn(
+    state: State, as_of: str, known_at: dt.datetime = NOW, legal_basis: str | None = "IEEPA"
+) -> TariffDirection:
     schedule = tariff_schedule(view(state, D(as_of), known_at), legal_basis=legal_basis)
     (direction,) = [d for d in schedule.directions if (d.imposed_by, d.applies_to) == ("US", "CN")]
     return direction
@@ -236,7 +240,7 @@ def test_the_day_before_geneva_takes_effect_the_cut_is_pending(seed: Seed) -> No
 def test_legal_basis_filter_leaves_out_section_301_and_other_directions(seed: Seed) -> None:
     everything = tariff_schedule(view(seed.state, D("2025-05-14"), NOW))
 
-    us_cn = [d for d in everything.directions if (d.imposed_by, d.applies_to) == ("US", "CN")][0]
+    us_cn = next(d for d in everything.directions if (d.imposed_by, d.applies_to) == ("US", "CN"))
     assert us_cn.total_additional_pct == 80
     assert [(d.imposed_by, d.applies_to) for d in everything.directions] == [("CN", "US"), ("US", "CN")]
     assert us_on_cn(seed.state, "2025-05-14").total_additional_pct == 30
@@ -256,7 +260,7 @@ def test_truce_before_expiry_counts_days_left_and_the_lapse_rate(seed: Seed) -> 
     assert (lapse.truce_id, lapse.applies_from) == ("geneva-truce", D("2025-08-13"))
     assert rates(lapse.measures) == {FENTANYL: 20, RECIPROCAL: 34}
     assert lapse.total_additional_pct == 54
-    reciprocal = [m for m in lapse.measures if m.measure_id == RECIPROCAL][0]
+    reciprocal = next(m for m in lapse.measures if m.measure_id == RECIPROCAL)
     assert seed.ids["geneva_34"] in reciprocal.because
 
 
@@ -285,7 +289,7 @@ def test_known_before_the_extension_was_recorded_the_truce_lapsed_and_34_applies
     assert (geneva.status, geneva.expires_on, geneva.days_remaining) == ("lapsed", D("2025-08-12"), None)
     assert rates(direction.measures) == {FENTANYL: 20, RECIPROCAL: 34}
     assert direction.total_additional_pct == 54
-    reciprocal = [m for m in direction.measures if m.measure_id == RECIPROCAL][0]
+    reciprocal = next(m for m in direction.measures if m.measure_id == RECIPROCAL)
     assert reciprocal.since == D("2025-08-13")
     assert {seed.ids["geneva_34"], seed.ids["geneva_10"], seed.ids["deadline"]} <= set(reciprocal.because)
     assert direction.on_truce_lapse is None

@@ -1,0 +1,50 @@
+"""The `rounds` read model: negotiating rounds scheduled or held, as last reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from msgspec import Struct
+
+from events.payloads import Person, RoundHeld, RoundScheduled
+from projections.state import Fact, View, because_of, first_given, in_world_order
+
+
+class RoundView(Struct, frozen=True, kw_only=True):
+    round_id: str
+    name: str
+    status: Literal["scheduled", "held"]
+    location: str | None
+    starts_on: dt.date
+    ends_on: dt.date | None
+    delegations: dict[str, tuple[Person, ...]]
+    outcome: str | None
+    because: tuple[str, ...]
+
+
+class RoundsView(Struct, frozen=True, kw_only=True):
+    rounds: tuple[RoundView, ...]
+
+
+def rounds(view: View) -> RoundsView:
+    grouped: dict[str, list[Fact[RoundScheduled | RoundHeld]]] = {}
+    for fact in in_world_order(view, RoundScheduled, RoundHeld):
+        grouped.setdefault(fact.event.round_id, []).append(fact)
+    found = []
+    for round_id, facts in grouped.items():
+        latest = facts[-1].event
+        found.append(
+            RoundView(
+                round_id=round_id,
+                name=latest.name,
+                status="held" if any(isinstance(f.event, RoundHeld) for f in facts) else "scheduled",
+                location=first_given(reversed(facts), "location"),
+                starts_on=latest.starts_on,
+                ends_on=latest.ends_on,
+                delegations=first_given(reversed(facts), "delegations") or {},
+                outcome=first_given(reversed(facts), "outcome"),
+                because=because_of(*(f.because for f in facts)),
+            )
+        )
+    return RoundsView(rounds=tuple(sorted(found, key=lambda r: (r.starts_on, r.round_id))))
