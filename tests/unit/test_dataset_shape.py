@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import importlib.resources
 import json
+import uuid
 
 import msgspec
 import pytest
 
 from events.payloads import RESERVED_FIELDS, AnyEvent, MeasureChanged, NegotiationOpened
+from events.records import Recorded
+from projections import fold, tariff_schedule, truce, view
 
 DATASET = "us-china-trade-2025.jsonl"
 
@@ -92,42 +95,39 @@ def test_reciprocal_tariff_steps(events: list) -> None:
     assert all(c.legal_basis == "IEEPA" for c in changes)
 
 
-# --- a minimal fold of the state rule, to check the numbers the dataset implies ------------
+# --- the state the shipped dataset gives, through the real folds ------------------------
 
 
-def _deadlines(events: list, known_until: dt.date | None) -> dict[str, dt.date]:
-    due: dict[str, dt.date] = {}
-    for e in events:
-        if known_until is not None and e.occurred_on > known_until:
-            continue
-        if e.type in ("deadline_set", "deadline_extended"):
-            due[e.deadline_id] = e.due_on
-    return due
+@pytest.fixture(scope="module")
+def recorded(events: list) -> list[Recorded]:
+    """The dataset as if each event had been recorded at the end of the day it occurred."""
+    stream = uuid.uuid4()
+    return [
+        Recorded(
+            originator_id=stream,
+            originator_version=n,
+            event_id=str(uuid.uuid4()),
+            negotiation_id="us-china-trade-2025",
+            recorded_at=dt.datetime.combine(e.occurred_on, dt.time(23, 0), dt.UTC) + dt.timedelta(microseconds=n),
+            recorded_by="dataset",
+            request_id="test",
+            event=e,
+        )
+        for n, e in enumerate(events, start=1)
+    ]
 
 
-def _rate(events: list, measure_id: str, on: dt.date, known_until: dt.date | None = None) -> float:
-    due = _deadlines(events, known_until)
-    best = None
-    for index, c in enumerate(events):
-        if not (isinstance(c, MeasureChanged) and c.measure_id == measure_id):
-            continue
-        if known_until is not None and c.occurred_on > known_until:
-            continue
-        if c.effective_from is None or c.effective_from > on:
-            continue
-        # projections convention: a deadline's due_on is the last day a change tied to it applies
-        if c.until_deadline is not None and on > due[c.until_deadline]:
-            continue
-        key = (c.occurred_on, c.effective_from, index)
-        if best is None or key > best[0]:
-            best = (key, c)
-    if best is None or best[1].status in ("removed", "invalidated", "threatened", "announced"):
-        return 0
-    return best[1].rate_pct or 0
+def _rates(recorded: list[Recorded], on: dt.date, known_at: dt.datetime | None = None) -> dict[str, dict[str, float]]:
+    """measure_id -> rate in force, per direction, on `on`."""
+    schedule = tariff_schedule(view(fold(recorded), on, known_at or dt.datetime(2030, 1, 1, tzinfo=dt.UTC)))
+    return {
+        f"{d.imposed_by}->{d.applies_to}": {m.measure_id: m.rate_pct or 0 for m in d.measures} for d in schedule.directions
+    }
 
 
-def _ieepa_total(events: list, on: dt.date, known_until: dt.date | None = None) -> float:
-    return sum(_rate(events, m, on, known_until) for m in ("us-ieepa-fentanyl-cn", "us-ieepa-reciprocal-cn"))
+def _ieepa_total(recorded: list[Recorded], on: dt.date, known_at: dt.datetime | None = None) -> float:
+    schedule = tariff_schedule(view(fold(recorded), on, known_at or dt.datetime(2030, 1, 1, tzinfo=dt.UTC)), legal_basis="IEEPA")
+    return next((d.total_additional_pct for d in schedule.directions if (d.imposed_by, d.applies_to) == ("US", "CN")), 0)
 
 
 @pytest.mark.parametrize(
@@ -146,27 +146,36 @@ def _ieepa_total(events: list, on: dt.date, known_until: dt.date | None = None) 
         (dt.date(2025, 11, 11), 54),
     ],
 )
-def test_us_ieepa_total_on_china(events: list, on: dt.date, total: float) -> None:
-    assert _ieepa_total(events, on) == total
+def test_us_ieepa_total_on_china(recorded: list[Recorded], on: dt.date, total: float) -> None:
+    assert _ieepa_total(recorded, on) == total
 
 
-def test_lapse_brings_back_34_not_145(events: list) -> None:
-    # Known only up to 10 Aug (before the extension), the suspension has run out the day after 12 Aug.
-    before = dt.date(2025, 8, 10)
-    assert _rate(events, "us-ieepa-reciprocal-cn", dt.date(2025, 8, 13), known_until=before) == 34
-    assert _ieepa_total(events, dt.date(2025, 8, 13), known_until=before) == 54
-    assert _rate(events, "cn-tariff-commission-counter-us", dt.date(2025, 8, 13), known_until=before) == 34
+def test_lapse_brings_back_34_not_145(recorded: list[Recorded]) -> None:
+    # As the record stood on 10 Aug (before the extension), the suspension ran out after 12 Aug.
+    before = dt.datetime(2025, 8, 10, 23, 59, tzinfo=dt.UTC)
+    rates = _rates(recorded, dt.date(2025, 8, 13), known_at=before)
+    assert rates["US->CN"]["us-ieepa-reciprocal-cn"] == 34
+    assert rates["CN->US"]["cn-tariff-commission-counter-us"] == 34
+    assert _ieepa_total(recorded, dt.date(2025, 8, 13), known_at=before) == 54
     # With the 11 Aug extension the 10% holds through 10 Nov.
-    assert _rate(events, "us-ieepa-reciprocal-cn", dt.date(2025, 11, 10)) == 10
-    assert _rate(events, "us-ieepa-reciprocal-cn", dt.date(2025, 11, 11)) == 34
+    assert _rates(recorded, dt.date(2025, 11, 10))["US->CN"]["us-ieepa-reciprocal-cn"] == 10
+    assert _rates(recorded, dt.date(2025, 11, 11))["US->CN"]["us-ieepa-reciprocal-cn"] == 34
 
 
 @pytest.mark.parametrize(
     ("on", "rate"),
     [(dt.date(2025, 4, 10), 84), (dt.date(2025, 4, 12), 125), (dt.date(2025, 5, 14), 10)],
 )
-def test_china_counter_tariff(events: list, on: dt.date, rate: float) -> None:
-    assert _rate(events, "cn-tariff-commission-counter-us", on) == rate
+def test_china_counter_tariff(recorded: list[Recorded], on: dt.date, rate: float) -> None:
+    assert _rates(recorded, on)["CN->US"]["cn-tariff-commission-counter-us"] == rate
+
+
+def test_truce_as_of_dates(recorded: list[Recorded]) -> None:
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    july = truce(view(fold(recorded), dt.date(2025, 7, 28), now))
+    assert (july.status, july.expires_on, july.days_remaining) == ("active", dt.date(2025, 8, 12), 15)
+    august = truce(view(fold(recorded), dt.date(2025, 8, 20), now))
+    assert (august.status, august.expires_on) == ("active", dt.date(2025, 11, 10))
 
 
 def test_truce_and_deadline_chain(events: list) -> None:
