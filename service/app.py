@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from events.application import Clock, ParleyLog, store_env, utcnow
+from projections.live import LiveStates
 from service.api.events import EventController
 from service.api.health import health, ready
 from service.api.keys import KeyController
@@ -34,6 +35,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
         log = open_log(settings, clock)
         app.state.log = log
         app.state.key_store = KeyStore(log)
+        app.state.states = LiveStates(log)
         try:
             yield
         finally:
