@@ -17,6 +17,7 @@ from service.api.events import EventController
 from service.api.health import health, ready
 from service.api.keys import KeyController
 from service.api.negotiations import NegotiationController
+from service.api.openapi import document_request_bodies
 from service.auth import KeyStore
 from service.logs import request_context
 from service.problems import EXCEPTION_HANDLERS
@@ -41,7 +42,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
         finally:
             log.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[NegotiationController, EventController, KeyController, health, ready],
         lifespan=[lifespan],
         middleware=[request_context],
@@ -58,4 +59,5 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
         debug=False,
         logging_config=None,
     )
-
+    document_request_bodies(app)
+    return app

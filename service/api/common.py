@@ -25,6 +25,7 @@ _DESCRIPTIONS = {
     404: "No such resource.",
     409: "Stale If-Match version, or an id that exists.",
     413: "The body is over 1 MiB.",
+    415: "The body is not sent as application/json.",
     422: "Well-formed JSON that breaks a rule.",
     503: "The store is unreachable.",
 }

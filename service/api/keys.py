@@ -35,7 +35,7 @@ class KeyController(Controller):
     tags = ["keys"]
     guards = [require("admin")]
 
-    @post("/", operation_id="createKey", summary="Create an access key (shown once)", status_code=201, responses=problems(403, 409, 413, 422))
+    @post("/", operation_id="createKey", summary="Create an access key (shown once)", status_code=201, responses=problems(403, 409, 413, 415, 422))
     async def create(self, request: Request[Any, Any, Any]) -> NewKey:
         require_json(request)
         body = decode(await request.body(), KeyCreate, title="Invalid key")

@@ -74,7 +74,7 @@ class NegotiationOut(msgspec.Struct, frozen=True, kw_only=True):
     position: int | None = None
 
 
-class Appended_(msgspec.Struct, frozen=True):
+class AppendResult(msgspec.Struct, frozen=True):
     events: list[dict[str, Any]]
     position: int
 
@@ -132,7 +132,7 @@ class NegotiationController(Controller):
         summary="Open a negotiation (appends negotiation_opened)",
         guards=[require("reporter")],
         status_code=201,
-        responses=problems(403, 409, 413, 422),
+        responses=problems(403, 409, 413, 415, 422),
     )
     async def create(self, request: Request[Any, Any, Any]) -> Response[NegotiationOut]:
         require_json(request)
@@ -189,9 +189,9 @@ class NegotiationController(Controller):
         summary="Append one event or a batch {events: [...]}, all or nothing",
         guards=[require("reporter")],
         status_code=201,
-        responses=problems(403, 404, 409, 413, 422),
+        responses=problems(403, 404, 409, 413, 415, 422),
     )
-    async def append(self, request: Request[Any, Any, Any], negotiation_id: str) -> Response[Appended_]:
+    async def append(self, request: Request[Any, Any, Any], negotiation_id: str) -> Response[AppendResult]:
         require_json(request)
         raw = await request.body()
         events = _events_from(raw)
@@ -213,7 +213,7 @@ class NegotiationController(Controller):
             )
         except IdempotentReplay as replay:
             appended = replay.appended
-        body = Appended_(events=[envelope(a) for a in appended], position=appended[-1].position)
+        body = AppendResult(events=[envelope(a) for a in appended], position=appended[-1].position)
         return _write_response(request, appended, body)
 
     @get(
