@@ -25,7 +25,7 @@ from events.records import Recorded, stream_id
 from service.process import create_key, start_server, stop_server
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TABLES = "parley_events, parley_event_index, parley_idempotency, parley_keys"
+TABLES = "parley_events, parley_event_index, parley_idempotency, parley_keys, parley_view_deadlines, parley_view_measures, parleyviews_tracking"
 
 
 def payload(i: int) -> dict[str, object]:

@@ -9,12 +9,13 @@ keeps (access keys) lives in small side tables of the same database.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent, Subscription
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL
@@ -200,6 +201,35 @@ class ParleyTables:
         return int(rows[0]["head"] or 0)
 
 
+class PollingSubscription(Subscription[Any]):
+    """SQLite cannot notify: follow the log by polling it from the last position seen."""
+
+    def __init__(self, recorder: Any, gt: int | None = None, topics: Sequence[str] = (), interval: float = 0.1) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._buffer: list[Notification] = []
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
+
+    def __next__(self) -> Notification:
+        while not self._buffer:
+            if self._has_been_stopped:
+                raise StopIteration
+            self._buffer = list(
+                self._recorder.select_notifications(
+                    start=self._last_notification_id or 0, limit=500, topics=self._topics, inclusive_of_start=False
+                )
+            )[::-1]
+            if not self._buffer:
+                self._stopped.wait(self._interval)
+        notification = self._buffer.pop()
+        self._last_notification_id = notification.id
+        return notification
+
+
 class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
     placeholder = "?"
     position_column = "rowid"
@@ -221,6 +251,9 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
         if idempotency is not None:
             c.execute(_INSERT_IDEMPOTENCY, _idempotency_row(idempotency))
         return positions
+
+    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> PollingSubscription:
+        return PollingSubscription(self, gt=gt, topics=topics)
 
     def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
         with self.datastore.transaction(commit=commit) as c:

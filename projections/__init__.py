@@ -6,7 +6,13 @@ from projections.measures import MeasuresView, MeasureView, PendingChange, measu
 from projections.rounds import RoundsView, RoundView, rounds
 from projections.state import Fact, State, View, evolve, fold, view
 from projections.statements import StatementsView, StatementView, statements
-from projections.tariffs import MeasureRate, TariffDirection, TariffScheduleView, TruceLapse, tariff_schedule
+from projections.tariffs import (
+    MeasureRate,
+    TariffDirection,
+    TariffScheduleView,
+    TruceLapse,
+    tariff_schedule,
+)
 from projections.truce import TruceView, truce
 
 __all__ = [

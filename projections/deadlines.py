@@ -8,7 +8,7 @@ import datetime as dt
 from msgspec import Struct
 
 from events.payloads import DeadlineExtended, DeadlineResolved, DeadlineSet
-from projections.state import Fact, View, because_of, in_world_order
+from projections.state import DeadlineIndex, Fact, Scope, View, because_of, memo, scope
 
 
 class Extension(Struct, frozen=True, kw_only=True):
@@ -45,17 +45,50 @@ class Due(Struct, frozen=True, kw_only=True):
 class DeadlineBook:
     """The deadlines known in a view; due dates depend on the day asked about."""
 
-    set: dict[str, Fact[DeadlineSet]]
-    extended: dict[str, list[Fact[DeadlineExtended]]]
-    resolved: dict[str, Fact[DeadlineResolved]]
+    scope: Scope
+    _chains: dict[tuple[str, dt.date], list[Fact[DeadlineExtended]]] = dataclasses.field(default_factory=dict)
+    _dues: dict[tuple[str, dt.date], Due | None] = dataclasses.field(default_factory=dict)
+
+    def _index(self, deadline_id: str) -> DeadlineIndex | None:
+        return self.scope.entities.deadlines.get(deadline_id)
+
+    def ids(self) -> list[str]:
+        """The deadlines set or extended by as_of."""
+        return [
+            deadline_id
+            for deadline_id, index in list(self.scope.entities.deadlines.items())
+            if self.scope.latest(index.set) is not None or self.scope.latest(index.extended) is not None
+        ]
+
+    def origin(self, deadline_id: str) -> Fact[DeadlineSet] | None:
+        """The deadline as set last (in world order) by as_of."""
+        index = self._index(deadline_id)
+        return self.scope.latest(index.set) if index is not None else None
+
+    def resolution(self, deadline_id: str) -> Fact[DeadlineResolved] | None:
+        index = self._index(deadline_id)
+        return self.scope.latest(index.resolved) if index is not None else None
 
     def chain(self, deadline_id: str, on: dt.date) -> list[Fact[DeadlineExtended]]:
-        return [f for f in self.extended.get(deadline_id, []) if f.occurred_on <= on]
+        """The extensions that occurred on or before `on` (and by as_of), in world order."""
+        on = min(on, self.scope.as_of)
+        found = self._chains.get((deadline_id, on))
+        if found is None:
+            index = self._index(deadline_id)
+            found = self._chains[(deadline_id, on)] = self.scope.world_order(index.extended if index else None, on)
+        return found
 
     def due(self, deadline_id: str, on: dt.date) -> Due | None:
         """The due date as extended by what occurred on or before `on`; None for an unknown deadline."""
+        on = min(on, self.scope.as_of)
+        key = (deadline_id, on)
+        if key not in self._dues:
+            self._dues[key] = self._due(deadline_id, on)
+        return self._dues[key]
+
+    def _due(self, deadline_id: str, on: dt.date) -> Due | None:
         chain = self.chain(deadline_id, on)
-        origin = self.set.get(deadline_id)
+        origin = self.origin(deadline_id)
         if chain:
             due_on = chain[-1].event.due_on
         elif origin is not None:
@@ -66,28 +99,19 @@ class DeadlineBook:
 
 
 def deadline_book(view: View) -> DeadlineBook:
-    book = DeadlineBook(set={}, extended={}, resolved={})
-    for fact in in_world_order(view, DeadlineSet, DeadlineExtended, DeadlineResolved):
-        match fact.event:
-            case DeadlineSet(deadline_id=deadline_id):
-                book.set[deadline_id] = fact
-            case DeadlineExtended(deadline_id=deadline_id):
-                book.extended.setdefault(deadline_id, []).append(fact)
-            case DeadlineResolved(deadline_id=deadline_id):
-                book.resolved[deadline_id] = fact
-    return book
+    return memo(view, "deadline_book", lambda: DeadlineBook(scope=scope(view)))
 
 
 def deadlines(view: View) -> DeadlinesView:
     book = deadline_book(view)
     upcoming: list[DeadlineView] = []
     passed: list[DeadlineView] = []
-    for deadline_id in book.set.keys() | book.extended.keys():
+    for deadline_id in book.ids():
         due = book.due(deadline_id, view.as_of)
         if due is None:
             continue
-        origin = book.set.get(deadline_id)
-        resolution = book.resolved.get(deadline_id)
+        origin = book.origin(deadline_id)
+        resolution = book.resolution(deadline_id)
         is_upcoming = resolution is None and due.on >= view.as_of
         (upcoming if is_upcoming else passed).append(
             DeadlineView(

@@ -8,8 +8,14 @@ from typing import Literal
 
 from msgspec import Struct
 
-from events.payloads import ConcessionMade, DemandMade, IssueRaised, IssueStatus, IssueUpdated
-from projections.state import View, because_of, in_world_order
+from events.payloads import (
+    ConcessionMade,
+    DemandMade,
+    IssueRaised,
+    IssueStatus,
+    IssueUpdated,
+)
+from projections.state import Fact, View, because_of, scope
 
 
 class StatusChange(Struct, frozen=True, kw_only=True):
@@ -52,35 +58,42 @@ class _Issue:
     because: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
 
 
-def issues(view: View) -> IssuesView:
-    found: dict[str, _Issue] = {}
-    for fact in in_world_order(view, IssueRaised, IssueUpdated, DemandMade, ConcessionMade):
-        event = fact.event
-        if event.issue_id is None:
-            continue  # a demand about a measure, not an issue
-        issue = found.setdefault(event.issue_id, _Issue())
-        issue.because.append(fact.because)
-        match event:
-            case IssueRaised() | IssueUpdated():
-                issue.title = event.title or issue.title
-                issue.text = event.text or issue.text
-                if isinstance(event, IssueRaised):
-                    issue.category = event.category
-                if event.status is not None and (not issue.history or issue.history[-1].status != event.status):
-                    issue.history.append(
-                        StatusChange(status=event.status, occurred_on=event.occurred_on, event_id=fact.event_id)
-                    )
-            case DemandMade() | ConcessionMade():
-                issue.positions.append(
-                    Position(
-                        kind="demand" if isinstance(event, DemandMade) else "concession",
-                        by=event.by,
-                        to=event.to,
-                        text=event.text,
-                        occurred_on=event.occurred_on,
-                        event_id=fact.event_id,
-                    )
+def _apply(issue: _Issue, fact: Fact[IssueRaised | IssueUpdated | DemandMade | ConcessionMade]) -> None:
+    event = fact.event
+    issue.because.append(fact.because)
+    match event:
+        case IssueRaised() | IssueUpdated():
+            issue.title = event.title or issue.title
+            issue.text = event.text or issue.text
+            if isinstance(event, IssueRaised):
+                issue.category = event.category
+            if event.status is not None and (not issue.history or issue.history[-1].status != event.status):
+                issue.history.append(
+                    StatusChange(status=event.status, occurred_on=event.occurred_on, event_id=fact.event_id)
                 )
+        case DemandMade() | ConcessionMade():
+            issue.positions.append(
+                Position(
+                    kind="demand" if isinstance(event, DemandMade) else "concession",
+                    by=event.by,
+                    to=event.to,
+                    text=event.text,
+                    occurred_on=event.occurred_on,
+                    event_id=fact.event_id,
+                )
+            )
+
+
+def issues(view: View) -> IssuesView:
+    seen = scope(view)
+    found: dict[str, _Issue] = {}
+    for issue_id, index in sorted(list(seen.entities.issues.items())):
+        facts = seen.world_order(index)
+        if not facts:
+            continue
+        issue = found[issue_id] = _Issue()
+        for fact in facts:
+            _apply(issue, fact)
     return IssuesView(
         issues=tuple(
             IssueView(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from msgspec import Struct
 
 from events.payloads import MeasureChanged, MeasureKind, MeasureStatus
 from projections.deadlines import DeadlineBook, deadline_book
-from projections.state import Fact, View, because_of, first_given, known
+from projections.index import Sorted
+from projections.state import ACTS, Fact, MeasureIndex, Scope, View, because_of, memo, scope
 
-# Threats and announcements are not legal acts: they never displace the change that applies.
-ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "invalidated"})
 _DAY = dt.timedelta(days=1)
 
 
@@ -26,24 +26,78 @@ def counts(change: MeasureChanged) -> bool:
     return change.status == "in_force" or (change.status == "suspended" and change.rate_pct is not None)
 
 
-@dataclasses.dataclass(frozen=True)
-class MeasureHistory:
-    """The known changes to one measure, strongest claim first (announced latest, starting latest, recorded latest)."""
+class _Walk:
+    """A lazy descending walk, remembered: several rulings over one history read it once."""
 
-    measure_id: str
-    changes: tuple[Fact[MeasureChanged], ...]
+    __slots__ = ("_source", "_seen")
+
+    def __init__(self, source: Iterator[Fact[MeasureChanged]]) -> None:
+        self._source = source
+        self._seen: list[Fact[MeasureChanged]] = []
+
+    def __iter__(self) -> Iterator[Fact[MeasureChanged]]:
+        i = 0
+        while True:
+            if i == len(self._seen):
+                found = next(self._source, None)
+                if found is None:
+                    return
+                self._seen.append(found)
+            yield self._seen[i]
+            i += 1
+
+
+class MeasureHistory:
+    """The known changes to one measure, strongest claim first (announced latest, starting latest, recorded latest).
+
+    Read lazily from the measure's index: a ruling walks down only as far as it must.
+    """
+
+    def __init__(self, measure_id: str, index: MeasureIndex, seen: Scope, latest: Fact[MeasureChanged]) -> None:
+        self.measure_id = measure_id
+        self._index = index
+        self._scope = seen
+        self._latest = latest
+        self._acts: _Walk | None = None
 
     @property
     def latest(self) -> MeasureChanged:
-        return self.changes[0].event
+        return self._latest.event
+
+    @property
+    def latest_fact(self) -> Fact[MeasureChanged]:
+        return self._latest
+
+    @property
+    def changes(self) -> tuple[Fact[MeasureChanged], ...]:
+        """Every known change, strongest first (the whole history: read models do not need it)."""
+        return tuple(self._scope.descending(self._index.changes))
 
     @property
     def acts(self) -> Iterable[Fact[MeasureChanged]]:
-        return (f for f in self.changes if f.event.status in ACTS)
+        if self._acts is None:
+            self._acts = _Walk(self._scope.descending(self._index.acts))
+        return self._acts
+
+    def _given(self, facet: Sorted, field: str) -> Any:
+        found = self._scope.latest(facet)
+        return getattr(found.event, field) if found is not None else None
 
     @property
     def legal_basis(self) -> str | None:
-        return first_given(self.changes, "legal_basis")
+        return self._given(self._index.based, "legal_basis")  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> str | None:
+        return self._given(self._index.named, "name")  # type: ignore[no-any-return]
+
+    @property
+    def scope(self) -> str | None:
+        return self._given(self._index.scoped, "scope")  # type: ignore[no-any-return]
+
+    def ends_with(self, deadline_id: str) -> bool:
+        """Whether any known act runs until this deadline."""
+        return self._scope.latest(self._index.until.get(deadline_id)) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,16 +111,17 @@ class Ruling:
 
 
 def measure_histories(view: View) -> dict[str, MeasureHistory]:
-    grouped: dict[str, list[Fact[MeasureChanged]]] = {}
-    for fact in known(view, MeasureChanged):
-        grouped.setdefault(fact.event.measure_id, []).append(fact)
-    return {
-        measure_id: MeasureHistory(
-            measure_id=measure_id,
-            changes=tuple(sorted(facts, key=lambda f: (f.occurred_on, starts_on(f.event), f.version), reverse=True)),
-        )
-        for measure_id, facts in sorted(grouped.items())
-    }
+    return memo(view, "measure_histories", lambda: _measure_histories(view))
+
+
+def _measure_histories(view: View) -> dict[str, MeasureHistory]:
+    seen = scope(view)
+    found = {}
+    for measure_id, index in sorted(list(seen.entities.measures.items())):
+        latest = seen.latest(index.changes)
+        if latest is not None:
+            found[measure_id] = MeasureHistory(measure_id, index, seen, latest)
+    return found
 
 
 def _end(change: MeasureChanged, book: DeadlineBook, on: dt.date) -> tuple[dt.date | None, tuple[str, ...]]:
@@ -116,7 +171,7 @@ def pending_changes(history: MeasureHistory, as_of: dt.date, book: DeadlineBook)
     """Scheduled changes that will apply on their first day; a rate replaced before its date is left out."""
     current = ruling(history, as_of, book)
     scheduled: list[PendingChange] = []
-    for day in sorted({starts_on(f.event) for f in history.acts if starts_on(f.event) > as_of}):
+    for day in sorted(_scheduled_days(history, as_of, book)):
         upcoming = ruling(history, day, book)
         if upcoming is None or starts_on(upcoming.change.event) != day:
             continue
@@ -133,6 +188,23 @@ def pending_changes(history: MeasureHistory, as_of: dt.date, book: DeadlineBook)
             )
             current = upcoming
     return tuple(scheduled)
+
+
+def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook) -> set[dt.date]:
+    """The first days after as_of on which an act may take over.
+
+    Only an act stronger than every act that started by as_of and never ends can: that one rules
+    every later day otherwise, so the walk stops there. (An act's end does not move after as_of:
+    the book holds no extension announced later.)
+    """
+    days = set()
+    for fact in history.acts:
+        start = starts_on(fact.event)
+        if start > as_of:
+            days.add(start)
+        elif _end(fact.event, book, as_of)[0] is None:
+            break
+    return days
 
 
 class MeasureView(Struct, frozen=True, kw_only=True):
@@ -175,11 +247,11 @@ def measures(view: View) -> MeasuresView:
             MeasureView(
                 measure_id=history.measure_id,
                 kind=latest.kind,
-                name=first_given(history.changes, "name"),
+                name=history.name,
                 imposed_by=latest.imposed_by,
                 applies_to=latest.applies_to,
                 legal_basis=history.legal_basis,
-                scope=first_given(history.changes, "scope"),
+                scope=history.scope,
                 status=status,
                 in_force=change is not None and counts(change),
                 rate_pct=change.rate_pct if change else None,
@@ -187,7 +259,7 @@ def measures(view: View) -> MeasuresView:
                 until=applying.until if applying else None,
                 until_deadline=change.until_deadline if change else None,
                 pending=pending_changes(history, view.as_of, book),
-                because=applying.because if applying else history.changes[0].because,
+                because=applying.because if applying else history.latest_fact.because,
             )
         )
     return MeasuresView(measures=tuple(found))

@@ -8,7 +8,7 @@ from typing import Literal
 from msgspec import Struct
 
 from events.payloads import Person, RoundHeld, RoundScheduled
-from projections.state import Fact, View, because_of, first_given, in_world_order
+from projections.state import Fact, View, because_of, first_given, scope
 
 
 class RoundView(Struct, frozen=True, kw_only=True):
@@ -28,11 +28,12 @@ class RoundsView(Struct, frozen=True, kw_only=True):
 
 
 def rounds(view: View) -> RoundsView:
-    grouped: dict[str, list[Fact[RoundScheduled | RoundHeld]]] = {}
-    for fact in in_world_order(view, RoundScheduled, RoundHeld):
-        grouped.setdefault(fact.event.round_id, []).append(fact)
+    seen = scope(view)
     found = []
-    for round_id, facts in grouped.items():
+    for round_id, index in list(seen.entities.rounds.items()):
+        facts: list[Fact[RoundScheduled | RoundHeld]] = seen.world_order(index)
+        if not facts:
+            continue
         latest = facts[-1].event
         found.append(
             RoundView(

@@ -4,23 +4,114 @@
 payload type. Time travel is a filter, never a rebuild: a view applies what was recorded by
 `known_at` and what occurred by `as_of`, and each read model resolves only the types it needs;
 folding by world dates lets backfills land on their own dates. A `State` sees a prefix of an
-append-only ledger that later states share, so `evolve` is O(1) and any older state (a
+append-only ledger that later states share, so `evolve` is cheap and any older state (a
 checkpoint) keeps its answers; evolving an old state again branches off a copy. A runner can
 keep one state per negotiation current and answer any (as_of, known_at) from it.
+
+Answers never scan a history. `evolve` also files every payload an event has had (as recorded,
+then after each correction or retraction) as a `Version` under its entity (measure, deadline,
+truce, issue, round), in `Sorted` indexes (projections/index.py) that any prefix of the ledger can
+search by world date in O(log n). Recording times never go back in a log, so what was recorded
+by `known_at` in a state of size n is a prefix, its `cut`, found by bisection; a view is then the
+versions visible to the cut that occurred by `as_of`, and a read model walks, per entity, only the
+few facts its answer needs, greatest (occurred_on, ...) first. A ledger whose recording times do
+go back answers such a `known_at` from a fold of what it keeps (exact, not fast).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from events.payloads import Event, EventCorrected, EventRetracted
+from events.payloads import (
+    ConcessionMade,
+    DeadlineExtended,
+    DeadlineResolved,
+    DeadlineSet,
+    DemandMade,
+    Event,
+    EventCorrected,
+    EventRetracted,
+    IssueRaised,
+    IssueUpdated,
+    MeasureChanged,
+    MeasureStatus,
+    RoundHeld,
+    RoundScheduled,
+    TruceAgreed,
+    TruceEnded,
+    TruceExtended,
+)
 from events.records import Recorded
+from projections.index import Sorted, Version, bound, sort_key
 
 E = TypeVar("E", bound=Event)
+T = TypeVar("T")
+
+# Threats and announcements are not legal acts: they never displace the change that applies.
+ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "invalidated"})
+
+# The payload types each read model folds together; a correction into another group hides the event.
+_GROUPS: dict[type[Event], str] = {
+    MeasureChanged: "measure",
+    DeadlineSet: "deadline",
+    DeadlineExtended: "deadline",
+    DeadlineResolved: "deadline",
+    TruceAgreed: "truce",
+    TruceExtended: "truce",
+    TruceEnded: "truce",
+    IssueRaised: "issue",
+    IssueUpdated: "issue",
+    DemandMade: "issue",
+    ConcessionMade: "issue",
+    RoundScheduled: "round",
+    RoundHeld: "round",
+}
+
+
+@dataclasses.dataclass(eq=False)
+class MeasureIndex:
+    """One measure's changes, strongest claim last: all, the acts, those naming it, by end deadline."""
+
+    changes: Sorted = dataclasses.field(default_factory=Sorted)
+    acts: Sorted = dataclasses.field(default_factory=Sorted)
+    named: Sorted = dataclasses.field(default_factory=Sorted)
+    based: Sorted = dataclasses.field(default_factory=Sorted)
+    scoped: Sorted = dataclasses.field(default_factory=Sorted)
+    until: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(eq=False)
+class DeadlineIndex:
+    set: Sorted = dataclasses.field(default_factory=Sorted)
+    extended: Sorted = dataclasses.field(default_factory=Sorted)
+    resolved: Sorted = dataclasses.field(default_factory=Sorted)
+
+
+@dataclasses.dataclass(eq=False)
+class Entities:
+    """Per entity id, its versions in world order (measures: by announcement, then start)."""
+
+    measures: dict[str, MeasureIndex] = dataclasses.field(default_factory=dict)
+    deadlines: dict[str, DeadlineIndex] = dataclasses.field(default_factory=dict)
+    truces: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    issues: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    rounds: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(eq=False)
+class _Original:
+    """An event of a read model's group, its payload after the amendments so far, and its live version."""
+
+    recorded: Recorded
+    group: str
+    event: Event | None
+    because: tuple[str, ...]
+    version: Version | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -29,6 +120,12 @@ class _Ledger:
     # positions in `records`, ascending, so a state of size n reads the entries below n
     by_type: dict[type[Event], list[int]] = dataclasses.field(default_factory=dict)
     revisions: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    # the latest recording time up to each position, and the positions recorded earlier than that
+    high_water: list[dt.datetime] = dataclasses.field(default_factory=list)
+    late: list[int] = dataclasses.field(default_factory=list)
+    originals: dict[str, list[_Original]] = dataclasses.field(default_factory=dict)
+    entities: Entities = dataclasses.field(default_factory=Entities)
+    kept: dict[tuple[int, dt.datetime], State] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +152,14 @@ def evolve(state: State, recorded: Recorded) -> State:
         # Someone already evolved this state: branch off a private copy of its prefix.
         ledger = fold(state.records)._ledger
     position = len(ledger.records)
+    _watch_clock(ledger, position, recorded.recorded_at)
     ledger.records.append(recorded)
     event = recorded.event
     if isinstance(event, (EventCorrected, EventRetracted)):
         ledger.revisions.setdefault(event.target, []).append(position)
     else:
         ledger.by_type.setdefault(type(event), []).append(position)
+    _file(ledger, position, recorded)
     return State(
         negotiation_id=recorded.negotiation_id,
         version=recorded.originator_version,
@@ -76,6 +175,109 @@ def fold(records: Iterable[Recorded], state: State | None = None) -> State:
     return state
 
 
+def _watch_clock(ledger: _Ledger, position: int, recorded_at: dt.datetime) -> None:
+    high = ledger.high_water[-1] if ledger.high_water else recorded_at
+    try:
+        is_late = recorded_at < high
+    except TypeError:  # naive beside aware: compare at query time, as a scan would
+        is_late = True
+    if is_late:
+        ledger.late.append(position)
+        ledger.high_water.append(high)
+    else:
+        ledger.high_water.append(recorded_at)
+
+
+# --- filing versions under their entities ----------------------------------------------------
+
+
+def _file(ledger: _Ledger, position: int, recorded: Recorded) -> None:
+    event = recorded.event
+    if isinstance(event, (EventCorrected, EventRetracted)):
+        for original in ledger.originals.get(event.target, ()):
+            _amend(original, recorded)
+            _publish(ledger, original, position)
+        return
+    group = _GROUPS.get(type(event))
+    if group is None:
+        return
+    original = _Original(recorded=recorded, group=group, event=event, because=(recorded.event_id,))
+    # Amendments recorded before their target (no log does that) still apply, as a scan applies them.
+    for revision in ledger.revisions.get(recorded.event_id, ()):
+        _amend(original, ledger.records[revision])
+    ledger.originals.setdefault(recorded.event_id, []).append(original)
+    _publish(ledger, original, position)
+
+
+def _amend(original: _Original, amendment: Recorded) -> None:
+    match amendment.event:
+        case EventRetracted():
+            original.event = None
+        case EventCorrected(replacement=replacement):
+            original.event = replacement
+            original.because = (*original.because, amendment.event_id)
+
+
+def _publish(ledger: _Ledger, original: _Original, position: int) -> None:
+    """From `position` on, the original reads as its current payload (or not at all)."""
+    if original.version is not None:
+        original.version.superseded = position
+        original.version = None
+    event = original.event
+    if event is None or _GROUPS.get(type(event)) != original.group:
+        return
+    recorded = original.recorded
+    fact = Fact(event_id=recorded.event_id, version=recorded.originator_version, event=event, because=original.because)
+    original.version = version = Version(fact, position)
+    _place(ledger.entities, version)
+
+
+def _place(entities: Entities, version: Version) -> None:
+    fact = version.fact
+    event = fact.event
+    world = sort_key(event.occurred_on, fact.version)
+    match event:
+        case MeasureChanged(measure_id=measure_id):
+            measure = entities.measures.get(measure_id)
+            if measure is None:
+                measure = entities.measures[measure_id] = MeasureIndex()
+            key = sort_key(event.occurred_on, fact.version, event.effective_from or event.occurred_on)
+            measure.changes.add(key, version)
+            if event.status in ACTS:
+                measure.acts.add(key, version)
+                if event.until_deadline:
+                    until = measure.until.get(event.until_deadline)
+                    if until is None:
+                        until = measure.until[event.until_deadline] = Sorted()
+                    until.add(key, version)
+            if event.name:
+                measure.named.add(key, version)
+            if event.legal_basis:
+                measure.based.add(key, version)
+            if event.scope:
+                measure.scoped.add(key, version)
+        case DeadlineSet() | DeadlineExtended() | DeadlineResolved():
+            deadline = entities.deadlines.get(event.deadline_id)
+            if deadline is None:
+                deadline = entities.deadlines[event.deadline_id] = DeadlineIndex()
+            facet = {DeadlineSet: deadline.set, DeadlineExtended: deadline.extended}.get(type(event), deadline.resolved)
+            facet.add(world, version)
+        case TruceAgreed() | TruceExtended() | TruceEnded():
+            _entity(entities.truces, event.truce_id).add(world, version)
+        case IssueRaised() | IssueUpdated() | DemandMade() | ConcessionMade():
+            if event.issue_id is not None:  # a demand about a measure, not an issue
+                _entity(entities.issues, event.issue_id).add(world, version)
+        case RoundScheduled() | RoundHeld():
+            _entity(entities.rounds, event.round_id).add(world, version)
+
+
+def _entity(index: dict[str, Sorted], entity_id: str) -> Sorted:
+    found = index.get(entity_id)
+    if found is None:
+        found = index[entity_id] = Sorted()
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class View:
     """A state seen on world date `as_of` with what was recorded by `known_at`."""
@@ -83,10 +285,81 @@ class View:
     state: State
     as_of: dt.date
     known_at: dt.datetime
+    # what read models of this view have already worked out (its scope, deadline book, histories)
+    _memo: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
 def view(state: State, as_of: dt.date, known_at: dt.datetime) -> View:
     return View(state=state, as_of=as_of, known_at=known_at)
+
+
+def memo(view: View, name: str, compute: Callable[[], T]) -> T:
+    """`compute()` once per view, so the read models of one request share their work."""
+    try:
+        return view._memo[name]  # type: ignore[no-any-return]
+    except KeyError:
+        value = view._memo[name] = compute()
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """The versions a view sees: visible to `cut` (recorded by known_at) and occurring by `as_of`."""
+
+    entities: Entities
+    cut: int
+    as_of: dt.date
+    limit: int
+
+    def _limit(self, on: dt.date | None) -> int:
+        return self.limit if on is None or on >= self.as_of else bound(on)
+
+    def latest(self, index: Sorted | None, on: dt.date | None = None) -> Fact | None:
+        """The greatest fact (the last in world order) occurring by as_of, or by `on` if earlier."""
+        found = index.first(self.cut, self._limit(on)) if index is not None else None
+        return found.fact if found is not None else None
+
+    def descending(self, index: Sorted | None) -> Iterator[Fact]:
+        """The facts occurring by as_of, greatest first, lazily: callers read only what they need."""
+        if index is not None:
+            for found in index.below(self.cut, self.limit):
+                yield found.fact
+
+    def world_order(self, index: Sorted | None, on: dt.date | None = None) -> list[Fact]:
+        """Every fact occurring by as_of (or by `on` if earlier), in world order."""
+        if index is None:
+            return []
+        facts = [found.fact for found in index.below(self.cut, self._limit(on))]
+        facts.reverse()
+        return facts
+
+
+def scope(view: View) -> Scope:
+    return memo(view, "scope", lambda: _scope(view))
+
+
+def _scope(view: View) -> Scope:
+    state = view.state
+    ledger = state._ledger
+    cut = bisect.bisect_right(ledger.high_water, view.known_at, 0, state.size)
+    late = ledger.late[bisect.bisect_left(ledger.late, cut) : bisect.bisect_left(ledger.late, state.size)]
+    if any(ledger.records[p].recorded_at <= view.known_at for p in late):
+        # A record stored with an earlier clock than one before it is known, one after it not:
+        # what was known is no prefix. Index exactly what was known.
+        kept = _kept(state, view.known_at)
+        return Scope(entities=kept._ledger.entities, cut=kept.size, as_of=view.as_of, limit=bound(view.as_of))
+    return Scope(entities=ledger.entities, cut=cut, as_of=view.as_of, limit=bound(view.as_of))
+
+
+def _kept(state: State, known_at: dt.datetime) -> State:
+    kept = state._ledger.kept
+    found = kept.get((state.size, known_at))
+    if found is None:
+        found = fold(r for r in state.records if r.recorded_at <= known_at)
+        while len(kept) >= 8:
+            kept.pop(next(iter(kept)))
+        kept[(state.size, known_at)] = found
+    return found
 
 
 @dataclasses.dataclass(frozen=True)

@@ -77,7 +77,7 @@ def _total(rates: Sequence[MeasureRate]) -> float:
 def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:
     return any(
         h.measure_id in truce.suspends
-        or (truce.deadline_id is not None and any(f.event.until_deadline == truce.deadline_id for f in h.acts))
+        or (truce.deadline_id is not None and h.ends_with(truce.deadline_id))
         for h in histories
     )
 

@@ -9,7 +9,7 @@ from msgspec import Struct
 
 from events.payloads import TruceAgreed, TruceEnded, TruceExtended
 from projections.deadlines import DeadlineBook, Extension, deadline_book, extensions
-from projections.state import Fact, View, because_of, in_world_order
+from projections.state import Fact, View, because_of, memo, scope
 
 # pending: agreed, not yet effective on as_of
 TruceStatus = Literal["none", "pending", "active", "lapsed", "ended"]
@@ -65,11 +65,18 @@ def _truce_view(facts: list[TruceFact], book: DeadlineBook, as_of: dt.date) -> T
 
 def truces(view: View, book: DeadlineBook | None = None) -> list[TruceView]:
     """Every truce agreed by as_of, the most recently agreed last."""
-    grouped: dict[str, list[TruceFact]] = {}
-    for fact in in_world_order(view, TruceAgreed, TruceExtended, TruceEnded):
-        grouped.setdefault(fact.event.truce_id, []).append(fact)
-    book = book or deadline_book(view)
-    return [_truce_view(facts, book, view.as_of) for facts in grouped.values()]
+    return memo(view, "truces", lambda: _truces(view, book or deadline_book(view)))
+
+
+def _truces(view: View, book: DeadlineBook) -> list[TruceView]:
+    seen = scope(view)
+    found: list[tuple[tuple[dt.date, int], TruceView]] = []
+    for index in list(seen.entities.truces.values()):
+        facts: list[TruceFact] = seen.world_order(index)
+        if facts:
+            found.append(((facts[0].occurred_on, facts[0].version), _truce_view(facts, book, view.as_of)))
+    found.sort(key=lambda pair: pair[0])
+    return [t for _, t in found]
 
 
 def truce(view: View, truce_id: str | None = None) -> TruceView:

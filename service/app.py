@@ -13,11 +13,14 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from events.application import Clock, ParleyLog, store_env, utcnow
 from projections.live import LiveStates
+from projections.runner import open_runners, open_view_tables
 from service.api.events import EventController
 from service.api.health import health, ready
 from service.api.keys import KeyController
 from service.api.negotiations import NegotiationController
 from service.api.openapi import document_request_bodies
+from service.api.overview import OverviewController
+from service.api.state import StateController
 from service.auth import KeyStore
 from service.logs import request_context
 from service.problems import EXCEPTION_HANDLERS
@@ -37,13 +40,21 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
         app.state.log = log
         app.state.key_store = KeyStore(log)
         app.state.states = LiveStates(log)
+        tables = open_view_tables(log)
+        app.state.runners = open_runners(log, tables)
+        if settings.run_projections:
+            for runner in app.state.runners.values():
+                runner.start()
         try:
             yield
         finally:
+            for runner in app.state.runners.values():
+                runner.stop()
+            tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 
     app = Litestar(
-        route_handlers=[NegotiationController, EventController, KeyController, health, ready],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, health, ready],
         lifespan=[lifespan],
         middleware=[request_context],
         exception_handlers=EXCEPTION_HANDLERS,

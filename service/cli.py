@@ -14,6 +14,8 @@ from service.settings import Settings
 cli = typer.Typer(help="Parley: event-sourced negotiation timelines.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Create, list and revoke access keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+projections_cli = typer.Typer(help="Persisted views: status and rebuilds.", no_args_is_help=True)
+cli.add_typer(projections_cli, name="projections")
 console = Console()
 err = Console(stderr=True)
 
@@ -141,6 +143,90 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")
     finally:
         log.close()
     console.print(f"Revoked [bold]{record.id}[/bold] ({record.name}) at {record.revoked_at}")
+
+
+def _views(database: str | None):  # type: ignore[no-untyped-def]
+    from projections.runner import open_runners, open_view_tables
+    from service.app import open_log
+
+    log = open_log(_settings(database))
+    tables = open_view_tables(log)
+    return log, tables, open_runners(log, tables)
+
+
+@projections_cli.command("status")
+def projections_status(database: DatabaseOption = None) -> None:
+    """Each view's position in the global log and how far behind the head it is."""
+    log, tables, runners = _views(database)
+    try:
+        head = log.head()
+        table = Table("view", "table", "position", "head", "lag")
+        for name, runner in runners.items():
+            position = tables.position(runner.spec)
+            table.add_row(name, runner.spec.table, str(position), str(head), str(head - position))
+        console.print(table)
+    finally:
+        tables.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+
+
+@projections_cli.command("rebuild")
+def projections_rebuild(
+    name: Annotated[Optional[str], typer.Argument(help="The view to rebuild (default: all).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Rebuild views from position 0, with a progress bar. Stop other runners of the view first."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from projections.views import VIEWS
+
+    if name is not None and name not in VIEWS:
+        err.print(f"[red]error:[/red] no view {name!r}; views: {', '.join(VIEWS)}")
+        raise typer.Exit(2)
+    log, tables, runners = _views(database)
+    try:
+        head = log.head()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+            for view_name, runner in runners.items():
+                if name is not None and view_name != name:
+                    continue
+                task = bar.add_task(f"rebuilding {view_name}", total=head or 1)
+                count = runner.rebuild(lambda done, total, task=task: bar.update(task, completed=done, total=max(total, 1)))
+                bar.update(task, completed=max(count, 1), total=max(count, 1))
+        console.print(f"Rebuilt up to position {head}.")
+    finally:
+        tables.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+
+
+@cli.command()
+def project(database: DatabaseOption = None) -> None:
+    """Run the projection runners in the foreground (for a separate projector process)."""
+    import signal
+    import threading
+
+    from service.logs import configure_logging
+
+    settings = _settings(database)
+    configure_logging(settings.log_format, settings.log_level)
+    log, tables, runners = _views(database)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for runner in runners.values():
+        runner.start()
+    console.print(f"Following the log for views: {', '.join(runners)}")
+    stop.wait()
+    for runner in runners.values():
+        runner.stop()
+    tables.datastore.close()  # type: ignore[attr-defined]
+    log.close()
 
 
 def main() -> None:

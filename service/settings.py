@@ -21,6 +21,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_size: int = 10
     max_body_bytes: int = 1_048_576
     bootstrap_admin: bool = True
+    run_projections: bool = True
+    min_position_wait: float = 5.0
 
     @property
     def is_postgres(self) -> bool:
@@ -40,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("pool_size", int),
             ("max_body_bytes", int),
             ("bootstrap_admin", lambda v: v.strip().lower() in _TRUE),
+            ("run_projections", lambda v: v.strip().lower() in _TRUE),
+            ("min_position_wait", float),
         ):
             raw = env.get(f"PARLEY_{field.upper()}")
             if raw is not None and raw != "":

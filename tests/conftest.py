@@ -18,7 +18,15 @@ from service.settings import Settings
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("PARLEY_REQUIRE_POSTGRES") == "1"
-PARLEY_TABLES = ("parley_events", "parley_event_index", "parley_idempotency", "parley_keys")
+PARLEY_TABLES = (
+    "parley_events",
+    "parley_event_index",
+    "parley_idempotency",
+    "parley_keys",
+    "parley_view_deadlines",
+    "parley_view_measures",
+    "parleyviews_tracking",
+)
 
 
 def _postgres_reachable() -> str | None:

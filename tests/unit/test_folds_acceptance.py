@@ -20,7 +20,15 @@ from events.payloads import (
     TruceExtended,
 )
 from events.records import Recorded, stream_id
-from projections import MeasureRate, State, TariffDirection, fold, tariff_schedule, truce, view
+from projections import (
+    MeasureRate,
+    State,
+    TariffDirection,
+    fold,
+    tariff_schedule,
+    truce,
+    view,
+)
 
 NEGOTIATION = "us-china-trade-2025"
 D = dt.date.fromisoformat

@@ -24,7 +24,16 @@ from events.payloads import (
     TruceExtended,
 )
 from events.records import Recorded, stream_id
-from projections import State, deadlines, fold, measures, statements, tariff_schedule, truce, view
+from projections import (
+    State,
+    deadlines,
+    fold,
+    measures,
+    statements,
+    tariff_schedule,
+    truce,
+    view,
+)
 
 NEGOTIATION = "properties"
 EPOCH = dt.date(2025, 1, 1)

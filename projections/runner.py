@@ -1,0 +1,282 @@
+"""Runners that follow the global log and keep persisted views current, tracking written with the rows.
+
+A view's rows and its tracking position (eventsourcing's tracking table) are written in one
+transaction, so a runner that dies resumes exactly where its last batch committed. PostgreSQL
+is followed with the library's LISTEN/NOTIFY subscription, SQLite by polling its log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    Notification,
+    PersistenceError,
+    Tracking,
+)
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment
+
+from events.application import ParleyLog
+from events.records import Recorded, stream_id
+from projections.state import State, evolve, fold
+from projections.views import VIEWS, Row, ViewSpec
+
+Progress = Callable[[int, int], None]
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+class ViewTables:
+    """The view tables beside eventsourcing's tracking table; shared by both backends."""
+
+    placeholder = "?"
+
+    def _view_statements(self) -> list[str]:
+        statements = []
+        for spec in VIEWS.values():
+            statements.append(spec.create_statement())
+            statements.append(f"CREATE INDEX IF NOT EXISTS {spec.table}_next ON {spec.table} (next_change_on)")
+        return statements
+
+    def _transaction(self, commit: bool) -> Any:
+        return self.datastore.transaction(commit=commit)  # type: ignore[attr-defined]
+
+    def _q(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def replace(self, spec: ViewSpec, negotiation_ids: Iterable[str], rows: Sequence[Row], tracking: Tracking | None) -> None:
+        """Swap the rows of these negotiations and, when given, advance the tracking, all at once."""
+        ids = sorted(set(negotiation_ids))
+        columns = list(spec.columns)
+        insert = self._q(f"INSERT INTO {spec.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
+        with self._transaction(commit=True) as cursor:
+            if ids:
+                cursor.execute(
+                    self._q(f"DELETE FROM {spec.table} WHERE negotiation_id IN ({', '.join('?' * len(ids))})"), ids
+                )
+            if rows:
+                cursor.executemany(insert, [tuple(row[c] for c in columns) for row in rows])
+            if tracking is not None:
+                self._insert_tracking(cursor, tracking)  # type: ignore[attr-defined]
+
+    def reset(self, spec: ViewSpec) -> None:
+        with self._transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {spec.table}")
+            cursor.execute(self._q(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"), (spec.name,))
+
+    def rows(self, spec: ViewSpec, where: str = "", params: Sequence[Any] = (), order: str = "") -> list[Row]:
+        statement = f"SELECT * FROM {spec.table}" + (f" WHERE {where}" if where else "") + (f" ORDER BY {order}" if order else "")
+        with self._transaction(commit=False) as cursor:
+            cursor.execute(self._q(statement), tuple(params))
+            return [dict(row) for row in cursor.fetchall()]
+
+    def stale(self, spec: ViewSpec, today: dt.date) -> set[str]:
+        """Negotiations whose rows change today with no new event (a scheduled rate, a lapsing truce)."""
+        found = self.rows(spec, "next_change_on IS NOT NULL AND next_change_on <= ?", (today.isoformat(),))
+        return {row["negotiation_id"] for row in found}
+
+    def position(self, spec: ViewSpec) -> int:
+        return self.max_tracking_id(spec.name) or 0  # type: ignore[attr-defined]
+
+    @property
+    def _tracking_table(self) -> str:
+        return getattr(self, "tracking_table_name", "tracking")
+
+
+class SQLiteViewTables(ViewTables, SQLiteTrackingRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self._view_statements()]
+
+
+class PostgresViewTables(ViewTables, PostgresTrackingRecorder):
+    placeholder = "%s"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from psycopg.sql import SQL
+
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.extend(SQL(s) for s in self._view_statements())  # type: ignore[arg-type]
+
+
+def open_view_tables(log: ParleyLog) -> ViewTables:
+    """The views live in the event store's database, behind their own connection pool."""
+    env = Environment("ParleyViews", dict(log.env))
+    factory = InfrastructureFactory.construct(env)
+    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "")
+    return factory.tracking_recorder(PostgresViewTables if postgres else SQLiteViewTables)  # type: ignore[return-value]
+
+
+class ViewRunner:
+    """Keeps one view current from the global log, in batches of up to `batch_size` events."""
+
+    def __init__(
+        self,
+        log: ParleyLog,
+        tables: ViewTables,
+        spec: ViewSpec,
+        *,
+        batch_size: int = 500,
+        today: Callable[[], dt.date] = today_utc,
+        refresh_seconds: float = 60.0,
+    ) -> None:
+        self.log = log
+        self.tables = tables
+        self.spec = spec
+        self.batch_size = batch_size
+        self.today = today
+        self.refresh_seconds = refresh_seconds
+        self._states: dict[str, State] = {}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._subscription: Any = None
+        self._log = structlog.get_logger("parley.projections").bind(view=spec.name)
+
+    # --- one batch -----------------------------------------------------------------------
+
+    def apply(self, notifications: Sequence[Notification]) -> None:
+        """Fold a batch into the states it touches and replace their rows, with the tracking."""
+        touched: set[str] = set()
+        for notification in notifications:
+            record: Recorded = self.log.mapper.to_domain_event(notification)  # type: ignore[assignment]
+            state = self._state_before(record)
+            self._states[record.negotiation_id] = evolve(state, record)
+            touched.add(record.negotiation_id)
+        today = self.today()
+        rows = [row for nid in sorted(touched) for row in self.spec.rows(self._states[nid], today)]
+        self.tables.replace(self.spec, touched, rows, Tracking(self.spec.name, notifications[-1].id))
+        self._log.debug("batch", events=len(notifications), position=notifications[-1].id, negotiations=len(touched))
+
+    def _state_before(self, record: Recorded) -> State:
+        state = self._states.get(record.negotiation_id)
+        if state is None or state.version >= record.originator_version:
+            earlier = self.log.events.get(stream_id(record.negotiation_id), lte=record.originator_version - 1)
+            state = fold(earlier)  # type: ignore[arg-type]
+        return state
+
+    def refresh(self) -> int:
+        """Recompute negotiations whose rows went stale with the calendar; tracking stays as it is."""
+        stale = self.tables.stale(self.spec, self.today())
+        for nid in sorted(stale):
+            state = fold(self.log.events.get(stream_id(nid)))  # type: ignore[arg-type]
+            self._states[nid] = state
+            self.tables.replace(self.spec, [nid], self.spec.rows(state, self.today()) if state.size else [], None)
+        return len(stale)
+
+    # --- catching up in the foreground (rebuilds, tests) ----------------------------------
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Process everything after the view's position up to the head; return how many events."""
+        done = 0
+        position = self.tables.position(self.spec)
+        head = self.log.head()
+        while True:
+            batch = self.log.recorder.select_notifications(
+                start=position, limit=self.batch_size, inclusive_of_start=False
+            )
+            if not batch:
+                return done
+            self.apply(batch)
+            position = batch[-1].id
+            done += len(batch)
+            if progress:
+                progress(done, max(head - (position - done), done))
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        self.tables.reset(self.spec)
+        self._states.clear()
+        return self.catch_up(progress)
+
+    # --- following in the background -----------------------------------------------------
+
+    def start(self) -> None:
+        thread = threading.Thread(target=self._supervise, name=f"view-{self.spec.name}", daemon=True)
+        self._threads = [thread]
+        thread.start()
+
+    def _supervise(self) -> None:
+        """Follow from the stored position; after any failure, start again from the stored position."""
+        while not self._stopping.is_set():
+            try:
+                self.refresh()
+                self._follow_once()
+            except (PersistenceError, OSError) as error:
+                # IntegrityError included: another runner moved the tracking; resume after it.
+                self._log.warning("view_runner_restarting", error=str(error))
+                self._stopping.wait(1.0)
+
+    def _follow_once(self) -> None:
+        received: queue.Queue[Notification | None] = queue.Queue(maxsize=self.batch_size * 4)
+        subscription = self.log.recorder.subscribe(gt=self.tables.position(self.spec))
+        self._subscription = subscription
+        failure: list[BaseException] = []
+
+        def follow() -> None:
+            try:
+                with subscription:
+                    for notification in subscription:
+                        received.put(notification)
+            except (PersistenceError, OSError) as error:
+                failure.append(error)
+            finally:
+                received.put(None)
+
+        follower = threading.Thread(target=follow, name=f"view-{self.spec.name}-follow", daemon=True)
+        follower.start()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    first = received.get(timeout=self.refresh_seconds)
+                except queue.Empty:
+                    self.refresh()
+                    continue
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self.batch_size:
+                    try:
+                        more = received.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        received.put(None)
+                        break
+                    batch.append(more)
+                self.apply(batch)
+        finally:
+            subscription.stop()
+            while follower.is_alive():  # let a follower blocked on a full queue finish
+                try:
+                    received.get_nowait()
+                except queue.Empty:
+                    follower.join(0.1)
+        if failure:
+            raise failure[0]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._subscription is not None:
+            self._subscription.stop()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def wait(self, position: int, timeout: float) -> bool:
+        """Block until the view includes `position`; False on timeout."""
+        try:
+            self.tables.wait(self.spec.name, position, timeout=timeout)  # type: ignore[attr-defined]
+        except TimeoutError:
+            return False
+        return True
+
+
+def open_runners(log: ParleyLog, tables: ViewTables, names: Iterable[str] | None = None, **options: Any) -> dict[str, ViewRunner]:
+    return {name: ViewRunner(log, tables, VIEWS[name], **options) for name in (names or VIEWS)}

@@ -1,0 +1,504 @@
+"""A negotiation's state at (as_of, known_at): read models, statements, the timeline in world order, diffs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+
+from events.application import Appended, ParleyLog
+from events.records import Recorded
+from projections import (
+    DeadlinesView,
+    IssuesView,
+    MeasuresView,
+    RoundsView,
+    State,
+    TariffScheduleView,
+    TruceView,
+    View,
+    deadlines,
+    issues,
+    measures,
+    rounds,
+    statements,
+    tariff_schedule,
+    truce,
+    view,
+)
+from projections.live import LiveStates
+from service.api.common import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    in_thread,
+    log_of,
+    problems,
+)
+from service.api.negotiations import Limit, with_corrections
+from service.auth import require
+from service.problems import FieldError, ProblemError
+
+AsOf = Annotated[str | None, Parameter(description="World date YYYY-MM-DD; default today (UTC).")]
+KnownAt = Annotated[
+    str | None, Parameter(description="RFC 3339 timestamp with an offset or Z: use what was recorded by then; default now.")
+]
+MinPosition = Annotated[
+    int | None, Parameter(ge=0, le=2**62, description="Answer 503 (Retry-After) until the log has reached this position.")
+]
+LegalBasis = Annotated[str | None, Parameter(description="Keep tariffs whose legal basis contains this (case-blind).")]
+WorldFrom = Annotated[str | None, Parameter(query="from", description="World date YYYY-MM-DD.")]
+WorldTo = Annotated[str | None, Parameter(query="to", description="World date YYYY-MM-DD.")]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A '+' in an unencoded query string arrives as a space; the offset it began is still unambiguous.
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(?:([Zz])|([+\- ])(\d{2}:\d{2}))")
+
+
+class StateOut(msgspec.Struct, frozen=True, kw_only=True):
+    as_of: dt.date
+    known_at: dt.datetime
+    position: int
+    truce: TruceView
+    tariffs: TariffScheduleView
+    measures: MeasuresView
+    deadlines: DeadlinesView
+    issues: IssuesView
+    rounds: RoundsView
+
+
+class Moment(msgspec.Struct, frozen=True, kw_only=True):
+    as_of: dt.date
+    known_at: dt.datetime
+    # the last event of the negotiation recorded by known_at (0: none)
+    position: int
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    before: Any
+    after: Any
+    because: tuple[str, ...]
+
+
+class DiffOut(msgspec.Struct, frozen=True, kw_only=True):
+    before: Moment
+    after: Moment
+    changes: list[Change]
+
+
+PARTS: dict[str, Callable[[View, str | None], Any]] = {
+    "truce": lambda v, _: truce(v),
+    "tariffs": lambda v, legal_basis: tariff_schedule(v, legal_basis=legal_basis),
+    "measures": lambda v, _: measures(v),
+    "deadlines": lambda v, _: deadlines(v),
+    "issues": lambda v, _: issues(v),
+    "rounds": lambda v, _: rounds(v),
+}
+
+
+# --- time parameters -------------------------------------------------------------------------
+
+
+def _bad(field: str, message: str) -> ProblemError:
+    return ProblemError(400, "Bad request", f"{field}: {message}", [FieldError(field, message)])
+
+
+def parse_date(value: str | None, field: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        if not _DATE.fullmatch(value):
+            raise ValueError(value)
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _bad(field, "must be a date YYYY-MM-DD between 0001-01-01 and 9999-12-31") from None
+
+
+def parse_timestamp(value: str | None, field: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    found = _TIMESTAMP.fullmatch(value)
+    if found is None:
+        raise _bad(field, "must be an RFC 3339 timestamp with an offset, e.g. 2025-08-12T09:30:00Z")
+    day, clock, zulu, sign, offset = found.groups()
+    # Python keeps microseconds; finer digits cannot change which events were recorded by then.
+    clock = re.sub(r"(\.\d{1,6})\d*", r"\1", clock)
+    zone = "+00:00" if zulu else f"{'-' if sign == '-' else '+'}{offset}"
+    try:
+        return dt.datetime.fromisoformat(f"{day}T{clock}{zone}").astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise _bad(field, "is not a valid time between years 0001 and 9999") from None
+
+
+async def _now(request: Request[Any, Any, Any], min_position: int | None) -> dt.datetime:
+    """The log's clock; 503 while the log has not reached `min_position`."""
+    log = log_of(request)
+    if min_position is not None and min_position > await in_thread(log.head):
+        raise ProblemError(
+            503, "Not yet at position", f"the log has not reached position {min_position} yet; retry shortly",
+            [FieldError("min_position", "is beyond the latest recorded position")], headers={"Retry-After": "1"},
+        )
+    return log.clock().astimezone(dt.UTC)
+
+
+async def _moment(
+    request: Request[Any, Any, Any], as_of: str | None, known_at: str | None, min_position: int | None
+) -> tuple[dt.date, dt.datetime]:
+    day, at = parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at")
+    now = await _now(request, min_position)
+    return day or now.date(), at or now
+
+
+# --- reading the state -----------------------------------------------------------------------
+
+
+def _states(request: Request[Any, Any, Any]) -> LiveStates:
+    return request.app.state.states
+
+
+def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
+    versions = [r.originator_version for r in state.records if r.recorded_at <= known_at]
+    if not versions:
+        return 0
+    found, _ = log.stream(state.negotiation_id or "", after_version=max(versions) - 1, limit=1)
+    return found[0].position
+
+
+def _state(
+    states: LiveStates, log: ParleyLog, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None
+) -> StateOut:
+    state = states.state(negotiation_id)
+    seen = view(state, as_of, known_at)
+    return StateOut(
+        as_of=as_of,
+        known_at=known_at,
+        position=_position(log, state, known_at),
+        truce=truce(seen),
+        tariffs=tariff_schedule(seen, legal_basis=legal_basis),
+        measures=measures(seen),
+        deadlines=deadlines(seen),
+        issues=issues(seen),
+        rounds=rounds(seen),
+    )
+
+
+def _part(
+    states: LiveStates, log: ParleyLog, negotiation_id: str, part: str, as_of: dt.date, known_at: dt.datetime,
+    legal_basis: str | None,
+) -> dict[str, Any]:
+    state = states.state(negotiation_id)
+    return {
+        "as_of": as_of,
+        "known_at": known_at,
+        "position": _position(log, state, known_at),
+        part: PARTS[part](view(state, as_of, known_at), legal_basis),
+    }
+
+
+# --- paging in world order -------------------------------------------------------------------
+
+
+def world_key(occurred_on: dt.date, version: int) -> int:
+    """A cursor value that sorts like (occurred_on, version); fits the cursor's 2**62 bound."""
+    return occurred_on.toordinal() << 40 | version
+
+
+def _page(keyed: Iterable[tuple[int, Any]], after: int | None, limit: int) -> tuple[list[Any], str | None]:
+    rest = [(key, item) for key, item in keyed if after is None or key > after]
+    page = rest[:limit]
+    return [item for _, item in page], (encode_cursor(page[-1][0]) if len(rest) > limit else None)
+
+
+def _statements(
+    states: LiveStates, negotiation_id: str, as_of: dt.date, known_at: dt.datetime,
+    filters: dict[str, str | None], after: int | None, limit: int,
+) -> Page:
+    state = states.state(negotiation_id)
+    versions = {r.event_id: r.originator_version for r in state.records}
+    said = statements(view(state, as_of, known_at), **filters).statements
+    items, more = _page(((world_key(s.occurred_on, versions[s.event_id]), s) for s in said), after, limit)
+    return Page(items=items, next=more)
+
+
+def _appended(log: ParleyLog, negotiation_id: str, records: list[Recorded]) -> list[Appended]:
+    """The stored envelopes (position, hash) of these records, in the order given."""
+    if not records:
+        return []
+    wanted = {r.event_id for r in records}
+    found, _ = log.stream(
+        negotiation_id,
+        after_version=min(r.originator_version for r in records) - 1,
+        limit=len(wanted),
+        match=lambda r: r.event_id in wanted,
+    )
+    by_id = {a.record.event_id: a for a in found}
+    return [by_id[r.event_id] for r in records]
+
+
+def _timeline(
+    states: LiveStates, log: ParleyLog, negotiation_id: str, start: dt.date | None, end: dt.date | None,
+    known_at: dt.datetime, after: int | None, limit: int,
+) -> Page:
+    state = states.state(negotiation_id)
+    known = [r for r in state.records if r.recorded_at <= known_at]
+    ids = {r.event_id for r in known}
+    keyed = sorted(
+        (
+            (world_key(r.event.occurred_on, r.originator_version), r)
+            for r in known
+            if (start is None or r.event.occurred_on >= start) and (end is None or r.event.occurred_on <= end)
+        ),
+        key=lambda pair: pair[0],
+    )
+    page, more = _page(keyed, after, limit)
+    items = with_corrections(log, _appended(log, negotiation_id, page))
+    for item in items:
+        # A correction recorded after known_at was not known then.
+        for field in ("corrected_by", "retracted_by"):
+            if field in item:
+                item[field] = [i for i in item[field] if i in ids]
+                if not item[field]:
+                    del item[field]
+    return Page(items=items, next=more)
+
+
+# --- diffs -----------------------------------------------------------------------------------
+
+# Values about the reason or the distance to as_of, not the state itself.
+_NOT_COMPARED = frozenset({"because", "days_remaining"})
+_ID_FIELDS = ("measure_id", "deadline_id", "issue_id", "round_id", "truce_id", "event_id")
+
+
+def _stable_id(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    for field in _ID_FIELDS:
+        if isinstance(item.get(field), str):
+            if field == "measure_id" and "effective_from" in item:
+                # a measure's pending changes are told apart by the day they start
+                return f"{item[field]}@{item['effective_from']}"
+            return item[field]
+    if isinstance(item.get("imposed_by"), str) and isinstance(item.get("applies_to"), str):
+        return f"{item['imposed_by']}->{item['applies_to']}"
+    return None
+
+
+def _by_id(value: Any) -> dict[str, Any] | None:
+    """A list of objects as a map by their stable ids, or None when it has no such ids."""
+    if not isinstance(value, list):
+        return None
+    keys = [_stable_id(item) for item in value]
+    if None in keys or len(set(keys)) != len(keys):
+        return None
+    return dict(zip(keys, value, strict=True))  # type: ignore[arg-type]
+
+
+def _diffable(state: StateOut) -> dict[str, Any]:
+    """The state as a JSON tree without wrappers, so paths read `tariffs.US->CN...`, `deadlines.<id>...`."""
+    tree: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(state))  # JSON's lists, not the views' tuples
+    return {
+        "truce": tree["truce"],
+        "tariffs": tree["tariffs"]["directions"],
+        "measures": tree["measures"]["measures"],
+        "deadlines": [{**d, "passed": False} for d in tree["deadlines"]["upcoming"]]
+        + [{**d, "passed": True} for d in tree["deadlines"]["passed"]],
+        "issues": tree["issues"]["issues"],
+        "rounds": tree["rounds"]["rounds"],
+    }
+
+
+def changes_between(
+    before: Any, after: Any, path: str = "", why: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+) -> list[Change]:
+    """Changes between two JSON trees; lists of identified objects compare by id, an object added or gone is one change."""
+    before_by_id, after_by_id = _by_id(before), _by_id(after)
+    if before_by_id is not None and after_by_id is not None:
+        before, after = before_by_id, after_by_id
+    if isinstance(before, dict) and isinstance(after, dict):
+        why = (tuple(before.get("because", why[0])), tuple(after.get("because", why[1])))
+        changes: list[Change] = []
+        for key in dict.fromkeys([*before, *after]):
+            if key not in _NOT_COMPARED:
+                changes += changes_between(before.get(key), after.get(key), f"{path}.{key}" if path else key, why)
+        return changes
+    if before == after:
+        return []
+    whole = after if isinstance(after, dict) else before if isinstance(before, dict) else None
+    because = tuple(whole.get("because", ())) if whole is not None else why[1] or why[0]
+    return [Change(path=path, before=before, after=after, because=because)]
+
+
+def _diff(
+    states: LiveStates, log: ParleyLog, negotiation_id: str,
+    before: tuple[dt.date, dt.datetime], after: tuple[dt.date, dt.datetime], legal_basis: str | None,
+) -> DiffOut:
+    first = _state(states, log, negotiation_id, *before, legal_basis)
+    second = _state(states, log, negotiation_id, *after, legal_basis)
+    return DiffOut(
+        before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),
+        after=Moment(as_of=second.as_of, known_at=second.known_at, position=second.position),
+        changes=changes_between(_diffable(first), _diffable(second)),
+    )
+
+
+Moments = tuple[tuple[dt.date | None, dt.datetime | None], tuple[dt.date | None, dt.datetime | None]]
+
+
+def _diff_moments(given: dict[str, str | None]) -> Moments:
+    """(from, to) at one known_at, or (known_from, known_to) on one as_of: exactly one pair; None is "now"."""
+    world, belief = ("from", "to"), ("known_from", "known_to")
+    by_world = any(given[f] is not None for f in world)
+    by_belief = any(given[f] is not None for f in belief)
+    if by_world == by_belief:
+        raise ProblemError(
+            400, "Bad request", "give from and to (world dates), or known_from and known_to (recording times), not both",
+            [FieldError(f, "give exactly one pair: from and to, or known_from and known_to") for f in (*world, *belief)],
+        )
+    pair, alone = (world, "as_of") if by_world else (belief, "known_at")
+    errors = [FieldError(f, "is required with " + " and ".join(pair)) for f in pair if given[f] is None]
+    if given[alone] is not None:
+        errors.append(FieldError(alone, f"does not apply with {' and '.join(pair)}"))
+    if errors:
+        raise ProblemError(400, "Bad request", "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    if by_world:
+        at = parse_timestamp(given["known_at"], "known_at")
+        return (parse_date(given["from"], "from"), at), (parse_date(given["to"], "to"), at)
+    day = parse_date(given["as_of"], "as_of")
+    known_from, known_to = parse_timestamp(given["known_from"], "known_from"), parse_timestamp(given["known_to"], "known_to")
+    return (day, known_from), (day, known_to)
+
+
+class StateController(Controller):
+    path = "/v1/negotiations"
+    tags = ["state"]
+
+    @get(
+        "/{negotiation_id:str}/state",
+        operation_id="getNegotiationState",
+        summary="Every read model on as_of, as known at known_at",
+        guards=[require("reader")],
+        responses=problems(404),
+    )
+    async def state(
+        self,
+        request: Request[Any, Any, Any],
+        negotiation_id: str,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        min_position: MinPosition = None,
+        legal_basis: LegalBasis = None,
+    ) -> StateOut:
+        day, at = await _moment(request, as_of, known_at, min_position)
+        return await in_thread(_state, _states(request), log_of(request), negotiation_id, day, at, legal_basis)
+
+    @get(
+        "/{negotiation_id:str}/state/{part:str}",
+        operation_id="getNegotiationStatePart",
+        summary="One read model (truce, tariffs, measures, deadlines, issues, rounds) on as_of, as known at known_at",
+        guards=[require("reader")],
+        responses=problems(404),
+    )
+    async def state_part(
+        self,
+        request: Request[Any, Any, Any],
+        negotiation_id: str,
+        part: str,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        min_position: MinPosition = None,
+        legal_basis: LegalBasis = None,
+    ) -> dict[str, Any]:
+        if part not in PARTS:
+            allowed = ", ".join(PARTS)
+            raise ProblemError(
+                404, "Not found", f"no state part {part!r}; the parts are {allowed}",
+                [FieldError("part", f"must be one of {allowed}")],
+            )
+        day, at = await _moment(request, as_of, known_at, min_position)
+        return await in_thread(_part, _states(request), log_of(request), negotiation_id, part, day, at, legal_basis)
+
+    @get(
+        "/{negotiation_id:str}/statements",
+        operation_id="listNegotiationStatements",
+        summary="Statements made by as_of, as known at known_at, in world order, filtered and cursor-paged",
+        guards=[require("reader")],
+        responses=problems(404),
+    )
+    async def list_statements(
+        self,
+        request: Request[Any, Any, Any],
+        negotiation_id: str,
+        speaker: Annotated[str | None, Parameter(description="The speaker's name, case-blind.")] = None,
+        party: Annotated[str | None, Parameter(description="The speaker's party code.")] = None,
+        topic: Annotated[str | None, Parameter(description="A topic, or an issue or measure id the statement is about.")] = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        min_position: MinPosition = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        after = decode_cursor(cursor)
+        day, at = await _moment(request, as_of, known_at, min_position)
+        filters = {"speaker": speaker, "party": party, "topic": topic}
+        return await in_thread(_statements, _states(request), negotiation_id, day, at, filters, after, limit)
+
+    @get(
+        "/{negotiation_id:str}/timeline",
+        operation_id="getNegotiationTimeline",
+        summary="The negotiation's events in world order (occurred_on, then position), as known at known_at, cursor-paged",
+        guards=[require("reader")],
+        responses=problems(404),
+    )
+    async def timeline(
+        self,
+        request: Request[Any, Any, Any],
+        negotiation_id: str,
+        from_: WorldFrom = None,
+        to: WorldTo = None,
+        known_at: KnownAt = None,
+        min_position: MinPosition = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        start, end = parse_date(from_, "from"), parse_date(to, "to")
+        at = parse_timestamp(known_at, "known_at")
+        after = decode_cursor(cursor)
+        now = await _now(request, min_position)
+        return await in_thread(
+            _timeline, _states(request), log_of(request), negotiation_id, start, end, at or now, after, limit
+        )
+
+    @get(
+        "/{negotiation_id:str}/diff",
+        operation_id="diffNegotiationState",
+        summary="What changed in the state between two world dates, or in our belief between two recording times",
+        description="Give `from` and `to` (world dates, at one `known_at`), or `known_from` and `known_to` "
+        "(recording times, on one `as_of`). Each change names a path keyed by stable ids, "
+        "its value before and after, and the events behind it.",
+        guards=[require("reader")],
+        responses=problems(404),
+    )
+    async def diff(
+        self,
+        request: Request[Any, Any, Any],
+        negotiation_id: str,
+        from_: WorldFrom = None,
+        to: WorldTo = None,
+        known_from: Annotated[str | None, Parameter(description="RFC 3339 recording time before.")] = None,
+        known_to: Annotated[str | None, Parameter(description="RFC 3339 recording time after.")] = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        min_position: MinPosition = None,
+        legal_basis: LegalBasis = None,
+    ) -> DiffOut:
+        given = {"from": from_, "to": to, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
+        moments = _diff_moments(given)
+        now = await _now(request, min_position)
+        before, after = ((day or now.date(), at or now) for day, at in moments)
+        return await in_thread(_diff, _states(request), log_of(request), negotiation_id, before, after, legal_basis)
