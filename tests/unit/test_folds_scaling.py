@@ -1,0 +1,818 @@
+"""The indexed read models answer exactly what scanning every event answers, and read only a few of them.
+
+`_reference_*` below is the scanning implementation the indexes replaced (every known event of a
+type per query), kept here as the oracle: random histories with corrections, retractions, backfills,
+clocks that go back, checkpoints and branches must give identical answers at random (as_of, known_at).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events.payloads import (
+    ConcessionMade,
+    DeadlineExtended,
+    DeadlineResolved,
+    DeadlineSet,
+    DemandMade,
+    Event,
+    EventCorrected,
+    EventRetracted,
+    IssueRaised,
+    IssueUpdated,
+    MeasureChanged,
+    NegotiationOpened,
+    Person,
+    RoundHeld,
+    RoundScheduled,
+    StatementMade,
+    TruceAgreed,
+    TruceEnded,
+    TruceExtended,
+)
+from events.records import Recorded, stream_id
+from projections import (
+    DeadlinesView,
+    DeadlineView,
+    IssuesView,
+    IssueView,
+    MeasureRate,
+    MeasuresView,
+    MeasureView,
+    PendingChange,
+    RoundsView,
+    RoundView,
+    State,
+    TariffDirection,
+    TariffScheduleView,
+    TruceLapse,
+    TruceView,
+    View,
+    deadlines,
+    evolve,
+    fold,
+    issues,
+    measures,
+    rounds,
+    statements,
+    tariff_schedule,
+    truce,
+    view,
+)
+from projections.deadlines import Due, Extension
+from projections.index import Sorted
+from projections.issues import Position, StatusChange
+from projections.state import Fact, because_of, first_given, in_world_order
+
+NEGOTIATION = "scaling"
+EPOCH = dt.date(2025, 1, 1)
+RECORDED_FROM = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+LATER = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+_DAY = dt.timedelta(days=1)
+
+# --- the reference: scan every known event of the types a read model needs ---------------------
+
+_ACTS = frozenset({"in_force", "suspended", "removed", "invalidated"})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Book:
+    set: dict[str, Fact]
+    extended: dict[str, list[Fact]]
+    resolved: dict[str, Fact]
+
+    def chain(self, deadline_id: str, on: dt.date) -> list[Fact]:
+        return [f for f in self.extended.get(deadline_id, []) if f.occurred_on <= on]
+
+    def due(self, deadline_id: str, on: dt.date) -> Due | None:
+        chain = self.chain(deadline_id, on)
+        origin = self.set.get(deadline_id)
+        if chain:
+            due_on = chain[-1].event.due_on
+        elif origin is not None:
+            due_on = origin.event.due_on
+        else:
+            return None
+        return Due(on=due_on, because=because_of(origin.because if origin else (), *(f.because for f in chain)))
+
+
+def _book(seen: View) -> _Book:
+    book = _Book(set={}, extended={}, resolved={})
+    for fact in in_world_order(seen, DeadlineSet, DeadlineExtended, DeadlineResolved):
+        match fact.event:
+            case DeadlineSet(deadline_id=deadline_id):
+                book.set[deadline_id] = fact
+            case DeadlineExtended(deadline_id=deadline_id):
+                book.extended.setdefault(deadline_id, []).append(fact)
+            case DeadlineResolved(deadline_id=deadline_id):
+                book.resolved[deadline_id] = fact
+    return book
+
+
+def _extensions(book: _Book, deadline_id: str, on: dt.date) -> tuple[Extension, ...]:
+    return tuple(
+        Extension(due_on=f.event.due_on, event_id=f.event_id, occurred_on=f.occurred_on)
+        for f in book.chain(deadline_id, on)
+    )
+
+
+def _reference_deadlines(seen: View) -> DeadlinesView:
+    book = _book(seen)
+    upcoming: list[DeadlineView] = []
+    passed: list[DeadlineView] = []
+    for deadline_id in book.set.keys() | book.extended.keys():
+        due = book.due(deadline_id, seen.as_of)
+        if due is None:
+            continue
+        origin = book.set.get(deadline_id)
+        resolution = book.resolved.get(deadline_id)
+        is_upcoming = resolution is None and due.on >= seen.as_of
+        (upcoming if is_upcoming else passed).append(
+            DeadlineView(
+                deadline_id=deadline_id,
+                title=origin.event.title if origin else None,
+                due_on=due.on,
+                original_due_on=origin.event.due_on if origin else None,
+                days_remaining=(due.on - seen.as_of).days if is_upcoming else None,
+                consequence=origin.event.consequence if origin else None,
+                extensions=_extensions(book, deadline_id, seen.as_of),
+                resolved_on=resolution.occurred_on if resolution else None,
+                outcome=resolution.event.outcome if resolution else None,
+                because=because_of(due.because, resolution.because if resolution else ()),
+            )
+        )
+    upcoming.sort(key=lambda d: (d.due_on, d.deadline_id))
+    passed.sort(key=lambda d: (d.due_on, d.deadline_id), reverse=True)
+    return DeadlinesView(upcoming=tuple(upcoming), passed=tuple(passed))
+
+
+def _truce_view(facts: list[Fact], book: _Book, as_of: dt.date) -> TruceView:
+    first = next((f for f in facts if isinstance(f.event, TruceAgreed)), facts[0]).event
+    effective_from = first.effective_from or first.occurred_on
+    deadline_id = next((f.event.deadline_id for f in reversed(facts) if f.event.deadline_id), None)
+    due = book.due(deadline_id, as_of) if deadline_id else None
+    expires_on = due.on if due else None
+    ended_on = next((f.occurred_on for f in facts if isinstance(f.event, TruceEnded)), None)
+    if ended_on is not None:
+        status = "ended"
+    elif as_of < effective_from:
+        status = "pending"
+    elif expires_on is None or as_of <= expires_on:
+        status = "active"
+    else:
+        status = "lapsed"
+    return TruceView(
+        status=status,  # type: ignore[arg-type]
+        truce_id=first.truce_id,
+        parties=tuple(dict.fromkeys(p for f in facts for p in f.event.parties)),
+        effective_from=effective_from,
+        deadline_id=deadline_id,
+        expires_on=expires_on,
+        days_remaining=(expires_on - as_of).days if expires_on and status in ("pending", "active") else None,
+        ended_on=ended_on,
+        extensions=_extensions(book, deadline_id, as_of) if deadline_id else (),
+        suspends=tuple(dict.fromkeys(m for f in facts for m in f.event.suspends)),
+        because=because_of(*(f.because for f in facts), due.because if due else ()),
+    )
+
+
+def _truces(seen: View, book: _Book) -> list[TruceView]:
+    grouped: dict[str, list[Fact]] = {}
+    for fact in in_world_order(seen, TruceAgreed, TruceExtended, TruceEnded):
+        grouped.setdefault(fact.event.truce_id, []).append(fact)
+    return [_truce_view(facts, book, seen.as_of) for facts in grouped.values()]
+
+
+def _reference_truce(seen: View, truce_id: str | None = None) -> TruceView:
+    found = [t for t in _truces(seen, _book(seen)) if truce_id in (None, t.truce_id)]
+    return found[-1] if found else TruceView(status="none", truce_id=truce_id)
+
+
+def _starts_on(change: MeasureChanged) -> dt.date:
+    return change.effective_from or change.occurred_on
+
+
+def _counts(change: MeasureChanged) -> bool:
+    return change.status == "in_force" or (change.status == "suspended" and change.rate_pct is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _History:
+    measure_id: str
+    changes: tuple[Fact, ...]
+
+    @property
+    def latest(self) -> MeasureChanged:
+        return self.changes[0].event
+
+    @property
+    def acts(self) -> Iterable[Fact]:
+        return (f for f in self.changes if f.event.status in _ACTS)
+
+    @property
+    def legal_basis(self) -> str | None:
+        return first_given(self.changes, "legal_basis")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ruling:
+    change: Fact
+    since: dt.date
+    until: dt.date | None
+    because: tuple[str, ...]
+
+
+def _histories(seen: View) -> dict[str, _History]:
+    grouped: dict[str, list[Fact]] = {}
+    for fact in in_world_order(seen, MeasureChanged):
+        grouped.setdefault(fact.event.measure_id, []).append(fact)
+    return {
+        measure_id: _History(
+            measure_id=measure_id,
+            changes=tuple(sorted(facts, key=lambda f: (f.occurred_on, _starts_on(f.event), f.version), reverse=True)),
+        )
+        for measure_id, facts in sorted(grouped.items())
+    }
+
+
+def _end(change: MeasureChanged, book: _Book, on: dt.date) -> tuple[dt.date | None, tuple[str, ...]]:
+    ends = [change.effective_until] if change.effective_until else []
+    because: tuple[str, ...] = ()
+    if change.until_deadline:
+        due = book.due(change.until_deadline, on)
+        if due is not None:
+            ends.append(due.on)
+            because = due.because
+    return min(ends, default=None), because
+
+
+def _ruling(history: _History, on: dt.date, book: _Book) -> _Ruling | None:
+    ended: list[tuple[dt.date, tuple[str, ...]]] = []
+    for fact in history.acts:
+        start = _starts_on(fact.event)
+        if start > on:
+            continue
+        end, end_because = _end(fact.event, book, on)
+        if end is not None and end < on:
+            if end >= start:
+                ended.append((end, (*fact.because, *end_because)))
+            continue
+        overtaken = [(e, b) for e, b in ended if e >= start]
+        return _Ruling(
+            change=fact,
+            since=max([start, *(e + _DAY for e, _ in overtaken)]),
+            until=end,
+            because=because_of(fact.because, end_because, *(b for _, b in overtaken)),
+        )
+    return None
+
+
+def _pending(history: _History, as_of: dt.date, book: _Book) -> tuple[PendingChange, ...]:
+    current = _ruling(history, as_of, book)
+    scheduled: list[PendingChange] = []
+    for day in sorted({_starts_on(f.event) for f in history.acts if _starts_on(f.event) > as_of}):
+        upcoming = _ruling(history, day, book)
+        if upcoming is None or _starts_on(upcoming.change.event) != day:
+            continue
+        if current is None or upcoming.change.event_id != current.change.event_id:
+            change = upcoming.change.event
+            scheduled.append(
+                PendingChange(
+                    measure_id=history.measure_id,
+                    status=change.status,
+                    rate_pct=change.rate_pct,
+                    effective_from=day,
+                    because=upcoming.because,
+                )
+            )
+            current = upcoming
+    return tuple(scheduled)
+
+
+def _reference_measures(seen: View) -> MeasuresView:
+    book = _book(seen)
+    found: list[MeasureView] = []
+    for history in _histories(seen).values():
+        latest = history.latest
+        if latest.kind == "tariff":
+            continue
+        applying = _ruling(history, seen.as_of, book)
+        change = applying.change.event if applying else None
+        if change is not None:
+            status = change.status
+        else:
+            status = latest.status if latest.status not in _ACTS else None
+        found.append(
+            MeasureView(
+                measure_id=history.measure_id,
+                kind=latest.kind,
+                name=first_given(history.changes, "name"),
+                imposed_by=latest.imposed_by,
+                applies_to=latest.applies_to,
+                legal_basis=history.legal_basis,
+                scope=first_given(history.changes, "scope"),
+                status=status,
+                in_force=change is not None and _counts(change),
+                rate_pct=change.rate_pct if change else None,
+                since=applying.since if applying else None,
+                until=applying.until if applying else None,
+                until_deadline=change.until_deadline if change else None,
+                pending=_pending(history, seen.as_of, book),
+                because=applying.because if applying else history.changes[0].because,
+            )
+        )
+    return MeasuresView(measures=tuple(found))
+
+
+def _in_force(histories: Sequence[_History], on: dt.date, book: _Book) -> tuple[MeasureRate, ...]:
+    rates = []
+    for history in histories:
+        applying = _ruling(history, on, book)
+        if applying is not None and _counts(applying.change.event):
+            rates.append(
+                MeasureRate(
+                    measure_id=history.measure_id,
+                    rate_pct=applying.change.event.rate_pct,
+                    legal_basis=history.legal_basis,
+                    since=applying.since,
+                    because=applying.because,
+                )
+            )
+    return tuple(rates)
+
+
+def _total(rates: Sequence[MeasureRate]) -> float:
+    return sum(r.rate_pct or 0.0 for r in rates)
+
+
+def _touches(t: TruceView, histories: Sequence[_History]) -> bool:
+    return any(
+        h.measure_id in t.suspends
+        or (t.deadline_id is not None and any(f.event.until_deadline == t.deadline_id for f in h.acts))
+        for h in histories
+    )
+
+
+def _lapse(histories: Sequence[_History], running: Sequence[tuple[dt.date, TruceView]], book: _Book) -> TruceLapse | None:
+    touching = [(expires_on, t) for expires_on, t in running if _touches(t, histories)]
+    if not touching:
+        return None
+    expires_on, first = min(touching, key=lambda pair: pair[0])
+    applies_from = expires_on + _DAY
+    rates = _in_force(histories, applies_from, book)
+    return TruceLapse(
+        truce_id=first.truce_id,
+        applies_from=applies_from,
+        total_additional_pct=_total(rates),
+        measures=rates,
+        because=because_of(first.because, *(r.because for r in rates)),
+    )
+
+
+def _reference_tariff_schedule(seen: View, legal_basis: str | None = None) -> TariffScheduleView:
+    book = _book(seen)
+    directions: dict[tuple[str, str], list[_History]] = {}
+    for history in _histories(seen).values():
+        latest = history.latest
+        wanted = legal_basis is None or (
+            history.legal_basis is not None and legal_basis.casefold() in history.legal_basis.casefold()
+        )
+        if latest.kind == "tariff" and wanted:
+            directions.setdefault((latest.imposed_by, latest.applies_to), []).append(history)
+    running = [
+        (t.expires_on, t) for t in _truces(seen, book) if t.status in ("pending", "active") and t.expires_on is not None
+    ]
+    schedule = []
+    for (imposed_by, applies_to), histories in sorted(directions.items()):
+        rates = _in_force(histories, seen.as_of, book)
+        schedule.append(
+            TariffDirection(
+                imposed_by=imposed_by,
+                applies_to=applies_to,
+                total_additional_pct=_total(rates),
+                measures=rates,
+                pending=tuple(p for h in histories for p in _pending(h, seen.as_of, book)),
+                on_truce_lapse=_lapse(histories, running, book),  # type: ignore[arg-type]
+                because=because_of(*(r.because for r in rates)),
+            )
+        )
+    return TariffScheduleView(legal_basis=legal_basis, directions=tuple(schedule))
+
+
+def _reference_issues(seen: View) -> IssuesView:
+    found: dict[str, dict[str, Any]] = {}
+    for fact in in_world_order(seen, IssueRaised, IssueUpdated, DemandMade, ConcessionMade):
+        event = fact.event
+        if event.issue_id is None:
+            continue
+        issue = found.setdefault(
+            event.issue_id, {"title": None, "category": None, "text": None, "history": [], "positions": [], "because": []}
+        )
+        issue["because"].append(fact.because)
+        if isinstance(event, (IssueRaised, IssueUpdated)):
+            issue["title"] = event.title or issue["title"]
+            issue["text"] = event.text or issue["text"]
+            if isinstance(event, IssueRaised):
+                issue["category"] = event.category
+            history = issue["history"]
+            if event.status is not None and (not history or history[-1].status != event.status):
+                history.append(StatusChange(status=event.status, occurred_on=event.occurred_on, event_id=fact.event_id))
+        else:
+            issue["positions"].append(
+                Position(
+                    kind="demand" if isinstance(event, DemandMade) else "concession",
+                    by=event.by,
+                    to=event.to,
+                    text=event.text,
+                    occurred_on=event.occurred_on,
+                    event_id=fact.event_id,
+                )
+            )
+    return IssuesView(
+        issues=tuple(
+            IssueView(
+                issue_id=issue_id,
+                title=issue["title"],
+                category=issue["category"],
+                status=issue["history"][-1].status if issue["history"] else "open",
+                text=issue["text"],
+                history=tuple(issue["history"]),
+                positions=tuple(issue["positions"]),
+                because=because_of(*issue["because"]),
+            )
+            for issue_id, issue in sorted(found.items())
+        )
+    )
+
+
+def _reference_rounds(seen: View) -> RoundsView:
+    grouped: dict[str, list[Fact]] = {}
+    for fact in in_world_order(seen, RoundScheduled, RoundHeld):
+        grouped.setdefault(fact.event.round_id, []).append(fact)
+    found = []
+    for round_id, facts in grouped.items():
+        latest = facts[-1].event
+        found.append(
+            RoundView(
+                round_id=round_id,
+                name=latest.name,
+                status="held" if any(isinstance(f.event, RoundHeld) for f in facts) else "scheduled",
+                location=first_given(reversed(facts), "location"),
+                starts_on=latest.starts_on,
+                ends_on=latest.ends_on,
+                delegations=first_given(reversed(facts), "delegations") or {},
+                outcome=first_given(reversed(facts), "outcome"),
+                because=because_of(*(f.because for f in facts)),
+            )
+        )
+    return RoundsView(rounds=tuple(sorted(found, key=lambda r: (r.starts_on, r.round_id))))
+
+
+def reference(state: State, as_of: dt.date, known_at: dt.datetime) -> dict[str, Any]:
+    seen = view(state, as_of, known_at)
+    return {
+        "tariffs": _reference_tariff_schedule(seen),
+        "tariffs ieepa": _reference_tariff_schedule(seen, "ieepa"),
+        "truce": _reference_truce(seen),
+        "truce t1": _reference_truce(seen, "t1"),
+        "measures": _reference_measures(seen),
+        "deadlines": _reference_deadlines(seen),
+        "issues": _reference_issues(seen),
+        "rounds": _reference_rounds(seen),
+    }
+
+
+def indexed(state: State, as_of: dt.date, known_at: dt.datetime) -> dict[str, Any]:
+    # One view for all, as the service asks: the read models share what they work out.
+    seen = view(state, as_of, known_at)
+    return {
+        "tariffs": tariff_schedule(seen),
+        "tariffs ieepa": tariff_schedule(seen, "ieepa"),
+        "truce": truce(seen),
+        "truce t1": truce(seen, "t1"),
+        "measures": measures(seen),
+        "deadlines": deadlines(seen),
+        "issues": issues(seen),
+        "rounds": rounds(seen),
+    }
+
+
+def assert_same(state: State, as_of: dt.date, known_at: dt.datetime) -> None:
+    expected, got = reference(state, as_of, known_at), indexed(state, as_of, known_at)
+    for name in expected:
+        assert got[name] == expected[name], f"{name} at as_of={as_of} known_at={known_at} size={state.size}"
+
+
+# --- random histories -------------------------------------------------------------------------
+
+MEASURES = (("m-ieepa", "tariff", "IEEPA"), ("m-301", "tariff", "Section 301"), ("m-cn", "tariff", None), ("ctl", "export_control", None))
+DEADLINES = ("d1", "d2", "d3")
+offsets = st.integers(min_value=0, max_value=120)
+maybe_days = st.none() | st.integers(min_value=0, max_value=60).map(lambda n: dt.timedelta(days=n))
+
+
+@st.composite
+def measure_changed(draw: st.DrawFn, on: dt.date) -> MeasureChanged:
+    measure_id, kind, basis = draw(st.sampled_from(MEASURES))
+    effective_from = on + lead if (lead := draw(maybe_days)) is not None else None
+    runs = draw(maybe_days)
+    imposed_by, applies_to = ("CN", "US") if measure_id == "m-cn" else ("US", "CN")
+    return MeasureChanged(
+        occurred_on=on,
+        measure_id=measure_id,
+        kind=kind,  # type: ignore[arg-type]
+        status=draw(st.sampled_from(["threatened", "announced", "in_force", "in_force", "suspended", "removed", "invalidated"])),
+        imposed_by=imposed_by,
+        applies_to=applies_to,
+        name=draw(st.sampled_from([None, "Duty", "Tariff"])),
+        legal_basis=draw(st.sampled_from([basis, basis, None, "IEEPA reciprocal"])),
+        scope=draw(st.sampled_from([None, "all goods"])),
+        rate_pct=draw(st.none() | st.sampled_from([10, 20, 34, 125])) if kind == "tariff" else None,
+        effective_from=effective_from,
+        effective_until=(effective_from or on) + runs if runs is not None else None,
+        until_deadline=draw(st.none() | st.sampled_from(DEADLINES)),
+    )
+
+
+@st.composite
+def deadline_event(draw: st.DrawFn, on: dt.date) -> Event:
+    deadline_id = draw(st.sampled_from(DEADLINES))
+    due_on = on + dt.timedelta(days=draw(st.integers(0, 120)))
+    match draw(st.sampled_from(["set", "extended", "extended", "resolved"])):
+        case "set":
+            return DeadlineSet(occurred_on=on, deadline_id=deadline_id, title=draw(st.sampled_from(["A", "B"])), due_on=due_on)
+        case "extended":
+            return DeadlineExtended(occurred_on=on, deadline_id=deadline_id, due_on=due_on)
+    return DeadlineResolved(occurred_on=on, deadline_id=deadline_id, outcome="met")
+
+
+@st.composite
+def truce_event(draw: st.DrawFn, on: dt.date) -> Event:
+    kind = draw(st.sampled_from([TruceAgreed, TruceExtended, TruceExtended, TruceEnded]))
+    return kind(
+        occurred_on=on,
+        truce_id=draw(st.sampled_from(["t1", "t2"])),
+        parties=draw(st.sampled_from([(), ("US", "CN"), ("CN",)])),
+        effective_from=on + lead if (lead := draw(maybe_days)) is not None else None,
+        deadline_id=draw(st.none() | st.sampled_from(DEADLINES)),
+        suspends=draw(st.sampled_from([(), ("m-ieepa",), ("ctl", "m-301")])),
+    )
+
+
+@st.composite
+def issue_event(draw: st.DrawFn, on: dt.date) -> Event:
+    issue_id = draw(st.sampled_from(["i1", "i2", "i3"]))
+    match draw(st.sampled_from(["raised", "updated", "updated", "demand", "concession"])):
+        case "raised":
+            return IssueRaised(
+                occurred_on=on, issue_id=issue_id, title=draw(st.sampled_from(["Soybeans", "Fentanyl"])),
+                category=draw(st.sampled_from([None, "agriculture"])),
+                status=draw(st.sampled_from(["open", "in_negotiation"])),
+            )
+        case "updated":
+            return IssueUpdated(
+                occurred_on=on, issue_id=issue_id,
+                status=draw(st.sampled_from([None, "open", "stalled", "resolved", "in_negotiation"])),
+                title=draw(st.sampled_from([None, "Renamed"])), text=draw(st.sampled_from([None, "notes"])),
+            )
+        case "demand":
+            return DemandMade(occurred_on=on, by="US", to="CN", issue_id=draw(st.sampled_from([issue_id, None])), text="buy more")
+    return ConcessionMade(occurred_on=on, by="CN", issue_id=issue_id, text="will buy")
+
+
+@st.composite
+def round_event(draw: st.DrawFn, on: dt.date) -> Event:
+    kind = draw(st.sampled_from([RoundScheduled, RoundHeld]))
+    return kind(
+        occurred_on=on,
+        round_id=draw(st.sampled_from(["r1", "r2"])),
+        name=draw(st.sampled_from(["Geneva", "London"])),
+        location=draw(st.sampled_from([None, "Geneva", "London"])),
+        starts_on=on + dt.timedelta(days=draw(st.integers(0, 20))),
+        delegations=draw(st.sampled_from([{}, {"US": (Person(name="Scott Bessent"),)}])),
+        outcome=draw(st.sampled_from([None, "progress"])),
+    )
+
+
+@st.composite
+def other_event(draw: st.DrawFn, on: dt.date) -> Event:
+    if draw(st.booleans()):
+        return StatementMade(occurred_on=on, speaker=Person(name="He Lifeng", party="CN"), quote="fine")
+    return NegotiationOpened(occurred_on=on, title="Trade", parties=("US", "CN"))
+
+
+KINDS = (measure_changed, measure_changed, measure_changed, deadline_event, truce_event, issue_event, round_event, other_event)
+
+
+@st.composite
+def payload(draw: st.DrawFn) -> Event:
+    on = EPOCH + dt.timedelta(days=draw(offsets))
+    return draw(draw(st.sampled_from(KINDS))(on))
+
+
+@st.composite
+def history(draw: st.DrawFn, *, max_size: int = 40) -> list[Recorded]:
+    """Events and amendments (of earlier events, of amendments, once of an event recorded later), then clocks."""
+    count = draw(st.integers(min_value=1, max_value=max_size))
+    ids = [str(uuid.UUID(int=n + 1)) for n in range(count)]
+    events: list[Event] = []
+    for n in range(count):
+        if n and draw(st.integers(0, 5)) == 0:
+            target = ids[draw(st.integers(0, n - 1 if draw(st.integers(0, 9)) else count - 1))]
+            on = EPOCH + dt.timedelta(days=draw(offsets))
+            if draw(st.booleans()):
+                events.append(EventCorrected(occurred_on=on, target=target, replacement=draw(payload())))
+            else:
+                events.append(EventRetracted(occurred_on=on, target=target, reason="wrong"))
+        else:
+            events.append(draw(payload()))
+    # Mostly a ticking clock, with batches sharing a timestamp; now and then a clock that goes back.
+    steps = draw(st.lists(st.sampled_from([0, 1, 1, 1, 5, -3]), min_size=count, max_size=count))
+    if not draw(st.integers(0, 4)):
+        steps = [abs(s) for s in steps]
+    clock, times = RECORDED_FROM, []
+    for step in steps:
+        clock += dt.timedelta(minutes=step)
+        times.append(clock)
+    return [
+        Recorded(
+            originator_id=stream_id(NEGOTIATION),
+            originator_version=n + 1,
+            event_id=ids[n],
+            negotiation_id=NEGOTIATION,
+            recorded_at=times[n],
+            recorded_by="editor@parley.test",
+            request_id=ids[n],
+            event=event,
+        )
+        for n, event in enumerate(events)
+    ]
+
+
+def moments(records: Sequence[Recorded]) -> st.SearchStrategy[dt.datetime]:
+    times = [r.recorded_at for r in records]
+    return st.sampled_from([LATER, RECORDED_FROM - dt.timedelta(minutes=1), *times]) | st.sampled_from(times).map(
+        lambda t: t + dt.timedelta(seconds=30)
+    )
+
+
+as_of_dates = st.integers(min_value=-5, max_value=220).map(lambda n: EPOCH + dt.timedelta(days=n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_indexed_answers_equal_the_scanning_reference(data: st.DataObject) -> None:
+    records = data.draw(history())
+    state = fold(records)
+    for _ in range(3):
+        assert_same(state, data.draw(as_of_dates), data.draw(moments(records)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_checkpoints_and_branches_answer_like_the_reference(data: st.DataObject) -> None:
+    """Older states read a prefix of a ledger that has grown since; evolving one again branches off."""
+    records = data.draw(history())
+    states = [State()]
+    for r in records:
+        states.append(evolve(states[-1], r))
+    checkpoint = states[data.draw(st.integers(0, len(records)))]
+    for _ in range(2):
+        assert_same(checkpoint, data.draw(as_of_dates), data.draw(moments(records)))
+    extra = data.draw(history(max_size=8))
+    start = checkpoint.version
+    branch = fold(
+        [
+            Recorded(
+                originator_id=r.originator_id,
+                originator_version=start + n + 1,
+                event_id=str(uuid.UUID(int=10_000 + n)),
+                negotiation_id=NEGOTIATION,
+                recorded_at=max([LATER - dt.timedelta(days=1), *(x.recorded_at for x in records)]) + dt.timedelta(minutes=n),
+                recorded_by=r.recorded_by,
+                request_id=r.request_id,
+                event=r.event,
+            )
+            for n, r in enumerate(extra)
+        ],
+        checkpoint,
+    )
+    for _ in range(2):
+        day = data.draw(as_of_dates)
+        assert_same(branch, day, LATER)
+        assert_same(checkpoint, day, LATER)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_a_known_at_answer_equals_a_fresh_fold_of_what_was_recorded_by_then(data: st.DataObject) -> None:
+    records = data.draw(history())
+    known_at = data.draw(moments(records))
+    kept = fold(r for r in records if r.recorded_at <= known_at)
+    day = data.draw(as_of_dates)
+    assert indexed(fold(records), day, known_at) == indexed(kept, day, LATER)
+    assert statements(view(fold(records), day, known_at)) == statements(view(kept, day, LATER))
+
+
+# --- regressions ----------------------------------------------------------------------------------
+
+
+def _recorded(events: Sequence[Event], *, minutes: Sequence[int] | None = None) -> list[Recorded]:
+    return [
+        Recorded(
+            originator_id=stream_id(NEGOTIATION),
+            originator_version=n + 1,
+            event_id=str(uuid.UUID(int=n + 1)),
+            negotiation_id=NEGOTIATION,
+            recorded_at=RECORDED_FROM + dt.timedelta(minutes=minutes[n] if minutes else n),
+            recorded_by="editor@parley.test",
+            request_id="r",
+            event=event,
+        )
+        for n, event in enumerate(events)
+    ]
+
+
+def _tariff(on: dt.date, rate: float, **fields: Any) -> MeasureChanged:
+    return MeasureChanged(
+        occurred_on=on, measure_id=fields.pop("measure_id", "duty"), kind="tariff", status=fields.pop("status", "in_force"),
+        imposed_by="US", applies_to="CN", legal_basis="IEEPA", rate_pct=rate, **fields,
+    )
+
+
+def test_a_clock_that_went_back_still_gives_the_known_at_answer() -> None:
+    # The second record's clock is earlier than the first's: known at 00:30 means the second only.
+    records = _recorded([_tariff(EPOCH, 10), _tariff(EPOCH + _DAY, 20)], minutes=[60, 0])
+    state = fold(records)
+    at = RECORDED_FROM + dt.timedelta(minutes=30)
+    (direction,) = tariff_schedule(view(state, EPOCH + 5 * _DAY, at)).directions
+    assert [m.rate_pct for m in direction.measures] == [20]
+    for known_at in (at, LATER, RECORDED_FROM - _DAY, RECORDED_FROM + dt.timedelta(minutes=60)):
+        assert_same(state, EPOCH + 5 * _DAY, known_at)
+
+
+def test_a_correction_that_moves_an_event_to_another_measure_and_date() -> None:
+    first = _tariff(EPOCH, 10)
+    records = _recorded([first, EventCorrected(occurred_on=EPOCH, target=str(uuid.UUID(int=1)),
+                                               replacement=_tariff(EPOCH + 40 * _DAY, 30, measure_id="other"))])
+    state = fold(records)
+    for day in (EPOCH, EPOCH + 50 * _DAY):
+        for known_at in (records[0].recorded_at, LATER):
+            assert_same(state, day, known_at)
+    (direction,) = tariff_schedule(view(state, EPOCH + 50 * _DAY, LATER)).directions
+    assert [(m.measure_id, m.rate_pct) for m in direction.measures] == [("other", 30)]
+
+
+def test_an_old_state_keeps_its_answer_while_the_ledger_grows() -> None:
+    records = _recorded([_tariff(EPOCH + n * _DAY, n) for n in range(1, 100)])
+    old = fold(records[:50])
+    before = indexed(old, EPOCH + 200 * _DAY, LATER)
+    fold(records[50:], old)  # the same ledger, extended
+    assert indexed(old, EPOCH + 200 * _DAY, LATER) == before
+    assert before["tariffs"].directions[0].measures[0].rate_pct == 50
+
+
+@pytest.mark.parametrize("size", [200, 4000])
+def test_a_query_reads_a_bounded_number_of_facts_however_long_the_history(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate steps, suspensions until an extended deadline, scheduled changes: reads stay flat."""
+    events: list[Event] = [DeadlineSet(occurred_on=EPOCH, deadline_id="expiry", title="Truce", due_on=EPOCH + 90 * _DAY)]
+    for n in range(1, size):
+        on = EPOCH + n * _DAY
+        match n % 4:
+            case 0:
+                events.append(_tariff(on, n % 50, measure_id=f"m{n % 8}"))
+            case 1:
+                events.append(_tariff(on, 10, measure_id=f"m{n % 8}", status="suspended", until_deadline="expiry"))
+            case 2:
+                events.append(_tariff(on, n % 30, measure_id=f"m{n % 8}", effective_from=on + 20 * _DAY))
+            case 3:
+                if n % 40 == 3:
+                    events.append(DeadlineExtended(occurred_on=on, deadline_id="expiry", due_on=EPOCH + (n + 90) * _DAY))
+                else:
+                    events.append(StatementMade(occurred_on=on, speaker=Person(name="X"), quote="q"))
+    state = fold(_recorded(events))
+    reads = 0
+    below = Sorted.below
+
+    def counted(self: Sorted, cut: int, limit: int):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        for version in below(self, cut, limit):
+            reads += 1
+            yield version
+
+    monkeypatch.setattr(Sorted, "below", counted)
+    as_of = EPOCH + (size // 2) * _DAY
+    answer = indexed(state, as_of, LATER)
+    assert answer["tariffs"].directions
+    # 8 measures and one deadline: a few reads each, plus the extension chain (part of the answer).
+    chain = len(answer["deadlines"].upcoming[0].extensions) if answer["deadlines"].upcoming else 0
+    assert reads <= 8 * 12 + 4 * chain + 20, (reads, chain)
+    assert answer == reference(state, as_of, LATER)
