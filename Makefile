@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/parley demo load --if-empty
 	$(VENV)/bin/parley serve
 
 test: $(STAMP)

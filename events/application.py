@@ -113,8 +113,13 @@ class ParleyLog(Application):
         request_id: str,
         expected_version: int | None = None,
         appending: Appending | None = None,
+        event_keys: Sequence[Appending] | None = None,
     ) -> list[Appended]:
-        """Append events to one negotiation, all or nothing; return them with their positions."""
+        """Append events to one negotiation, all or nothing; return them with their positions.
+
+        `appending` makes the request idempotent as a whole; `event_keys` (one per event) make each
+        event idempotent on its own, as imports need: a key used before fails the whole batch.
+        """
         if appending is not None:
             self._replay_if_seen(appending)
         with self._stream_lock(negotiation_id), _translated_store_errors():
@@ -143,18 +148,17 @@ class ParleyLog(Application):
                     )
                     for offset, event in enumerate(events, start=1)
                 ]
-                idempotency = (
+                idempotency = [
                     Idempotency(
-                        principal=appending.principal,
-                        key=appending.key,
-                        request_hash=appending.request_hash,
+                        principal=key.principal,
+                        key=key.key,
+                        request_hash=key.request_hash,
                         negotiation_id=negotiation_id,
-                        event_ids=[r.event_id for r in records],
+                        event_ids=ids,
                         created_at=now.isoformat(),
                     )
-                    if appending
-                    else None
-                )
+                    for key, ids in self._keyed(appending, event_keys, records)
+                ]
                 hashes: list[str] = []
                 try:
                     recordings = self.save(*records, idempotency=idempotency, hashes=hashes)
@@ -162,6 +166,8 @@ class ParleyLog(Application):
                     # Another writer took this version, or a twin request took this key.
                     if appending is not None:
                         self._replay_if_seen(appending)
+                    if event_keys and self.store.seen_keys(event_keys[0].principal, [k.key for k in event_keys]):
+                        raise IdempotencyKeyReusedError(event_keys[0].key) from None
                     state = self._refresh(negotiation_id)
                     if expected_version is not None:
                         raise VersionConflictError(
@@ -174,6 +180,19 @@ class ParleyLog(Application):
                 positions = [r.notification.id for r in recordings]
                 return [Appended(*row) for row in zip(records, positions, hashes, strict=True)]
         raise VersionConflictError(negotiation_id, -1, -1)  # pragma: no cover - contention beyond reason
+
+    @staticmethod
+    def _keyed(
+        appending: Appending | None, event_keys: Sequence[Appending] | None, records: Sequence[Recorded]
+    ) -> list[tuple[Appending, list[str]]]:
+        keyed = [(appending, [r.event_id for r in records])] if appending else []
+        if event_keys is not None:
+            keyed += [(key, [record.event_id]) for key, record in zip(event_keys, records, strict=True)]
+        return keyed
+
+    def seen_keys(self, principal: str, keys: Sequence[str]) -> set[str]:
+        with _translated_store_errors():
+            return self.store.seen_keys(principal, keys)
 
     def _replay_if_seen(self, appending: Appending) -> None:
         seen = self.store.idempotency(appending.principal, appending.key)

@@ -196,6 +196,18 @@ class ParleyTables:
         row = rows[0]
         return Idempotency(**{**row, "event_ids": msgspec.json.decode(row["event_ids"])})
 
+    def seen_keys(self, principal: str, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys of `principal` were used already."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows = self.run(
+                f"SELECT key FROM parley_idempotency WHERE principal = ? AND key IN ({', '.join('?' * len(chunk))})",
+                (principal, *chunk),
+            )
+            found.update(row["key"] for row in rows)
+        return found
+
     def head(self) -> int:
         rows = self.run("SELECT MAX(position) AS head FROM parley_event_index")
         return int(rows[0]["head"] or 0)
@@ -247,9 +259,7 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
         rows = _index_rows(last[0] if last else GENESIS, stored_events, positions)
         c.executemany(_INSERT_INDEX, rows)
         kwargs.get("hashes", []).extend(row[-1] for row in rows)
-        idempotency: Idempotency | None = kwargs.get("idempotency")
-        if idempotency is not None:
-            c.execute(_INSERT_IDEMPOTENCY, _idempotency_row(idempotency))
+        c.executemany(_INSERT_IDEMPOTENCY, [_idempotency_row(r) for r in kwargs.get("idempotency", ())])
         return positions
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> PollingSubscription:
@@ -277,9 +287,9 @@ class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
         rows = _index_rows(last["hash"] if last else GENESIS, stored_events, positions)
         curs.executemany(self._sql(_INSERT_INDEX), rows)
         kwargs.get("hashes", []).extend(row[-1] for row in rows)
-        idempotency: Idempotency | None = kwargs.get("idempotency")
-        if idempotency is not None:
-            curs.execute(self._sql(_INSERT_IDEMPOTENCY), _idempotency_row(idempotency))
+        rows = [_idempotency_row(r) for r in kwargs.get("idempotency", ())]
+        if rows:
+            curs.executemany(self._sql(_INSERT_IDEMPOTENCY), rows)
         return positions
 
     def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:

@@ -230,4 +230,7 @@ def project(database: DatabaseOption = None) -> None:
 
 
 def main() -> None:
+    from service.cli_import import register as register_import
+
+    register_import(cli)
     cli()

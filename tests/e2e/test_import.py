@@ -1,0 +1,117 @@
+"""`parley import` and `parley demo load` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import httpx
+import pytest
+
+from events.datasets import load
+from service.app import open_log
+from service.settings import Settings
+from tests.api.conftest import deadline, measure
+
+pytestmark = pytest.mark.slow
+
+
+def parley(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True, input=stdin, timeout=300)
+
+
+def _count(database_url: str, negotiation_id: str) -> int:
+    log = open_log(Settings(database_url=database_url))
+    try:
+        return log.negotiation(negotiation_id).event_count
+    finally:
+        log.close()
+
+
+def _write(path: Path, lines: list[object]) -> Path:
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+OPEN = {"type": "negotiation_opened", "occurred_on": "2025-01-01", "title": "Talks", "parties": ["US", "CN"]}
+
+
+def test_a_file_with_a_bad_line_stores_nothing_and_names_the_line(database_url, tmp_path):
+    path = _write(tmp_path / "in.jsonl", [OPEN, deadline("a"), {**measure(), "rate_pct": "ten"}, deadline("b")])
+    out = parley("import", str(path), "--negotiation", "talks", "--database", database_url)
+    assert out.returncode == 1
+    assert "line 3: rate_pct" in out.stderr and "Traceback" not in out.stderr
+    log = open_log(Settings(database_url=database_url))
+    try:
+        assert log.head() == 0
+    finally:
+        log.close()
+    skipped = parley("import", str(path), "--negotiation", "talks", "--skip-invalid", "--json", "--database", database_url)
+    assert skipped.returncode == 0, skipped.stderr
+    report = json.loads(skipped.stdout)
+    assert (report["stored"], report["skipped_invalid"]) == (3, 1)
+
+
+def test_importing_the_same_file_twice_stores_each_event_once(database_url, tmp_path):
+    path = _write(tmp_path / "in.jsonl", [OPEN, deadline("a"), deadline("a"), measure()])
+    first = json.loads(parley("import", str(path), "--negotiation", "talks", "--json", "--database", database_url).stdout)
+    second = json.loads(parley("import", "-", "--negotiation", "talks", "--json", "--database", database_url, stdin=path.read_text()).stdout)
+    assert (first["stored"], second["stored"], second["already_there"]) == (4, 0, 4)
+    assert _count(database_url, "talks") == 4  # two identical lines are two events, both kept once
+
+
+def test_import_into_an_existing_negotiation_without_an_opening_line(database_url, tmp_path):
+    parley("import", str(_write(tmp_path / "a.jsonl", [OPEN])), "--negotiation", "talks", "--database", database_url)
+    out = parley("import", str(_write(tmp_path / "b.jsonl", [deadline("x")])), "--negotiation", "talks", "--database", database_url)
+    assert out.returncode == 0, out.stderr
+    assert _count(database_url, "talks") == 2
+    missing = parley("import", str(tmp_path / "b.jsonl"), "--negotiation", "nowhere", "--database", database_url)
+    assert missing.returncode == 1 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_import_through_a_server(served, tmp_path):
+    path = _write(tmp_path / "in.jsonl", [OPEN, deadline("a"), measure()])
+    for _ in range(2):
+        out = parley("import", str(path), "--negotiation", "remote", "--url", served.base_url, "--key", served.admin_key)
+        assert out.returncode == 0, out.stderr
+    got = httpx.get(f"{served.base_url}/v1/negotiations/remote", headers={"Authorization": f"Bearer {served.admin_key}"})
+    assert got.json()["event_count"] == 3
+    assert [e["recorded_by"] for e in httpx.get(f"{served.base_url}/v1/events", headers={"Authorization": f"Bearer {served.admin_key}"}).json()["items"]] == ["admin"] * 3
+
+
+def test_demo_load_is_idempotent_and_only_if_empty_when_asked(database_url):
+    first = json.loads(parley("demo", "load", "--json", "--database", database_url).stdout)
+    second = json.loads(parley("demo", "load", "--json", "--database", database_url).stdout)
+    assert first["stored"] == len(load("us-china-trade-2025")) and second["stored"] == 0
+    assert parley("demo", "load", "--if-empty", "--database", database_url).returncode == 0
+    assert _count(database_url, "us-china-trade-2025") == first["stored"]
+
+
+def test_the_dataset_loads_from_an_installed_wheel(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(root)], check=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("parley-*.whl"))
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "venv")
+    python = tmp_path / "venv" / "bin" / "python"
+    # Dependencies come from this test run's environment (plain path entry: its editable finder stays off).
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "parley-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)], check=True, timeout=300)
+    check = (
+        "import events.datasets, events, sys; "
+        "assert 'site-packages' in events.__file__, events.__file__; "
+        "print(len(events.datasets.load('us-china-trade-2025')))"
+    )
+    out = subprocess.run([str(python), "-c", check], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == len(load("us-china-trade-2025")) >= 40
+    db = tmp_path / "demo.db"
+    loaded = subprocess.run([str(tmp_path / "venv" / "bin" / "parley"), "demo", "load", "--json", "--database", str(db)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["stored"] >= 40
