@@ -14,6 +14,7 @@ import msgspec
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
+from events.audit import ChainReport, verify_chain
 from events.errors import (
     EventNotFoundError,
     IdempotencyKeyReusedError,
@@ -293,6 +294,27 @@ class ParleyLog(Application):
             kind = "corrected_by" if row["topic"] == "event_corrected" else "retracted_by"
             found.setdefault(row["target_id"], {}).setdefault(kind, []).append(row["event_id"])
         return found
+
+    def verify(self, *, stop_at: int | None = None, batch: int = 2000) -> tuple[ChainReport, str | None]:
+        """Recompute the hash chain over the whole log; also the hash recomputed at `stop_at`."""
+
+        def rows() -> Iterator[dict[str, Any]]:
+            after = 0
+            while page := self.store.select_chain(after=after, limit=batch):
+                yield from page
+                after = int(page[-1]["position"])
+
+        with _translated_store_errors():
+            report, seen = verify_chain(rows(), stop_at=stop_at)
+        return report, seen.get(stop_at) if stop_at is not None else None
+
+    def history(self, event_id: str) -> list[Appended]:
+        """The event, then every correction and retraction of it, in the order they were recorded."""
+        original = self.event(event_id)
+        ids = [row["event_id"] for row in self.store.corrections_of([event_id])]
+        with _translated_store_errors():
+            revisions = self.store.select_events_by_id(ids)
+        return [original, *(self._appended(row) for row in revisions)]
 
     def head(self) -> int:
         with _translated_store_errors():

@@ -82,6 +82,31 @@ _TABLES = [
         revoked_by TEXT)""",
 ]
 
+def immutability_triggers(events_table: str, dialect: str) -> list[str]:
+    """UPDATE and DELETE on the event tables fail, for every database user but the owner who drops them."""
+    tables = (events_table, "parley_event_index")
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS parley_immutable_{table}_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'Parley events are immutable: {op} on {table} refused'); END"
+            for table in tables
+            for op in ("UPDATE", "DELETE")
+        ]
+    statements = [
+        "CREATE OR REPLACE FUNCTION parley_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $body$ "
+        "BEGIN RAISE EXCEPTION USING MESSAGE = 'Parley events are immutable: ' || TG_OP || ' on ' "
+        "|| TG_TABLE_NAME || ' refused', ERRCODE = 'insufficient_privilege'; END; $body$"
+    ]
+    for table in tables:
+        statements += [
+            f"CREATE OR REPLACE TRIGGER parley_immutable_rows BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION parley_refuse_change()",
+            f"CREATE OR REPLACE TRIGGER parley_immutable_table BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION parley_refuse_change()",
+        ]
+    return statements
+
+
 _INSERT_INDEX = (
     "INSERT INTO parley_event_index "
     "(position, event_id, originator_id, originator_version, topic, target_id, hash) "
@@ -196,6 +221,17 @@ class ParleyTables:
         row = rows[0]
         return Idempotency(**{**row, "event_ids": msgspec.json.decode(row["event_ids"])})
 
+    def select_chain(self, *, after: int, limit: int) -> list[dict[str, Any]]:
+        """Stored events in position order with their chain hash (None where the index row is missing)."""
+        events: str = self.events_table_name  # type: ignore[attr-defined]
+        p = self.position_column
+        return self.run(
+            f"SELECT e.{p} AS position, e.originator_id, e.originator_version, e.topic, e.state, i.hash "
+            f"FROM {events} e LEFT JOIN parley_event_index i ON i.position = e.{p} "
+            f"WHERE e.{p} > ? ORDER BY e.{p} LIMIT ?",
+            (after, limit),
+        )
+
     def seen_keys(self, principal: str, keys: Sequence[str]) -> set[str]:
         """Which of these idempotency keys of `principal` were used already."""
         found: set[str] = set()
@@ -247,7 +283,11 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
     position_column = "rowid"
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *_TABLES]
+        return [
+            *super().construct_create_table_statements(),
+            *_TABLES,
+            *immutability_triggers(self.events_table_name, "sqlite"),
+        ]
 
     def _oid(self, originator_id: uuid.UUID) -> Any:
         return originator_id.hex
@@ -277,7 +317,8 @@ class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sql_create_statements.extend(SQL(statement) for statement in _TABLES)  # type: ignore[arg-type]
+        statements = [*_TABLES, *immutability_triggers(self.events_table_name, "postgres")]
+        self.sql_create_statements.extend(SQL(statement) for statement in statements)  # type: ignore[arg-type]
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []

@@ -14,7 +14,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from events.application import Clock, ParleyLog, store_env, utcnow
 from projections.live import LiveStates
 from projections.runner import open_runners, open_view_tables
+from service.api.audit import AuditController
 from service.api.events import EventController
+from service.api.export import ExportController
 from service.api.health import health, ready
 from service.api.keys import KeyController
 from service.api.negotiations import NegotiationController
@@ -25,6 +27,7 @@ from service.auth import KeyStore
 from service.logs import request_context
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
+from service.signing import Signer
 
 
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
@@ -40,6 +43,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
         app.state.log = log
         app.state.key_store = KeyStore(log)
         app.state.states = LiveStates(log)
+        app.state.signer = Signer.load(settings.signing_key, settings.signing_key_file)
         tables = open_view_tables(log)
         app.state.runners = open_runners(log, tables)
         if settings.run_projections:
@@ -54,7 +58,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
             log.close()
 
     app = Litestar(
-        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, health, ready],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, health, ready],
         lifespan=[lifespan],
         middleware=[request_context],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -14,6 +14,8 @@ from service.settings import Settings
 cli = typer.Typer(help="Parley: event-sourced negotiation timelines.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Create, list and revoke access keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+audit_cli = typer.Typer(help="Tamper evidence: verify the hash chain, take signed checkpoints.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
 projections_cli = typer.Typer(help="Persisted views: status and rebuilds.", no_args_is_help=True)
 cli.add_typer(projections_cli, name="projections")
 console = Console()
@@ -143,6 +145,76 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")
     finally:
         log.close()
     console.print(f"Revoked [bold]{record.id}[/bold] ({record.name}) at {record.revoked_at}")
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    checkpoint: Annotated[Optional[str], typer.Option(help="A checkpoint JSON file someone kept: prove the log extends it.")] = None,
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute the hash chain; exit 1 and name the first position where it breaks."""
+    import msgspec
+
+    from events.audit import Checkpoint
+    from service.app import open_log
+    from service.signing import Signer, signature_valid
+
+    settings = _settings(database)
+    kept = None
+    if checkpoint is not None:
+        try:
+            kept = msgspec.json.decode(open(checkpoint, "rb").read(), type=Checkpoint)
+        except (OSError, msgspec.DecodeError) as error:
+            err.print(f"[red]error:[/red] cannot read checkpoint {checkpoint}: {error}")
+            raise typer.Exit(2) from None
+    log = open_log(settings)
+    try:
+        report, at_checkpoint = log.verify(stop_at=kept.position if kept else None)
+    finally:
+        log.close()
+    problems: list[str] = []
+    if not report.ok:
+        problems.append(f"chain breaks at position {report.broken_at} (previous intact position {report.previous_position}): {report.reason}")
+    if kept is not None:
+        signer = Signer.load(settings.signing_key, settings.signing_key_file)
+        if not signature_valid(kept, signer.public_key_b64):
+            problems.append("the checkpoint's signature does not verify with this server's key")
+        elif kept.position > 0 and at_checkpoint != kept.hash:
+            problems.append(f"the log at position {kept.position} does not match the checkpoint: history before it was rewritten")
+    if as_json:
+        print(msgspec.json.encode({"ok": not problems, "report": report, "problems": problems}).decode())
+    elif problems:
+        for problem in problems:
+            err.print(f"[red]FAILED:[/red] {problem}")
+    else:
+        extends = f"; it extends the checkpoint at position {kept.position}" if kept else ""
+        console.print(f"[green]ok[/green]: {report.checked} events, head {report.head_position} {report.head_hash}{extends}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint(database: DatabaseOption = None) -> None:
+    """Print a signed checkpoint of the log's head (JSON), for someone outside to keep."""
+    import msgspec
+
+    from service.app import open_log
+    from service.signing import Signer
+
+    settings = _settings(database)
+    log = open_log(settings)
+    try:
+        head = log.head()
+        appended = log.feed(after=head - 1, limit=1)[0][0] if head else None
+    finally:
+        log.close()
+    signer = Signer.load(settings.signing_key, settings.signing_key_file)
+    if appended is None:
+        signed = signer.checkpoint(0, "0" * 64, "")
+    else:
+        signed = signer.checkpoint(appended.position, appended.hash, appended.record.recorded_at.isoformat().replace("+00:00", "Z"))
+    print(msgspec.json.encode(signed).decode())
 
 
 def _views(database: str | None):  # type: ignore[no-untyped-def]

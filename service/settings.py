@@ -23,6 +23,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap_admin: bool = True
     run_projections: bool = True
     min_position_wait: float = 5.0
+    signing_key: str | None = None
+    signing_key_file: str = "var/parley-signing.key"
 
     @property
     def is_postgres(self) -> bool:
@@ -44,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("bootstrap_admin", lambda v: v.strip().lower() in _TRUE),
             ("run_projections", lambda v: v.strip().lower() in _TRUE),
             ("min_position_wait", float),
+            ("signing_key", str),
+            ("signing_key_file", str),
         ):
             raw = env.get(f"PARLEY_{field.upper()}")
             if raw is not None and raw != "":

@@ -95,7 +95,7 @@ class Served:
 def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
     admin = create_key(database_url, "admin", "admin")
     log_path = tmp_path / "server.log"
-    process, base_url = start_server(database_url, log_path)
+    process, base_url = start_server(database_url, log_path, env={"PARLEY_SIGNING_KEY_FILE": str(tmp_path / "signing.key")})
     yield Served(base_url, database_url, admin, process, log_path)
     stop_server(process)
 

@@ -35,8 +35,9 @@ class Api:
 
 
 @pytest.fixture
-def api(database_url: str, clock: Any) -> Iterator[Api]:
-    with TestClient(create_app(Settings(database_url=database_url), clock=clock)) as client:
+def api(database_url: str, clock: Any, tmp_path: Any) -> Iterator[Api]:
+    settings = Settings(database_url=database_url, signing_key_file=str(tmp_path / "signing.key"))
+    with TestClient(create_app(settings, clock=clock)) as client:
         store = client.app.state.key_store
         keys = {role: store.create(name=f"{role}-key", role=role, created_by="test").key for role in ("reader", "reporter", "admin")}
         revoked = store.create(name="revoked-key", role="admin", created_by="test")

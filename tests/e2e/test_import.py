@@ -115,3 +115,61 @@ def test_the_dataset_loads_from_an_installed_wheel(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert loaded.returncode == 0, loaded.stderr
     assert json.loads(loaded.stdout)["stored"] >= 40
+
+
+def test_audit_verify_proves_the_log_extends_a_kept_checkpoint(tmp_path):
+    db, key = str(tmp_path / "p.db"), {"PARLEY_SIGNING_KEY_FILE": str(tmp_path / "k")}
+    env = {**__import__("os").environ, **key}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "service", *args, "--database", db], capture_output=True, text=True, env=env, timeout=120)
+
+    assert run("demo", "load").returncode == 0
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_text(run("audit", "checkpoint").stdout)
+    assert run("audit", "verify", "--checkpoint", str(checkpoint)).returncode == 0
+    log = open_log(Settings(database_url=db))
+    try:
+        log.record("us-china-trade-2025", [load("us-china-trade-2025")[5]], principal="later", request_id="r")
+    finally:
+        log.close()
+    assert run("audit", "verify", "--checkpoint", str(checkpoint)).returncode == 0  # the log grew: still extends it
+    forged = json.loads(checkpoint.read_text()) | {"hash": "f" * 64}
+    checkpoint.write_text(json.dumps(forged))
+    failed = run("audit", "verify", "--checkpoint", str(checkpoint))
+    assert failed.returncode == 1 and "signature" in failed.stderr
+
+
+def test_verify_against_a_checkpoint_catches_a_rewritten_and_rechained_history(tmp_path):
+    import os
+    import sqlite3
+    import uuid as uuidlib
+
+    from events.store import GENESIS, link
+
+    db = str(tmp_path / "p.db")
+    env = {**os.environ, "PARLEY_SIGNING_KEY_FILE": str(tmp_path / "k")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "service", *args, "--database", db], capture_output=True, text=True, env=env, timeout=120)
+
+    assert run("demo", "load").returncode == 0
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_text(run("audit", "checkpoint").stdout)
+    # Someone with database access rewrites event 3 and recomputes every hash after it.
+    conn = sqlite3.connect(db)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    changed = conn.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '50', '25') AS BLOB) WHERE rowid = 2").rowcount
+    assert changed == 1
+    prev = GENESIS
+    for position, oid, version, topic, state in conn.execute(
+        "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"
+    ).fetchall():
+        prev = link(prev, position, uuidlib.UUID(oid), version, topic, bytes(state))
+        conn.execute("UPDATE parley_event_index SET hash = ? WHERE position = ?", (prev, position))
+    conn.commit()
+    conn.close()
+    assert run("audit", "verify").returncode == 0  # the chain alone was re-made consistent
+    caught = run("audit", "verify", "--checkpoint", str(checkpoint))
+    assert caught.returncode == 1 and "rewritten" in caught.stderr

@@ -1,0 +1,128 @@
+"""Audit: who recorded what, an event's history, and the tamper-evident chain with signed checkpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+
+from events.application import envelope
+from events.audit import ChainReport, Checkpoint
+from service.api.common import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    in_thread,
+    log_of,
+    problems,
+)
+from service.api.negotiations import Limit
+from service.auth import require
+from service.problems import FieldError, ProblemError
+from service.signing import Signer
+
+
+class PublicKey(msgspec.Struct, frozen=True):
+    key_id: str
+    algorithm: str
+    public_key: str
+    pem: str
+
+
+class History(msgspec.Struct, frozen=True):
+    event_id: str
+    records: list[dict[str, Any]]
+
+
+def _signer(request: Request[Any, Any, Any]) -> Signer:
+    return request.app.state.signer
+
+
+def _utc(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ProblemError(400, "Bad request", f"{field} needs a time zone offset or Z", [FieldError(field, "needs an offset or Z")])
+    return value
+
+
+class AuditController(Controller):
+    path = "/v1"
+    tags = ["audit"]
+
+    @get("/audit/verify", operation_id="verifyChain", summary="Recompute the hash chain over the whole log",
+         guards=[require("reader")], responses=problems())
+    async def verify(self, request: Request[Any, Any, Any]) -> ChainReport:
+        report, _ = await in_thread(log_of(request).verify)
+        return report
+
+    @get("/audit/checkpoint", operation_id="getCheckpoint", summary="The log's head, signed with the server's Ed25519 key",
+         guards=[require("reader")], responses=problems())
+    async def checkpoint(self, request: Request[Any, Any, Any]) -> Checkpoint:
+        log = log_of(request)
+        head = await in_thread(log.head)
+        if head == 0:
+            return _signer(request).checkpoint(0, "0" * 64, "")
+        appended = await in_thread(lambda: log.feed(after=head - 1, limit=1)[0][0])
+        recorded_at = appended.record.recorded_at.isoformat().replace("+00:00", "Z")
+        return _signer(request).checkpoint(appended.position, appended.hash, recorded_at)
+
+    @get("/audit/public-key", operation_id="getPublicKey", summary="The key that signs checkpoints")
+    async def public_key(self, request: Request[Any, Any, Any]) -> PublicKey:
+        signer = _signer(request)
+        return PublicKey(key_id=signer.key_id, algorithm="Ed25519", public_key=signer.public_key_b64, pem=signer.public_key_pem)
+
+    @get("/events/{event_id:str}/history", operation_id="getEventHistory",
+         summary="An event, then every correction and retraction of it, each with who recorded it and when",
+         guards=[require("reader")], responses=problems(404))
+    async def history(self, request: Request[Any, Any, Any], event_id: str) -> History:
+        records = await in_thread(log_of(request).history, event_id.lower())
+        return History(event_id=event_id.lower(), records=[envelope(a) for a in records])
+
+    @get("/audit/events", operation_id="listAuditEvents",
+         summary="Who recorded what, when, from which request and source", guards=[require("reader")], responses=problems())
+    async def audit_events(
+        self,
+        request: Request[Any, Any, Any],
+        recorded_by: str | None = None,
+        source: Annotated[str | None, Parameter(description="Source name or registered id (case-blind).")] = None,
+        negotiation: str | None = None,
+        recorded_from: dt.datetime | None = None,
+        recorded_to: dt.datetime | None = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        start, end = _utc(recorded_from, "recorded_from"), _utc(recorded_to, "recorded_to")
+        wanted_source = source.lower() if source else None
+
+        def keep(item: Any) -> bool:
+            record = item.record
+            event_source = record.event.source
+            return (
+                (recorded_by is None or record.recorded_by == recorded_by)
+                and (negotiation is None or record.negotiation_id == negotiation)
+                and (start is None or record.recorded_at >= start)
+                and (end is None or record.recorded_at <= end)
+                and (wanted_source is None or (event_source is not None and wanted_source in
+                                               {event_source.name.lower(), (event_source.id or "").lower()}))
+            )
+
+        log = log_of(request)
+
+        def scan() -> tuple[list[dict[str, Any]], int | None]:
+            after, found = decode_cursor(cursor) or 0, []
+            while len(found) < limit:
+                page, more = log.feed(after=after, limit=1000)
+                for item in page:
+                    after = item.position
+                    if keep(item):
+                        found.append(envelope(item))
+                        if len(found) == limit:
+                            return found, after
+                if more is None:
+                    return found, None
+            return found, after
+
+        items, next_after = await in_thread(scan)
+        return Page(items=items, next=encode_cursor(next_after) if next_after is not None else None)
