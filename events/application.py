@@ -170,6 +170,8 @@ class ParleyLog(Application):
                     if event_keys and self.store.seen_keys(event_keys[0].principal, [k.key for k in event_keys]):
                         raise IdempotencyKeyReusedError(event_keys[0].key) from None
                     state = self._refresh(negotiation_id)
+                    if (state.version if state else 0) == current:
+                        raise  # nobody else wrote: not a version race, a real constraint failure
                     if expected_version is not None:
                         raise VersionConflictError(
                             negotiation_id, expected_version, state.version if state else 0

@@ -119,13 +119,14 @@ _INSERT_IDEMPOTENCY = (
 _LAST_HASH = "SELECT hash FROM parley_event_index ORDER BY position DESC LIMIT 1"
 
 
-def _index_rows(prev: str, stored_events: Sequence[StoredEvent], positions: Sequence[int]) -> list[tuple[Any, ...]]:
+def _index_rows(prev: str | None, stored_events: Sequence[StoredEvent], positions: Sequence[int]) -> list[tuple[Any, ...]]:
     rows = []
     for stored, position in zip(stored_events, positions, strict=True):
         event_id, target = index_fields(stored.state)
-        prev = link(prev, position, stored.originator_id, stored.originator_version, stored.topic, stored.state)
+        if prev is not None:
+            prev = link(prev, position, stored.originator_id, stored.originator_version, stored.topic, stored.state)
         rows.append(
-            (position, event_id, str(stored.originator_id), stored.originator_version, stored.topic, target, prev)
+            (position, event_id, str(stored.originator_id), stored.originator_version, stored.topic, target, prev or "")
         )
     return rows
 
@@ -146,6 +147,21 @@ class ParleyTables:
 
     placeholder = "?"
     position_column = "rowid"
+    hash_chain = True  # only benchmarks turn it off, to price it
+
+    def _write_side_rows(self, cursor: Any, stored_events: Sequence[StoredEvent], positions: Sequence[int], kwargs: dict[str, Any]) -> None:
+        """In the insert's own transaction: index rows with their chain links, and idempotency rows."""
+        prev = None
+        if self.hash_chain:
+            cursor.execute(self._sql(_LAST_HASH))
+            last = cursor.fetchone()
+            prev = last["hash"] if last else GENESIS
+        rows = _index_rows(prev, stored_events, positions)
+        cursor.executemany(self._sql(_INSERT_INDEX), rows)
+        kwargs.get("hashes", []).extend(row[-1] for row in rows)
+        idempotency = [_idempotency_row(r) for r in kwargs.get("idempotency", ())]
+        if idempotency:
+            cursor.executemany(self._sql(_INSERT_IDEMPOTENCY), idempotency)
 
     def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -294,12 +310,7 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs) or []
-        c.execute(_LAST_HASH)
-        last = c.fetchone()
-        rows = _index_rows(last[0] if last else GENESIS, stored_events, positions)
-        c.executemany(_INSERT_INDEX, rows)
-        kwargs.get("hashes", []).extend(row[-1] for row in rows)
-        c.executemany(_INSERT_IDEMPOTENCY, [_idempotency_row(r) for r in kwargs.get("idempotency", ())])
+        self._write_side_rows(c, stored_events, positions, kwargs)
         return positions
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> PollingSubscription:
@@ -323,14 +334,7 @@ class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
         # The library holds the table lock here, so the previous hash is the true predecessor.
-        curs.execute(self._sql(_LAST_HASH))
-        last = curs.fetchone()
-        rows = _index_rows(last["hash"] if last else GENESIS, stored_events, positions)
-        curs.executemany(self._sql(_INSERT_INDEX), rows)
-        kwargs.get("hashes", []).extend(row[-1] for row in rows)
-        rows = [_idempotency_row(r) for r in kwargs.get("idempotency", ())]
-        if rows:
-            curs.executemany(self._sql(_INSERT_IDEMPOTENCY), rows)
+        self._write_side_rows(curs, stored_events, positions, kwargs)
         return positions
 
     def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
