@@ -302,7 +302,9 @@ def project(database: DatabaseOption = None) -> None:
 
 
 def main() -> None:
+    from service.cli_export import register as register_export
     from service.cli_import import register as register_import
 
     register_import(cli)
+    register_export(cli)
     cli()
