@@ -147,8 +147,13 @@ def _unauthorized(detail: str) -> ProblemError:
     )
 
 
-async def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str) -> Principal:
+async def principal_of(
+    connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str, query_key: bool = False
+) -> Principal:
     header = connection.headers.get("authorization")
+    if not header and query_key and connection.query_params.get("key"):
+        # Calendar clients cannot send headers; a read-only feed may take its key in the URL.
+        header = f"Bearer {connection.query_params['key']}"
     if not header:
         if public_read and needed == "reader":
             return ANONYMOUS
@@ -165,12 +170,15 @@ async def principal_of(connection: ASGIConnection[Any, Any, Any, Any], *, public
     return principal
 
 
-def require(role: Role):  # noqa: ANN201 - a litestar guard factory
-    """A guard that admits keys of `role` or higher and binds the principal to the request."""
+def require(role: Role, *, query_key: bool = False):  # noqa: ANN201 - a litestar guard factory
+    """A guard that admits keys of `role` or higher and binds the principal to the request.
+
+    `query_key` also accepts the key as `?key=`, for feeds whose clients cannot send headers.
+    """
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         settings = connection.app.state.settings
-        principal = await principal_of(connection, public_read=settings.public_read, needed=role)
+        principal = await principal_of(connection, public_read=settings.public_read, needed=role, query_key=query_key)
         if RANK[principal.role] < RANK[role]:
             raise ProblemError(
                 403, "Forbidden", f"the key {principal.name!r} has role {principal.role!r}; this needs {role!r}",

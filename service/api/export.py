@@ -180,12 +180,19 @@ class ExportController(Controller):
         summary="The negotiation's deadlines as an iCalendar feed, for a calendar subscription",
         description="One all-day event per deadline on its current due date. Its UID stays the same when the "
         "deadline moves and its SEQUENCE counts the extensions, so subscribed calendars move the event.",
-        guards=[require("reader")],
+        guards=[require("reader", query_key=True)],
         responses=problems(404),
     )
     async def deadlines_calendar(
-        self, request: Request[Any, Any, Any], negotiation_id: str, known_at: KnownAt = None
+        self,
+        request: Request[Any, Any, Any],
+        negotiation_id: str,
+        known_at: KnownAt = None,
+        key: Annotated[
+            str | None, Parameter(description="An access key, for calendar clients that cannot send an Authorization header.")
+        ] = None,
     ) -> Stream:
+        del key  # read by the guard
         at = _known_at(request, known_at)
         made = await in_thread(export, log_of(request), request.app.state.states, negotiation_id, "ics", known_at=at)
         return _streamed(made, "inline")

@@ -239,6 +239,16 @@ def test_exports_need_a_key(api):
     assert api.client.get(f"/v1/negotiations/{SOURCE}/deadlines.ics").status_code == 401
 
 
+def test_a_calendar_subscription_may_carry_its_key_in_the_url(api):
+    load_dataset(api)
+    feed = f"/v1/negotiations/{SOURCE}/deadlines.ics"
+    subscribed = api.client.get(feed, params={"key": api.keys["reader"]})
+    assert subscribed.status_code == 200 and subscribed.text.startswith("BEGIN:VCALENDAR")
+    assert api.client.get(feed, params={"key": api.keys["revoked"]}).status_code == 401
+    # only the calendar feed takes a key in the URL
+    assert api.client.get(f"/v1/negotiations/{SOURCE}/export", params={"key": api.keys["reader"]}).status_code == 401
+
+
 # --- the CLI ---------------------------------------------------------------------------------
 
 
