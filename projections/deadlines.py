@@ -48,6 +48,7 @@ class DeadlineBook:
     scope: Scope
     _chains: dict[tuple[str, dt.date], list[Fact[DeadlineExtended]]] = dataclasses.field(default_factory=dict)
     _dues: dict[tuple[str, dt.date], Due | None] = dataclasses.field(default_factory=dict)
+    _found: dict[tuple[str, str], Fact | None] = dataclasses.field(default_factory=dict)
 
     def _index(self, deadline_id: str) -> DeadlineIndex | None:
         return self.scope.entities.deadlines.get(deadline_id)
@@ -57,17 +58,23 @@ class DeadlineBook:
         return [
             deadline_id
             for deadline_id, index in list(self.scope.entities.deadlines.items())
-            if self.scope.latest(index.set) is not None or self.scope.latest(index.extended) is not None
+            if self.origin(deadline_id) is not None or self.scope.latest(index.extended) is not None
         ]
 
     def origin(self, deadline_id: str) -> Fact[DeadlineSet] | None:
         """The deadline as set last (in world order) by as_of."""
-        index = self._index(deadline_id)
-        return self.scope.latest(index.set) if index is not None else None
+        key = ("set", deadline_id)
+        if key not in self._found:
+            index = self._index(deadline_id)
+            self._found[key] = self.scope.latest(index.set) if index is not None else None
+        return self._found[key]
 
     def resolution(self, deadline_id: str) -> Fact[DeadlineResolved] | None:
-        index = self._index(deadline_id)
-        return self.scope.latest(index.resolved) if index is not None else None
+        key = ("resolved", deadline_id)
+        if key not in self._found:
+            index = self._index(deadline_id)
+            self._found[key] = self.scope.latest(index.resolved) if index is not None else None
+        return self._found[key]
 
     def chain(self, deadline_id: str, on: dt.date) -> list[Fact[DeadlineExtended]]:
         """The extensions that occurred on or before `on` (and by as_of), in world order."""

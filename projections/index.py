@@ -8,8 +8,10 @@ complete aligned block of LEAF * 2**level of them, an immutable copy of their ke
 versions below a cut are the blocks of the binary decomposition of their count plus a tail shorter
 than LEAF, so the versions a view sees come out greatest key first by bisecting each of O(log n)
 blocks at the view's bound and merging. `add` is amortised O(log n) (each key is merged once per
-level, in C). Published blocks never change and `created` is appended last, so a query on an older
-state stays exact while a newer one is folded into the same ledger.
+level, in C). Up to WHOLE versions, every complete leaf is also kept in one sorted run, so a cut of
+all versions (a current-state or any-as_of query) bisects once. Published runs never change and
+`created` is appended last, so a query on an older state stays exact while a newer one is folded
+into the same ledger.
 
 Keys are integers ordering by (occurred_on, starts_on, version), the creation index in the low bits.
 """
@@ -24,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 LEAF = 16
+WHOLE = 4096  # versions of one entity kept in a single sorted run too (rebuilt every LEAF adds)
 NEVER = sys.maxsize
 
 _INDEX_BITS = 32
@@ -53,7 +56,7 @@ def bound(on: dt.date) -> int:
 class Version:
     """One payload of one event (`fact`), visible to cuts in (created, superseded]."""
 
-    __slots__ = ("fact", "created", "superseded")
+    __slots__ = ("created", "fact", "superseded")
 
     def __init__(self, fact: Any, created: int) -> None:
         self.fact = fact
@@ -64,13 +67,16 @@ class Version:
 class Sorted:
     """The versions of one entity (or one facet of it), searchable by key below any cut."""
 
-    __slots__ = ("_items", "_keys", "_created", "_levels")
+    __slots__ = ("_created", "_items", "_keys", "_levels", "_whole")
 
     def __init__(self) -> None:
         self._items: list[Version] = []
         self._keys: list[int] = []
         self._created: list[int] = []
         self._levels: list[list[list[int]]] = []
+        # every complete leaf sorted in one run, while that stays cheap: a cut of all versions
+        # (the usual one) then bisects once instead of once per block
+        self._whole: list[int] = []
 
     def __len__(self) -> int:
         return len(self._created)
@@ -82,6 +88,8 @@ class Sorted:
         self._keys.append(key | i)
         if (i + 1) % LEAF == 0:
             run = sorted(self._keys[i + 1 - LEAF :])
+            if i < WHOLE:
+                self._whole = sorted(self._whole + run)  # two sorted runs: a linear merge
             level = 0
             while True:
                 if level == len(self._levels):
@@ -90,38 +98,81 @@ class Sorted:
                 blocks.append(run)
                 if len(blocks) % 2:
                     break
-                run = sorted(blocks[-2] + run)  # two sorted runs: a linear merge
+                run = sorted(blocks[-2] + run)
                 level += 1
         # Published last: a reader counts only versions whose blocks are complete.
         self._created.append(version.created)
+
+    def _runs(self, count: int) -> list[list[int]]:
+        """Sorted runs of the keys of the first count // LEAF * LEAF versions."""
+        leaves = count // LEAF
+        whole = self._whole
+        if len(whole) == leaves * LEAF:
+            return [whole] if whole else []
+        runs = []
+        start = 0
+        for level in range(leaves.bit_length() - 1, -1, -1):
+            if leaves >> level & 1:
+                runs.append(self._levels[level][start >> level])
+                start += 1 << level
+        return runs
 
     def below(self, cut: int, limit: int) -> Iterator[Version]:
         """Versions visible to `cut` with key below `limit`, greatest key first."""
         count = bisect.bisect_left(self._created, cut)
         if not count:
             return
-        leaves = count // LEAF
-        sources: list[Iterator[int]] = []
-        start = 0
-        for level in range(leaves.bit_length() - 1, -1, -1):
-            if leaves >> level & 1:
-                block = self._levels[level][start >> level]
-                start += 1 << level
-                top = bisect.bisect_left(block, limit)
-                if top:
-                    sources.append(map(block.__getitem__, range(top - 1, -1, -1)))
-        tail = sorted((k for k in self._keys[leaves * LEAF : count] if k < limit), reverse=True)
-        if tail:
-            sources.append(iter(tail))
-        if not sources:
-            return
-        keys = sources[0] if len(sources) == 1 else heapq.merge(*sources, reverse=True)
+        # (-key, run, position): the greatest key not yet yielded from each run, on a heap.
+        heap = []
+        runs = []
+        for run in self._runs(count):
+            top = bisect.bisect_left(run, limit)
+            if top:
+                heap.append((-run[top - 1], len(runs), top - 1))
+                runs.append(run)
+        full = count // LEAF * LEAF
+        if full < count:
+            tail = sorted(k for k in self._keys[full:count] if k < limit)
+            if tail:
+                heap.append((-tail[-1], len(runs), len(tail) - 1))
+                runs.append(tail)
         items = self._items
-        for key in keys:
-            version = items[key & _INDEX_MASK]
+        if len(heap) == 1:
+            run = runs[0]
+            for i in range(heap[0][2], -1, -1):
+                version = items[run[i] & _INDEX_MASK]
+                if cut <= version.superseded:
+                    yield version
+            return
+        heapq.heapify(heap)
+        while heap:
+            key, source, position = heap[0]
+            if position:
+                run = runs[source]
+                heapq.heapreplace(heap, (-run[position - 1], source, position - 1))
+            else:
+                heapq.heappop(heap)
+            version = items[-key & _INDEX_MASK]
             if cut <= version.superseded:
                 yield version
 
     def first(self, cut: int, limit: int) -> Version | None:
         """The visible version with the greatest key below `limit`."""
+        count = bisect.bisect_left(self._created, cut)
+        if not count:
+            return None
+        # The greatest candidate of each run; only a superseded one needs the full walk.
+        best = -1
+        for run in self._runs(count):
+            top = bisect.bisect_left(run, limit)
+            if top and run[top - 1] > best:
+                best = run[top - 1]
+        for key in self._keys[count // LEAF * LEAF : count]:
+            if best < key < limit:
+                best = key
+        if best < 0:
+            return None
+        version = self._items[best & _INDEX_MASK]
+        if cut <= version.superseded:
+            return version
         return next(self.below(cut, limit), None)

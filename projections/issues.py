@@ -87,7 +87,7 @@ def _apply(issue: _Issue, fact: Fact[IssueRaised | IssueUpdated | DemandMade | C
 def issues(view: View) -> IssuesView:
     seen = scope(view)
     found: dict[str, _Issue] = {}
-    for issue_id, index in sorted(list(seen.entities.issues.items())):
+    for issue_id, index in sorted(seen.entities.issues.items()):
         facts = seen.world_order(index)
         if not facts:
             continue

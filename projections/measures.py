@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -12,7 +13,16 @@ from msgspec import Struct
 from events.payloads import MeasureChanged, MeasureKind, MeasureStatus
 from projections.deadlines import DeadlineBook, deadline_book
 from projections.index import Sorted
-from projections.state import ACTS, Fact, MeasureIndex, Scope, View, because_of, memo, scope
+from projections.state import (
+    ACTS,
+    Fact,
+    MeasureIndex,
+    Scope,
+    View,
+    because_of,
+    memo,
+    scope,
+)
 
 _DAY = dt.timedelta(days=1)
 
@@ -29,7 +39,7 @@ def counts(change: MeasureChanged) -> bool:
 class _Walk:
     """A lazy descending walk, remembered: several rulings over one history read it once."""
 
-    __slots__ = ("_source", "_seen")
+    __slots__ = ("_seen", "_source")
 
     def __init__(self, source: Iterator[Fact[MeasureChanged]]) -> None:
         self._source = source
@@ -83,17 +93,21 @@ class MeasureHistory:
         found = self._scope.latest(facet)
         return getattr(found.event, field) if found is not None else None
 
-    @property
+    @functools.cached_property
     def legal_basis(self) -> str | None:
         return self._given(self._index.based, "legal_basis")  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def name(self) -> str | None:
         return self._given(self._index.named, "name")  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def scope(self) -> str | None:
         return self._given(self._index.scoped, "scope")  # type: ignore[no-any-return]
+
+    @property
+    def max_lead(self) -> int:
+        return self._index.max_lead
 
     def ends_with(self, deadline_id: str) -> bool:
         """Whether any known act runs until this deadline."""
@@ -117,7 +131,7 @@ def measure_histories(view: View) -> dict[str, MeasureHistory]:
 def _measure_histories(view: View) -> dict[str, MeasureHistory]:
     seen = scope(view)
     found = {}
-    for measure_id, index in sorted(list(seen.entities.measures.items())):
+    for measure_id, index in sorted(seen.entities.measures.items()):
         latest = seen.latest(index.changes)
         if latest is not None:
             found[measure_id] = MeasureHistory(measure_id, index, seen, latest)
@@ -191,19 +205,28 @@ def pending_changes(history: MeasureHistory, as_of: dt.date, book: DeadlineBook)
 
 
 def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook) -> set[dt.date]:
-    """The first days after as_of on which an act may take over.
+    """The first days after as_of on which an act may take over (a superset of those that do).
 
-    Only an act stronger than every act that started by as_of and never ends can: that one rules
-    every later day otherwise, so the walk stops there. (An act's end does not move after as_of:
-    the book holds no extension announced later.)
+    An act takes over on its first day d only if every stronger act that started by as_of has
+    ended before d: the walk stops at one that never ends, or once no weaker act can start late
+    enough (none starts more than `max_lead` days after it was announced). An act's end does not
+    move after as_of: the book holds no extension announced later.
     """
     days = set()
+    horizon = as_of  # candidates must start after as_of and after every end seen so far
+    lead = dt.timedelta(days=history.max_lead)
     for fact in history.acts:
+        if fact.occurred_on + lead <= horizon:
+            break
         start = starts_on(fact.event)
         if start > as_of:
-            days.add(start)
-        elif _end(fact.event, book, as_of)[0] is None:
+            if start > horizon:
+                days.add(start)
+            continue
+        end = _end(fact.event, book, as_of)[0]
+        if end is None:
             break
+        horizon = max(horizon, end)
     return days
 
 

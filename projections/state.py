@@ -83,6 +83,8 @@ class MeasureIndex:
     based: Sorted = dataclasses.field(default_factory=Sorted)
     scoped: Sorted = dataclasses.field(default_factory=Sorted)
     until: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    # the most days any act was announced ahead of its start: how far back one may still take over
+    max_lead: int = 0
 
 
 @dataclasses.dataclass(eq=False)
@@ -244,6 +246,8 @@ def _place(entities: Entities, version: Version) -> None:
             key = sort_key(event.occurred_on, fact.version, event.effective_from or event.occurred_on)
             measure.changes.add(key, version)
             if event.status in ACTS:
+                if event.effective_from is not None:
+                    measure.max_lead = max(measure.max_lead, (event.effective_from - event.occurred_on).days)
                 measure.acts.add(key, version)
                 if event.until_deadline:
                     until = measure.until.get(event.until_deadline)

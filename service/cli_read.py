@@ -1,0 +1,663 @@
+"""Read commands for the `parley` CLI: negotiations, state, timeline and the global log.
+
+`register(cli)` adds them to the main Typer app. Every command works on the local store
+(`--database`), prints rich tables (or JSON with `--json`), closes the log when done, and turns
+every failure into one red line on stderr: exit 1, or 2 for a bad argument.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import msgspec
+import typer
+from rich import box
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.table import Column, Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from events.application import ParleyLog
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+# The same option as service/cli.py's; defined here too so that module can import this one at any point.
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="SQLite file path or postgresql:// URL (default: $PARLEY_DATABASE_URL or var/parley.db)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+POLL_SECONDS = 0.5
+PAGE = 1000
+_CLOSED = frozenset({"resolved", "dropped"})
+
+
+class BadArgument(Exception):
+    """A command-line value that does not parse: exit code 2."""
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    first = " ".join(str(message).split()) or "failed"
+    err.print(f"[red]error:[/red] {escape(first)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _pass_through() -> tuple[type[BaseException], ...]:
+    """Exits and usage errors that typer handles itself (typer may vendor click, or use click's)."""
+    found: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    for module, names in (("typer.exceptions", ("TyperException",)), ("click.exceptions", ("Exit", "Abort", "ClickException"))):
+        try:
+            imported = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(imported, name) for name in names if isinstance(getattr(imported, name, None), type)]
+    return tuple(dict.fromkeys(found))
+
+
+_PASS_THROUGH = _pass_through()
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Every failure as one red line on stderr: 2 for a bad argument, 1 for anything else."""
+    from eventsourcing.persistence import PersistenceError
+
+    from events.errors import ParleyError, StoreUnavailableError
+    from service.problems import ProblemError
+
+    try:
+        yield
+    except _PASS_THROUGH:
+        raise
+    except BadArgument as error:
+        _fail(str(error), 2)
+    except ProblemError as error:
+        _fail(error.detail, 2 if error.status == 400 else 1)
+    except StoreUnavailableError as error:
+        _fail(f"the store is unreachable: {error}", 1)
+    except ParleyError as error:
+        _fail(str(error), 1)
+    except (PersistenceError, OSError) as error:
+        _fail(f"the store is unreachable: {error}", 1)
+    except Exception as error:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
+        _fail(f"{type(error).__name__}: {error}", 1)
+
+
+def _sqlite_path(database_url: str) -> str | None:
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return None
+    path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return None if path in ("", ":memory:") or path.startswith("file:") else path
+
+
+@contextmanager
+def _log(database: str | None) -> Iterator[ParleyLog]:
+    """The local store's log, closed afterwards. A read never creates an SQLite file that is not there."""
+    from service.app import open_log
+    from service.settings import Settings
+
+    settings = Settings.from_env(database_url=database)
+    path = _sqlite_path(settings.database_url)
+    if path is not None and not os.path.isfile(os.path.expanduser(path)):
+        from events.errors import StoreUnavailableError
+
+        where = os.path.abspath(os.path.expanduser(path))
+        raise StoreUnavailableError(f"no store at {where} (give --database or set $PARLEY_DATABASE_URL)")
+    log = open_log(settings)
+    try:
+        yield log
+    finally:
+        log.close()
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    from service.api.state import parse_date
+    from service.problems import ProblemError
+
+    try:
+        return parse_date(value, option)
+    except ProblemError as error:
+        raise BadArgument(error.detail) from None
+
+
+def _timestamp(value: str | None, option: str) -> dt.datetime | None:
+    from service.api.state import parse_timestamp
+    from service.problems import ProblemError
+
+    try:
+        return parse_timestamp(value, option)
+    except ProblemError as error:
+        raise BadArgument(error.detail) from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _dash(value: Any) -> str:
+    return "—" if value is None or value == "" or value == () else str(value)
+
+
+def _pct(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:g}%"
+
+
+def _days(days: int | None) -> str:
+    if days is None:
+        return "—"
+    return "today" if days == 0 else f"{days} day{'s' if days != 1 else ''}"
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- negotiations list -----------------------------------------------------------------------
+
+
+def negotiations_list(json: JsonOption = False, database: DatabaseOption = None) -> None:
+    """List negotiations: id, title, parties, events, first and last occurred_on."""
+    from service.api.negotiations import negotiation_out
+
+    with _reported():
+        with _log(database) as log:
+            found = []
+            after: int | None = 0
+            while after is not None:
+                page, after = log.negotiations(after=after, limit=PAGE)
+                found += [negotiation_out(state) for _, state in page]
+        _print_negotiations(found, json)
+
+
+def _print_negotiations(found: list[Any], json: bool) -> None:
+    if json:
+        _print_json(found)
+        return
+    if not found:
+        console.print("[dim]No negotiations yet.[/dim]")
+        return
+    table = Table("id", "title", "parties", "events", "first occurred", "last occurred", title="Negotiations")
+    for n in found:
+        table.add_row(
+            escape(n.id), escape(n.title), escape(", ".join(n.parties)), str(n.event_count),
+            _dash(n.first_occurred_on), _dash(n.last_occurred_on),
+        )
+    console.print(table)
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+def state(
+    negotiation_id: Annotated[str, typer.Argument(help="The negotiation's id.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="World date YYYY-MM-DD (default: today, UTC).")] = None,
+    known_at: Annotated[
+        str | None, typer.Option("--known-at", help="RFC 3339 time: use what was recorded by then (default: now).")
+    ] = None,
+    legal_basis: Annotated[
+        str | None, typer.Option("--legal-basis", help="Keep tariffs whose legal basis contains this (case-blind).")
+    ] = None,
+    json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """The negotiation on a day: tariffs by direction, truce, measures, open issues, upcoming deadlines."""
+    from projections.live import LiveStates
+    from service.api.state import _state
+
+    with _reported():
+        day, at = _date(as_of, "--as-of"), _timestamp(known_at, "--known-at")
+        with _log(database) as log:
+            negotiation = log.negotiation(negotiation_id)
+            now = log.clock().astimezone(dt.UTC)
+            answer = _state(LiveStates(log), log, negotiation_id, day or now.date(), at or now, legal_basis)
+        _print_state(negotiation, answer, json)
+
+
+def _print_state(negotiation: Any, answer: Any, json: bool) -> None:
+    if json:
+        _print_json(answer)
+        return
+    console.print(
+        Text.assemble(
+            (negotiation.title, "bold"), f"  ({negotiation.negotiation_id}; parties {', '.join(negotiation.parties)})"
+        )
+    )
+    console.print(
+        f"[dim]as of[/dim] {answer.as_of}  [dim]known at[/dim] {_iso(answer.known_at)}  [dim]position[/dim] {answer.position}",
+        highlight=False,
+    )
+    for renderable in (
+        _tariffs_panel(answer.tariffs),
+        _truce_panel(answer.truce),
+        _measures_panel(answer.measures),
+        _issues_panel(answer.issues),
+        _deadlines_panel(answer.deadlines),
+        _rounds_panel(answer.rounds),
+    ):
+        console.print(renderable)
+
+
+def _none(text: str = "none") -> Text:
+    return Text(text, style="dim")
+
+
+def _grid(*headers: str, fold: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> Table:
+    """A borderless table: `fold` columns wrap long ids by character, `keep` columns never wrap."""
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold dim")
+    for header in headers:
+        table.add_column(header, overflow="fold" if header in fold else "ellipsis", no_wrap=header in keep)
+    return table
+
+
+def _tariffs_panel(tariffs: Any) -> Panel:
+    title = "Tariffs by direction" + (f" (legal basis contains {tariffs.legal_basis!r})" if tariffs.legal_basis else "")
+    if not tariffs.directions:
+        return Panel(_none("no tariffs"), title=escape(title), title_align="left")
+    parts: list[Any] = []
+    for direction in tariffs.directions:
+        parts.append(
+            Text.assemble(
+                (f"{direction.imposed_by} → {direction.applies_to}", "bold"),
+                "  total additional ",
+                (_pct(direction.total_additional_pct), "bold yellow"),
+            )
+        )
+        if direction.measures:
+            table = _grid("measure", "rate", "legal basis", "since", fold=("measure",), keep=("rate", "since"))
+            table.columns[1].justify = "right"
+            for m in direction.measures:
+                table.add_row(escape(m.measure_id), _pct(m.rate_pct), escape(_dash(m.legal_basis)), str(m.since))
+            parts.append(Padding(table, (0, 0, 0, 2)))
+        else:
+            parts.append(Padding(_none("nothing in force"), (0, 0, 0, 2)))
+        for p in direction.pending:
+            change = f"{p.status.replace('_', ' ')}" + (f" at {_pct(p.rate_pct)}" if p.rate_pct is not None else "")
+            parts.append(
+                Padding(Text(f"pending: {p.measure_id} {change} from {p.effective_from}", style="cyan"), (0, 0, 0, 2))
+            )
+        lapse = direction.on_truce_lapse
+        if lapse is not None:
+            parts.append(Padding(_lapse(direction, lapse), (0, 0, 0, 2)))
+        parts.append(Text(""))
+    parts.pop()
+    return Panel(Group(*parts), title=escape(title), title_align="left")
+
+
+def _lapse(direction: Any, lapse: Any) -> Text:
+    """The total if the truce runs out, and the measures whose rate would change."""
+    now = {m.measure_id: m.rate_pct for m in direction.measures}
+    then = {m.measure_id: m.rate_pct for m in lapse.measures}
+    changes = [
+        f"{measure_id} {_pct(now.get(measure_id))} → {_pct(then.get(measure_id))}"
+        for measure_id in dict.fromkeys([*now, *then])
+        if now.get(measure_id) != then.get(measure_id)
+    ]
+    text = Text(
+        f"on truce lapse ({lapse.truce_id or 'truce'}), from {lapse.applies_from}: "
+        f"total {_pct(lapse.total_additional_pct)}",
+        style="magenta",
+    )
+    if changes:
+        text.append(f" ({'; '.join(changes)})")
+    return text
+
+
+_TRUCE_STYLES = {"active": "green", "pending": "cyan", "lapsed": "red", "ended": "red", "none": "dim"}
+
+
+def _truce_panel(truce: Any) -> Panel:
+    if truce.status == "none":
+        return Panel(_none("no truce"), title="Truce", title_align="left")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column()
+    table.add_row("status", Text(truce.status, style=f"bold {_TRUCE_STYLES.get(truce.status, '')}"))
+    table.add_row("truce", escape(_dash(truce.truce_id)))
+    if truce.parties:
+        table.add_row("parties", escape(", ".join(truce.parties)))
+    table.add_row("effective from", _dash(truce.effective_from))
+    expires = Text(_dash(truce.expires_on))
+    if truce.days_remaining is not None:
+        expires.append(f" ({_days(truce.days_remaining)} left)", style="bold")
+    table.add_row("expires", expires)
+    if truce.ended_on is not None:
+        table.add_row("ended on", str(truce.ended_on))
+    table.add_row(
+        "extensions",
+        "; ".join(f"to {e.due_on} (agreed {e.occurred_on})" for e in truce.extensions) if truce.extensions else "none",
+    )
+    if truce.suspends:
+        table.add_row("suspends", escape(", ".join(truce.suspends)))
+    return Panel(table, title="Truce", title_align="left")
+
+
+def _measures_panel(measures: Any) -> Panel:
+    if not measures.measures:
+        return Panel(_none(), title="Measures (non-tariff)", title_align="left")
+    table = _grid("measure", "direction", "status", fold=("measure",))
+    for m in measures.measures:
+        name = Text(m.measure_id)
+        if m.name:
+            name.append(f"\n{_clip(m.name, 80)}", style="dim")
+        status = Text(_dash(m.status).replace("_", " "), style="bold" if m.in_force else "dim")
+        if m.rate_pct is not None:
+            status.append(f" {_pct(m.rate_pct)}")
+        if m.since is not None:
+            status.append(f" since {m.since}")
+        if m.until is not None:
+            status.append(f" until {m.until}")
+        for p in m.pending:
+            status.append(f"\npending: {p.status.replace('_', ' ')} from {p.effective_from}", style="cyan")
+        table.add_row(name, f"{m.imposed_by} → {m.applies_to}\n{m.kind.replace('_', ' ')}", status)
+    return Panel(table, title="Measures (non-tariff)", title_align="left")
+
+
+def _issues_panel(issues: Any) -> Panel:
+    open_issues = [i for i in issues.issues if i.status not in _CLOSED]
+    if not open_issues:
+        return Panel(_none("no open issues"), title="Open issues", title_align="left")
+    table = _grid("issue", "title", "status", "latest position", fold=("issue",))
+    for issue in open_issues:
+        latest = issue.positions[-1] if issue.positions else None
+        position = _clip(f"{latest.by} {latest.kind} ({latest.occurred_on}): {latest.text}", 100) if latest else "—"
+        table.add_row(escape(issue.issue_id), escape(_dash(issue.title)), issue.status.replace("_", " "), escape(position))
+    return Panel(table, title=f"Open issues ({len(open_issues)})", title_align="left")
+
+
+def _deadlines_panel(deadlines: Any) -> Panel:
+    if not deadlines.upcoming:
+        return Panel(_none("no upcoming deadlines"), title="Upcoming deadlines", title_align="left")
+    table = _grid("deadline", "title", "due", "days left", "consequence", fold=("deadline",), keep=("due", "days left"))
+    for d in deadlines.upcoming:
+        due = Text(str(d.due_on))
+        if d.original_due_on is not None and d.original_due_on != d.due_on:
+            due.append(f"\nwas {d.original_due_on}", style="dim")
+        table.add_row(
+            escape(d.deadline_id),
+            escape(_dash(d.title)),
+            due,
+            Text(_days(d.days_remaining), style="bold"),
+            escape(_clip(_dash(d.consequence), 90)),
+        )
+    return Panel(table, title="Upcoming deadlines", title_align="left")
+
+
+def _rounds_panel(rounds: Any) -> Panel:
+    if not rounds.rounds:
+        return Panel(_none(), title="Rounds", title_align="left")
+    table = _grid("round", "status", "dates", "location")
+    for r in rounds.rounds:
+        dates = str(r.starts_on) + (f" – {r.ends_on}" if r.ends_on and r.ends_on != r.starts_on else "")
+        table.add_row(escape(r.name), r.status, dates, escape(_dash(r.location)))
+    return Panel(table, title="Rounds", title_align="left")
+
+
+# --- timeline --------------------------------------------------------------------------------
+
+
+def _clip(text: str, width: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _between(prefix: str, *parts: str | None) -> str:
+    return " ".join([prefix, *(p for p in parts if p)])
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One line about an event (an API envelope): its summary, or a few words built from its payload."""
+    if item.get("summary"):
+        return _clip(item["summary"])
+    return _clip(_describe(item.get("type", ""), item))
+
+
+def _describe(kind: str, e: dict[str, Any]) -> str:
+    g = e.get
+    rate = f"{g('rate_pct'):g}%" if isinstance(g("rate_pct"), (int, float)) else None
+    match kind:
+        case "negotiation_opened":
+            return f"Opened: {g('title')} ({', '.join(g('parties') or ())})"
+        case "measure_changed":
+            start = f"from {g('effective_from')}" if g("effective_from") else None
+            until = f"until {g('effective_until')}" if g("effective_until") else None
+            return _between(
+                f"{g('imposed_by')} → {g('applies_to')}: {g('name') or g('measure_id')} ({g('kind', '').replace('_', ' ')})",
+                str(g("status", "")).replace("_", " "), rate, start, until,
+            )
+        case "truce_agreed" | "truce_extended" | "truce_ended":
+            verb = kind.removeprefix("truce_")
+            start = f"from {g('effective_from')}" if g("effective_from") else None
+            until = f"until deadline {g('deadline_id')}" if g("deadline_id") else None
+            return _between(f"Truce {g('truce_id')} {verb}", start, until)
+        case "deadline_set":
+            return f"Deadline {g('deadline_id')} set: {g('title')}, due {g('due_on')}"
+        case "deadline_extended":
+            return f"Deadline {g('deadline_id')} extended to {g('due_on')}" + (f": {g('reason')}" if g("reason") else "")
+        case "deadline_resolved":
+            return f"Deadline {g('deadline_id')} resolved: {g('outcome')}"
+        case "issue_raised":
+            return f"Issue {g('issue_id')} raised: {g('title')}"
+        case "issue_updated":
+            return _between(f"Issue {g('issue_id')} updated:", g("status"), g("title"), g("text"))
+        case "demand_made" | "concession_made":
+            verb = "demands" if kind == "demand_made" else "concedes"
+            about = g("issue_id") or g("measure_id")
+            return f"{g('by')} {verb}" + (f" ({about})" if about else "") + f": {g('text')}"
+        case "statement_made":
+            speaker = (g("speaker") or {}).get("name", "someone")
+            said = f"\u201c{g('quote')}\u201d" if g("quote") else g("paraphrase")
+            return f"{speaker}: {said}"
+        case "round_scheduled" | "round_held":
+            verb = kind.removeprefix("round_")
+            at = f"in {g('location')}" if g("location") else None
+            dates = str(g("starts_on")) + (f" – {g('ends_on')}" if g("ends_on") else "")
+            return _between(f"Round {g('name')} {verb}", dates, at)
+        case "agreement_reached":
+            return f"Agreement reached: {g('title')}"
+        case "event_corrected":
+            return f"Corrects event {str(g('target'))[:8]}" + (f": {g('reason')}" if g("reason") else "")
+        case "event_retracted":
+            return f"Retracts event {str(g('target'))[:8]}: {g('reason')}"
+    return kind.replace("_", " ")
+
+
+def _source(item: dict[str, Any]) -> str:
+    source = item.get("source") or {}
+    return source.get("name") or ""
+
+
+def _marks(item: dict[str, Any]) -> str:
+    marks = [name for name, field in (("retracted", "retracted_by"), ("corrected", "corrected_by")) if item.get(field)]
+    return f" [{', '.join(marks)}]" if marks else ""
+
+
+def timeline(
+    negotiation_id: Annotated[str, typer.Argument(help="The negotiation's id.")],
+    start: Annotated[str | None, typer.Option("--from", help="First world date YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last world date YYYY-MM-DD.")] = None,
+    known_at: Annotated[
+        str | None, typer.Option("--known-at", help="RFC 3339 time: only what was recorded by then (default: now).")
+    ] = None,
+    json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """The negotiation's events in world order (occurred_on, then version)."""
+    from projections.live import LiveStates
+    from service.api.common import decode_cursor
+    from service.api.state import _timeline
+
+    with _reported():
+        first, last = _date(start, "--from"), _date(end, "--to")
+        at = _timestamp(known_at, "--known-at")
+        with _log(database) as log:
+            negotiation = log.negotiation(negotiation_id)
+            states = LiveStates(log)
+            now = log.clock().astimezone(dt.UTC)
+            items: list[dict[str, Any]] = []
+            after: int | None = None
+            while True:
+                page = _timeline(states, log, negotiation_id, first, last, at or now, after, PAGE)
+                items += page.items
+                if page.next is None:
+                    break
+                after = decode_cursor(page.next)
+        _print_timeline(negotiation, items, first, last, json)
+
+
+def _print_timeline(negotiation: Any, items: list[dict[str, Any]], first: Any, last: Any, json: bool) -> None:
+    if json:
+        _print_json(items)
+        return
+    span = f"{first or 'start'} to {last or 'now'}" if first or last else "all dates"
+    table = Table(
+        Column("date", no_wrap=True),
+        Column("type", no_wrap=True),
+        Column("summary", ratio=3),
+        Column("source", ratio=1),
+        box=box.SIMPLE_HEAD,
+        expand=True,
+        title_justify="left",
+        title=f"{escape(negotiation.title)} ({escape(negotiation.negotiation_id)}): {len(items)} event{'s' if len(items) != 1 else ''}, {span}",
+    )
+    for item in items:
+        summary = Text(describe(item) + _marks(item), style="dim" if item.get("retracted_by") else "")
+        table.add_row(str(item["occurred_on"]), item["type"], summary, escape(_source(item)))
+    console.print(table)
+
+
+# --- events tail -----------------------------------------------------------------------------
+
+
+def _tail_line(item: dict[str, Any]) -> Text:
+    return Text.assemble(
+        (f"#{item['position']:<6}", "dim"),
+        f" {item['recorded_at']}  ",
+        (f"{item['negotiation_id']}", "bold"),
+        (f" v{item['version']}", "dim"),
+        f"  {item['occurred_on']}  ",
+        (item["type"], "cyan"),
+        "  ",
+        describe(item),
+        (f"  ({_source(item)})" if _source(item) else "", "dim"),
+    )
+
+
+def _last(log: ParleyLog, count: int) -> list[Any]:
+    """The last `count` events of the global log (positions may have gaps: widen until enough)."""
+    head = log.head()
+    span = count
+    while True:
+        after = max(head - span, 0)
+        found = _all_after(log, after, upto=head)
+        if len(found) >= count or after == 0:
+            return found[-count:] if count else []
+        span *= 4
+
+
+def _all_after(log: ParleyLog, after: int, upto: int | None = None) -> list[Any]:
+    found: list[Any] = []
+    while True:
+        items, _ = log.feed(after=after, limit=PAGE)
+        if upto is not None:
+            items = [a for a in items if a.position <= upto]
+        found += items
+        if len(items) < PAGE:
+            return found
+        after = items[-1].position
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While following, SIGTERM stops as Ctrl-C does: the log is closed and the exit code is 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def events_tail(
+    after: Annotated[
+        int | None, typer.Option("--after", min=0, help="Print events after this position (default: the last 20).")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Keep printing new events until Ctrl-C.")] = False,
+    json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Print the global log from a position and, with --follow, every event appended after."""
+    from service.api.negotiations import with_corrections
+
+    def emit(log: ParleyLog, batch: list[Any]) -> None:
+        # the API's envelopes, as GET /v1/events gives them (with corrected_by / retracted_by)
+        for item in with_corrections(log, batch) if batch else ():
+            if json:
+                sys.stdout.write(msgspec.json.encode(item).decode() + "\n")
+            else:
+                console.print(_tail_line(item), soft_wrap=True, highlight=False)
+        sys.stdout.flush()
+
+    with _reported(), _sigterm_as_interrupt():
+        try:
+            with _log(database) as log:
+                if after is None:
+                    batch = _last(log, 20)
+                    position = batch[-1].position if batch else log.head()
+                else:
+                    batch = _all_after(log, after)
+                    position = batch[-1].position if batch else after
+                emit(log, batch)
+                while follow:
+                    items, _ = log.feed(after=position, limit=PAGE)
+                    if items:
+                        emit(log, items)
+                        position = items[-1].position
+                    if len(items) < PAGE:
+                        time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            sys.stdout.flush()
+            raise typer.Exit(0) from None
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add `negotiations list`, `state`, `timeline` and `events tail` to the `parley` app."""
+    negotiations_cli = _group("Negotiations in the local store.")
+    negotiations_cli.command("list")(negotiations_list)
+    cli.add_typer(negotiations_cli, name="negotiations")
+    cli.command("state")(state)
+    cli.command("timeline")(timeline)
+    events_cli = _group("The global event log.")
+    events_cli.command("tail")(events_tail)
+    cli.add_typer(events_cli, name="events")
+
