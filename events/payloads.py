@@ -223,6 +223,10 @@ class MeasureChanged(Event, tag="measure_changed", kw_only=True):
     effective_from: dt.date | None = None
     effective_until: dt.date | None = None
     until_deadline: Slug | None = None
+    coverage: Annotated[
+        Literal["all", "partial"],
+        Meta(description="all: every good from applies_to (counted in a direction's total); partial: listed products only."),
+    ] = "all"
 
     def __post_init__(self) -> None:
         super().__post_init__()

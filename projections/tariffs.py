@@ -24,6 +24,8 @@ class MeasureRate(Struct, frozen=True, kw_only=True):
     measure_id: str
     rate_pct: float | None
     legal_basis: str | None
+    # partial: on listed products only, so left out of the direction's total
+    coverage: str
     since: dt.date
     because: tuple[str, ...]
 
@@ -63,6 +65,7 @@ def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBo
                     measure_id=history.measure_id,
                     rate_pct=applying.change.event.rate_pct,
                     legal_basis=history.legal_basis,
+                    coverage=applying.change.event.coverage,
                     since=applying.since,
                     because=applying.because,
                 )
@@ -71,7 +74,8 @@ def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBo
 
 
 def _total(rates: Sequence[MeasureRate]) -> float:
-    return sum(r.rate_pct or 0.0 for r in rates)
+    """The additional duty on every good: product-specific lines would overstate it, so they are not added."""
+    return sum(r.rate_pct or 0.0 for r in rates if r.coverage == "all")
 
 
 def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:

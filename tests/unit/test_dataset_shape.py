@@ -204,3 +204,22 @@ def test_seed_claims_are_attributed_claims(events: list) -> None:
     assert claims[("truce.extension", "not_agreed")] == "Scott Bessent"
     issues = {e.issue_id for e in events if e.type == "issue_raised"}
     assert {"tiktok-spinoff", "exit-bans", "entity-list", "rare-earths", "russia-iran-oil"} <= issues
+
+
+@pytest.mark.parametrize(
+    ("on", "us_on_cn", "cn_on_us"),
+    [(dt.date(2025, 4, 12), 145, 125), (dt.date(2025, 5, 14), 30, 10), (dt.date(2025, 11, 11), 54, 34)],
+)
+def test_direction_totals_count_only_duties_on_all_goods(recorded: list[Recorded], on: dt.date, us_on_cn: float, cn_on_us: float) -> None:
+    schedule = tariff_schedule(view(fold(recorded), on, dt.datetime(2030, 1, 1, tzinfo=dt.UTC)))
+    totals = {(d.imposed_by, d.applies_to): d for d in schedule.directions}
+    assert totals["US", "CN"].total_additional_pct == us_on_cn
+    assert totals["CN", "US"].total_additional_pct == cn_on_us
+    # the product-specific lines are listed, marked partial, and not added
+    partial = [m for m in totals["US", "CN"].measures if m.coverage == "partial"]
+    assert {m.measure_id for m in partial} >= {"us-301-semiconductors-cn"}
+    # every figure traces back to a sourced event
+    by_id = {r.event_id: r.event for r in recorded}
+    for direction in schedule.directions:
+        for measure in direction.measures:
+            assert measure.because and all(by_id[i].source and by_id[i].source.name for i in measure.because)

@@ -345,6 +345,7 @@ def _in_force(histories: Sequence[_History], on: dt.date, book: _Book) -> tuple[
                     measure_id=history.measure_id,
                     rate_pct=applying.change.event.rate_pct,
                     legal_basis=history.legal_basis,
+                    coverage=applying.change.event.coverage,
                     since=applying.since,
                     because=applying.because,
                 )
@@ -353,7 +354,7 @@ def _in_force(histories: Sequence[_History], on: dt.date, book: _Book) -> tuple[
 
 
 def _total(rates: Sequence[MeasureRate]) -> float:
-    return sum(r.rate_pct or 0.0 for r in rates)
+    return sum(r.rate_pct or 0.0 for r in rates if r.coverage == "all")
 
 
 def _touches(t: TruceView, histories: Sequence[_History]) -> bool:
