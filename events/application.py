@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEv
 from events.audit import ChainReport, verify_chain
 from events.errors import (
     EventNotFoundError,
+    EventRejectedError,
     IdempotencyKeyReusedError,
     NegotiationNotFoundError,
     StoreUnavailableError,
@@ -123,6 +124,7 @@ class ParleyLog(Application):
         """
         if appending is not None:
             self._replay_if_seen(appending)
+        self._check_sources(events)
         with self._stream_lock(negotiation_id), _translated_store_errors():
             # Optimistic: start from the cached state; versions are contiguous per stream, so any
             # write we have not seen makes the insert collide, and then we catch up and try again.
@@ -183,6 +185,25 @@ class ParleyLog(Application):
                 positions = [r.notification.id for r in recordings]
                 return [Appended(*row) for row in zip(records, positions, hashes, strict=True)]
         raise VersionConflictError(negotiation_id, -1, -1)  # pragma: no cover - contention beyond reason
+
+    def _check_sources(self, events: Sequence[AnyEvent]) -> None:
+        """A source that names a registry id must be registered; inline sources need no id."""
+        named: dict[str, str] = {}
+        for index, event in enumerate(events):
+            prefix = f"events[{index}]." if len(events) > 1 else ""
+            for path, payload in ((prefix, event), (f"{prefix}replacement.", getattr(event, "replacement", None))):
+                source = getattr(payload, "source", None)
+                if source is not None and source.id is not None:
+                    named.setdefault(source.id, f"{path}source.id")
+        if not named:
+            return
+        marks = ", ".join("?" * len(named))
+        known = {row["id"] for row in self.run(f"SELECT id FROM parley_sources WHERE id IN ({marks})", tuple(named))}
+        for source_id, field in named.items():
+            if source_id not in known:
+                raise EventRejectedError(
+                    field, f"no registered source {source_id!r}: register it with POST /v1/sources, or send the source inline without an id"
+                )
 
     @staticmethod
     def _keyed(

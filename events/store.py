@@ -80,6 +80,14 @@ _TABLES = [
         created_by TEXT NOT NULL,
         revoked_at TEXT,
         revoked_by TEXT)""",
+    """CREATE TABLE IF NOT EXISTS parley_sources (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        url TEXT,
+        reliability TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL)""",
 ]
 
 def immutability_triggers(events_table: str, dialect: str) -> list[str]:

@@ -15,6 +15,7 @@ from events.application import Clock, ParleyLog, store_env, utcnow
 from projections.live import LiveStates
 from projections.runner import open_runners, open_view_tables
 from service.api.audit import AuditController
+from service.api.claims import ClaimController
 from service.api.events import EventController
 from service.api.export import ExportController
 from service.api.health import health, ready
@@ -22,6 +23,7 @@ from service.api.keys import KeyController
 from service.api.negotiations import NegotiationController
 from service.api.openapi import document_request_bodies
 from service.api.overview import OverviewController
+from service.api.sources import SourceController
 from service.api.state import StateController
 from service.auth import KeyStore
 from service.logs import request_context
@@ -58,7 +60,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
             log.close()
 
     app = Litestar(
-        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, health, ready],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, SourceController, ClaimController, health, ready],
         lifespan=[lifespan],
         middleware=[request_context],
         exception_handlers=EXCEPTION_HANDLERS,

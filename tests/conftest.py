@@ -23,6 +23,7 @@ PARLEY_TABLES = (
     "parley_event_index",
     "parley_idempotency",
     "parley_keys",
+    "parley_sources",
     "parley_view_deadlines",
     "parley_view_measures",
     "parleyviews_tracking",

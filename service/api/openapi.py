@@ -11,6 +11,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Reference, RequestBody
 from events.payloads import AnyEvent
 from service.api.keys import KeyCreate
 from service.api.negotiations import EventBatch, NegotiationCreate
+from service.api.sources import SourceCreate
 
 _REF = "#/components/schemas/{name}"
 
@@ -22,6 +23,7 @@ BODIES: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {
         "One event `{\"type\": ...}` or a batch `{\"events\": [...]}` stored all or nothing.",
     ),
     ("/v1/keys", "post"): ((KeyCreate,), "The key to create."),
+    ("/v1/sources", "post"): ((SourceCreate,), "The source to register."),
 }
 
 

@@ -41,6 +41,14 @@ from service.api.common import (
     problems,
 )
 from service.api.negotiations import Limit, with_corrections
+from service.api.sources import (
+    Corroboration,
+    SourceOut,
+    SourceRegistry,
+    because_ids,
+    independent,
+    sources_behind,
+)
 from service.auth import require
 from service.problems import FieldError, ProblemError
 
@@ -70,6 +78,10 @@ class StateOut(msgspec.Struct, frozen=True, kw_only=True):
     deadlines: DeadlinesView
     issues: IssuesView
     rounds: RoundsView
+    # every event id in a `because` above -> its source and grades (None: the event names none)
+    sources: dict[str, SourceOut | None] = {}
+    # per listed value (`truce`, `tariffs.US->CN`, `deadlines.<id>`, ...): its independent sources
+    corroboration: dict[str, Corroboration] = {}
 
 
 class Moment(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,7 +159,7 @@ async def _now(request: Request[Any, Any, Any], min_position: int | None) -> dt.
     return log.clock().astimezone(dt.UTC)
 
 
-async def _moment(
+async def moment(
     request: Request[Any, Any, Any], as_of: str | None, known_at: str | None, min_position: int | None
 ) -> tuple[dt.date, dt.datetime]:
     day, at = parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at")
@@ -158,7 +170,7 @@ async def _moment(
 # --- reading the state -----------------------------------------------------------------------
 
 
-def _states(request: Request[Any, Any, Any]) -> LiveStates:
+def live_states(request: Request[Any, Any, Any]) -> LiveStates:
     return request.app.state.states
 
 
@@ -175,7 +187,7 @@ def _state(
 ) -> StateOut:
     state = states.state(negotiation_id)
     seen = view(state, as_of, known_at)
-    return StateOut(
+    answer = StateOut(
         as_of=as_of,
         known_at=known_at,
         position=_position(log, state, known_at),
@@ -186,6 +198,8 @@ def _state(
         issues=issues(seen),
         rounds=rounds(seen),
     )
+    sources, corroboration = _sourced(state, log, msgspec.to_builtins(answer))
+    return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration)
 
 
 def _part(
@@ -193,12 +207,30 @@ def _part(
     legal_basis: str | None,
 ) -> dict[str, Any]:
     state = states.state(negotiation_id)
+    value = PARTS[part](view(state, as_of, known_at), legal_basis)
+    sources, corroboration = _sourced(state, log, {part: msgspec.to_builtins(value)})
     return {
         "as_of": as_of,
         "known_at": known_at,
         "position": _position(log, state, known_at),
-        part: PARTS[part](view(state, as_of, known_at), legal_basis),
+        part: value,
+        "sources": sources,
+        "corroboration": corroboration,
     }
+
+
+def _sourced(
+    state: State, log: ParleyLog, tree: dict[str, Any]
+) -> tuple[dict[str, SourceOut | None], dict[str, Corroboration]]:
+    """The sources behind every `because` of an answer, and how many independent ones each listed value has."""
+    sources = sources_behind(state.records, because_ids(tree), SourceRegistry(log))
+    corroboration: dict[str, Corroboration] = {}
+    for part, value in _unwrapped(tree).items():
+        listed = [(part, value)] if isinstance(value, dict) else [(f"{part}.{_stable_id(item)}", item) for item in value]
+        for path, item in listed:
+            if item.get("because"):
+                corroboration[path] = independent(item["because"], sources)
+    return sources, corroboration
 
 
 # --- paging in world order -------------------------------------------------------------------
@@ -209,7 +241,7 @@ def world_key(occurred_on: dt.date, version: int) -> int:
     return occurred_on.toordinal() << 40 | version
 
 
-def _page(keyed: Iterable[tuple[int, Any]], after: int | None, limit: int) -> tuple[list[Any], str | None]:
+def world_page(keyed: Iterable[tuple[int, Any]], after: int | None, limit: int) -> tuple[list[Any], str | None]:
     rest = [(key, item) for key, item in keyed if after is None or key > after]
     page = rest[:limit]
     return [item for _, item in page], (encode_cursor(page[-1][0]) if len(rest) > limit else None)
@@ -222,7 +254,7 @@ def _statements(
     state = states.state(negotiation_id)
     versions = {r.event_id: r.originator_version for r in state.records}
     said = statements(view(state, as_of, known_at), **filters).statements
-    items, more = _page(((world_key(s.occurred_on, versions[s.event_id]), s) for s in said), after, limit)
+    items, more = world_page(((world_key(s.occurred_on, versions[s.event_id]), s) for s in said), after, limit)
     return Page(items=items, next=more)
 
 
@@ -256,7 +288,7 @@ def _timeline(
         ),
         key=lambda pair: pair[0],
     )
-    page, more = _page(keyed, after, limit)
+    page, more = world_page(keyed, after, limit)
     items = with_corrections(log, _appended(log, negotiation_id, page))
     for item in items:
         # A correction recorded after known_at was not known then.
@@ -299,18 +331,24 @@ def _by_id(value: Any) -> dict[str, Any] | None:
     return dict(zip(keys, value, strict=True))  # type: ignore[arg-type]
 
 
+_UNWRAP: dict[str, Callable[[Any], Any]] = {
+    "truce": lambda truce: truce,
+    "tariffs": lambda tariffs: tariffs["directions"],
+    "measures": lambda measures: measures["measures"],
+    "deadlines": lambda deadlines: [{**d, "passed": False} for d in deadlines["upcoming"]]
+    + [{**d, "passed": True} for d in deadlines["passed"]],
+    "issues": lambda issues: issues["issues"],
+    "rounds": lambda rounds: rounds["rounds"],
+}
+
+
+def _unwrapped(tree: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a JSON answer without wrappers, so paths read `tariffs.US->CN...`, `deadlines.<id>...`."""
+    return {part: unwrap(tree[part]) for part, unwrap in _UNWRAP.items() if part in tree}
+
+
 def _diffable(state: StateOut) -> dict[str, Any]:
-    """The state as a JSON tree without wrappers, so paths read `tariffs.US->CN...`, `deadlines.<id>...`."""
-    tree: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(state))  # JSON's lists, not the views' tuples
-    return {
-        "truce": tree["truce"],
-        "tariffs": tree["tariffs"]["directions"],
-        "measures": tree["measures"]["measures"],
-        "deadlines": [{**d, "passed": False} for d in tree["deadlines"]["upcoming"]]
-        + [{**d, "passed": True} for d in tree["deadlines"]["passed"]],
-        "issues": tree["issues"]["issues"],
-        "rounds": tree["rounds"]["rounds"],
-    }
+    return _unwrapped(msgspec.json.decode(msgspec.json.encode(state)))  # JSON's lists, not the views' tuples
 
 
 def changes_between(
@@ -374,6 +412,17 @@ def _diff_moments(given: dict[str, str | None]) -> Moments:
     return (day, known_from), (day, known_to)
 
 
+_SOURCED = (
+    "`sources` maps every event id in a `because` of the answer to the source the event was recorded with "
+    "(name, id, kind, title, url, published_at, reliability A-F, credibility 1-6; null when it names none); "
+    "a source naming a registered id (`/v1/sources`) takes the registry's kind, url and default reliability "
+    "where the event leaves them out, and `registered` says whether the id is known. `corroboration` maps each "
+    "listed value (`truce`, `tariffs.US->CN`, `measures.<id>`, `deadlines.<id>`, `issues.<id>`, `rounds.<id>`) "
+    "to the independent sources among its `because` events (registered ids, else names, case-blind); two or "
+    "more corroborate it."
+)
+
+
 class StateController(Controller):
     path = "/v1/negotiations"
     tags = ["state"]
@@ -381,7 +430,8 @@ class StateController(Controller):
     @get(
         "/{negotiation_id:str}/state",
         operation_id="getNegotiationState",
-        summary="Every read model on as_of, as known at known_at",
+        summary="Every read model on as_of, as known at known_at, with the sources behind each value",
+        description=_SOURCED,
         guards=[require("reader")],
         responses=problems(404),
     )
@@ -394,13 +444,14 @@ class StateController(Controller):
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
     ) -> StateOut:
-        day, at = await _moment(request, as_of, known_at, min_position)
-        return await in_thread(_state, _states(request), log_of(request), negotiation_id, day, at, legal_basis)
+        day, at = await moment(request, as_of, known_at, min_position)
+        return await in_thread(_state, live_states(request), log_of(request), negotiation_id, day, at, legal_basis)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
         operation_id="getNegotiationStatePart",
         summary="One read model (truce, tariffs, measures, deadlines, issues, rounds) on as_of, as known at known_at",
+        description=_SOURCED,
         guards=[require("reader")],
         responses=problems(404),
     )
@@ -420,8 +471,8 @@ class StateController(Controller):
                 404, "Not found", f"no state part {part!r}; the parts are {allowed}",
                 [FieldError("part", f"must be one of {allowed}")],
             )
-        day, at = await _moment(request, as_of, known_at, min_position)
-        return await in_thread(_part, _states(request), log_of(request), negotiation_id, part, day, at, legal_basis)
+        day, at = await moment(request, as_of, known_at, min_position)
+        return await in_thread(_part, live_states(request), log_of(request), negotiation_id, part, day, at, legal_basis)
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -444,9 +495,9 @@ class StateController(Controller):
         cursor: str | None = None,
     ) -> Page:
         after = decode_cursor(cursor)
-        day, at = await _moment(request, as_of, known_at, min_position)
+        day, at = await moment(request, as_of, known_at, min_position)
         filters = {"speaker": speaker, "party": party, "topic": topic}
-        return await in_thread(_statements, _states(request), negotiation_id, day, at, filters, after, limit)
+        return await in_thread(_statements, live_states(request), negotiation_id, day, at, filters, after, limit)
 
     @get(
         "/{negotiation_id:str}/timeline",
@@ -471,7 +522,7 @@ class StateController(Controller):
         after = decode_cursor(cursor)
         now = await _now(request, min_position)
         return await in_thread(
-            _timeline, _states(request), log_of(request), negotiation_id, start, end, at or now, after, limit
+            _timeline, live_states(request), log_of(request), negotiation_id, start, end, at or now, after, limit
         )
 
     @get(
@@ -501,4 +552,4 @@ class StateController(Controller):
         moments = _diff_moments(given)
         now = await _now(request, min_position)
         before, after = ((day or now.date(), at or now) for day, at in moments)
-        return await in_thread(_diff, _states(request), log_of(request), negotiation_id, before, after, legal_basis)
+        return await in_thread(_diff, live_states(request), log_of(request), negotiation_id, before, after, legal_basis)

@@ -167,7 +167,8 @@ def test_state_answers_every_read_model_with_the_position_known_at(api, clock):
     earlier = api.get(f"{BASE}/state", params={"as_of": "2025-06-01", "known_at": stamp(first_known)}).json()
     before_anything = api.get(f"{BASE}/state", params={"known_at": "2000-01-01T00:00:00+01:00"}).json()
 
-    assert set(body) == {"as_of", "known_at", "position", "truce", "tariffs", "measures", "deadlines", "issues", "rounds"}
+    assert set(body) == {"as_of", "known_at", "position", "truce", "tariffs", "measures", "deadlines", "issues", "rounds",
+                         "sources", "corroboration"}
     assert body["as_of"] == "2025-06-01" and body["known_at"] == stamp(clock.now)
     assert body["position"] == second["position"]
     assert [i["issue_id"] for i in body["issues"]["issues"]] == ["tiktok-spinoff"]
@@ -182,7 +183,7 @@ def test_each_part_answers_alone_and_an_unknown_part_is_404_listing_the_parts(ap
     for part in ("truce", "tariffs", "measures", "deadlines", "issues", "rounds"):
         response = api.get(f"{BASE}/state/{part}", params={"as_of": "2025-07-28"})
         assert response.status_code == 200, response.text
-        assert set(response.json()) == {"as_of", "known_at", "position", part}
+        assert set(response.json()) == {"as_of", "known_at", "position", part, "sources", "corroboration"}
     assert api.get(f"{BASE}/state/deadlines", params={"as_of": "2025-07-28"}).json()["deadlines"]["upcoming"][0][
         "days_remaining"] == 15
 
