@@ -102,7 +102,7 @@ def test_state_values_carry_their_sources_grades_and_corroboration(api: Any) -> 
         deadline(source=official),
         measure(source={**official, "published_at": "2025-02-01", "credibility": 2}),
         measure("us-ieepa-reciprocal-cn", 10, occurred_on="2025-04-02", effective_from="2025-04-05",
-                source={"id": "reuters", "name": "Reuters", "credibility": 3}),
+                source={"name": "Reuters", "credibility": 3}),
         {"type": "truce_agreed", "occurred_on": "2025-05-12", "truce_id": "geneva-truce", "effective_from": "2025-05-14",
          "deadline_id": "truce-expiry", "source": official},
     )
@@ -112,8 +112,8 @@ def test_state_values_carry_their_sources_grades_and_corroboration(api: Any) -> 
     assert sources[expiry] == {"name": "The White House", "id": "white-house", "kind": "official", "title": None, "url": None,
                                "published_at": "2025-05-12", "reliability": "A", "credibility": 1, "registered": True}
     assert (sources[fentanyl]["credibility"], sources[fentanyl]["reliability"]) == (2, "A")
-    # an id the registry does not know is reported, not guessed at
-    assert (sources[reciprocal]["registered"], sources[reciprocal]["reliability"]) == (False, None)
+    # an inline source without an id is reported as sent, not graded from the registry
+    assert (sources[reciprocal]["registered"], sources[reciprocal]["reliability"]) == (None, None)
     assert set(sources) == {expiry, fentanyl, reciprocal, truce}
     corroboration = answer["corroboration"]
     assert corroboration["truce"] == {"sources": ["white-house"], "corroborated": False}
