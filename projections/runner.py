@@ -116,45 +116,48 @@ def open_view_tables(log: ParleyLog) -> ViewTables:
     return factory.tracking_recorder(PostgresViewTables if postgres else SQLiteViewTables)  # type: ignore[return-value]
 
 
-class ViewRunner:
-    """Keeps one view current from the global log, in batches of up to `batch_size` events."""
+class Follower:
+    """Follows the global log from a tracked position, in batches; subclasses say what a batch does.
 
-    def __init__(
-        self,
-        log: ParleyLog,
-        tables: ViewTables,
-        spec: ViewSpec,
-        *,
-        batch_size: int = 500,
-        today: Callable[[], dt.date] = today_utc,
-        refresh_seconds: float = 60.0,
-    ) -> None:
+    `apply(batch)` must write its effects and the tracking of the batch's last position in one
+    transaction; `tick()` runs when the log is quiet (calendar-driven work). After any failure the
+    follower starts again from the stored position, so nothing is skipped and nothing applied twice.
+    """
+
+    name = "follower"
+
+    def __init__(self, log: ParleyLog, *, batch_size: int = 500, refresh_seconds: float = 60.0) -> None:
         self.log = log
-        self.tables = tables
-        self.spec = spec
         self.batch_size = batch_size
-        self.today = today
         self.refresh_seconds = refresh_seconds
         self._states: dict[str, State] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._subscription: Any = None
-        self._log = structlog.get_logger("parley.projections").bind(view=spec.name)
+        self._log = structlog.get_logger("parley.followers").bind(follower=self.name)
 
-    # --- one batch -----------------------------------------------------------------------
+    def position(self) -> int:
+        raise NotImplementedError
 
     def apply(self, notifications: Sequence[Notification]) -> None:
-        """Fold a batch into the states it touches and replace their rows, with the tracking."""
-        touched: set[str] = set()
+        raise NotImplementedError
+
+    def tick(self) -> None:
+        """Work that depends on the calendar, not on new events."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def fold_in(self, notifications: Sequence[Notification]) -> list[tuple[Recorded, State | None, State]]:
+        """Each event with its negotiation's state before and after it."""
+        folded = []
         for notification in notifications:
             record: Recorded = self.log.mapper.to_domain_event(notification)  # type: ignore[assignment]
-            state = self._state_before(record)
-            self._states[record.negotiation_id] = evolve(state, record)
-            touched.add(record.negotiation_id)
-        today = self.today()
-        rows = [row for nid in sorted(touched) for row in self.spec.rows(self._states[nid], today)]
-        self.tables.replace(self.spec, touched, rows, Tracking(self.spec.name, notifications[-1].id))
-        self._log.debug("batch", events=len(notifications), position=notifications[-1].id, negotiations=len(touched))
+            before = self._state_before(record)
+            after = evolve(before, record)
+            self._states[record.negotiation_id] = after
+            folded.append((record, before if before.size else None, after))
+        return folded
 
     def _state_before(self, record: Recorded) -> State:
         state = self._states.get(record.negotiation_id)
@@ -163,21 +166,17 @@ class ViewRunner:
             state = fold(earlier)  # type: ignore[arg-type]
         return state
 
-    def refresh(self) -> int:
-        """Recompute negotiations whose rows went stale with the calendar; tracking stays as it is."""
-        stale = self.tables.stale(self.spec, self.today())
-        for nid in sorted(stale):
-            state = fold(self.log.events.get(stream_id(nid)))  # type: ignore[arg-type]
-            self._states[nid] = state
-            self.tables.replace(self.spec, [nid], self.spec.rows(state, self.today()) if state.size else [], None)
-        return len(stale)
+    def current_state(self, negotiation_id: str) -> State:
+        state = fold(self.log.events.get(stream_id(negotiation_id)))  # type: ignore[arg-type]
+        self._states[negotiation_id] = state
+        return state
 
     # --- catching up in the foreground (rebuilds, tests) ----------------------------------
 
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Process everything after the view's position up to the head; return how many events."""
+        """Process everything after the position up to the head; return how many events."""
         done = 0
-        position = self.tables.position(self.spec)
+        position = self.position()
         head = self.log.head()
         while True:
             batch = self.log.recorder.select_notifications(
@@ -192,14 +191,14 @@ class ViewRunner:
                 progress(done, max(head - (position - done), done))
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        self.tables.reset(self.spec)
+        self.reset()
         self._states.clear()
         return self.catch_up(progress)
 
     # --- following in the background -----------------------------------------------------
 
     def start(self) -> None:
-        thread = threading.Thread(target=self._supervise, name=f"view-{self.spec.name}", daemon=True)
+        thread = threading.Thread(target=self._supervise, name=f"follow-{self.name}", daemon=True)
         self._threads = [thread]
         thread.start()
 
@@ -207,16 +206,16 @@ class ViewRunner:
         """Follow from the stored position; after any failure, start again from the stored position."""
         while not self._stopping.is_set():
             try:
-                self.refresh()
+                self.tick()
                 self._follow_once()
             except (PersistenceError, OSError) as error:
                 # IntegrityError included: another runner moved the tracking; resume after it.
-                self._log.warning("view_runner_restarting", error=str(error))
+                self._log.warning("follower_restarting", error=str(error))
                 self._stopping.wait(1.0)
 
     def _follow_once(self) -> None:
         received: queue.Queue[Notification | None] = queue.Queue(maxsize=self.batch_size * 4)
-        subscription = self.log.recorder.subscribe(gt=self.tables.position(self.spec))
+        subscription = self.log.recorder.subscribe(gt=self.position())
         self._subscription = subscription
         failure: list[BaseException] = []
 
@@ -230,14 +229,14 @@ class ViewRunner:
             finally:
                 received.put(None)
 
-        follower = threading.Thread(target=follow, name=f"view-{self.spec.name}-follow", daemon=True)
+        follower = threading.Thread(target=follow, name=f"follow-{self.name}-read", daemon=True)
         follower.start()
         try:
             while not self._stopping.is_set():
                 try:
                     first = received.get(timeout=self.refresh_seconds)
                 except queue.Empty:
-                    self.refresh()
+                    self.tick()
                     continue
                 if first is None:
                     break
@@ -254,7 +253,7 @@ class ViewRunner:
                 self.apply(batch)
         finally:
             subscription.stop()
-            while follower.is_alive():  # let a follower blocked on a full queue finish
+            while follower.is_alive():  # let a reader blocked on a full queue finish
                 try:
                     received.get_nowait()
                 except queue.Empty:
@@ -268,6 +267,51 @@ class ViewRunner:
             self._subscription.stop()
         for thread in self._threads:
             thread.join(timeout)
+
+
+class ViewRunner(Follower):
+    """Keeps one persisted view current from the global log."""
+
+    def __init__(
+        self,
+        log: ParleyLog,
+        tables: ViewTables,
+        spec: ViewSpec,
+        *,
+        batch_size: int = 500,
+        today: Callable[[], dt.date] = today_utc,
+        refresh_seconds: float = 60.0,
+    ) -> None:
+        self.name = spec.name
+        super().__init__(log, batch_size=batch_size, refresh_seconds=refresh_seconds)
+        self.tables = tables
+        self.spec = spec
+        self.today = today
+
+    def position(self) -> int:
+        return self.tables.position(self.spec)
+
+    def reset(self) -> None:
+        self.tables.reset(self.spec)
+
+    def apply(self, notifications: Sequence[Notification]) -> None:
+        """Fold a batch into the states it touches and replace their rows, with the tracking."""
+        touched = {record.negotiation_id for record, _, _ in self.fold_in(notifications)}
+        today = self.today()
+        rows = [row for nid in sorted(touched) for row in self.spec.rows(self._states[nid], today)]
+        self.tables.replace(self.spec, touched, rows, Tracking(self.spec.name, notifications[-1].id))
+        self._log.debug("batch", events=len(notifications), position=notifications[-1].id, negotiations=len(touched))
+
+    def tick(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Recompute negotiations whose rows went stale with the calendar; tracking stays as it is."""
+        stale = self.tables.stale(self.spec, self.today())
+        for nid in sorted(stale):
+            state = self.current_state(nid)
+            self.tables.replace(self.spec, [nid], self.spec.rows(state, self.today()) if state.size else [], None)
+        return len(stale)
 
     def wait(self, position: int, timeout: float) -> bool:
         """Block until the view includes `position`; False on timeout."""
