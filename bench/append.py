@@ -16,16 +16,14 @@ import uuid
 from pathlib import Path
 
 import msgspec
-import psycopg
 
 from bench.rawhttp import RawClient
 from events.application import ParleyLog, store_env
 from events.payloads import DeadlineSet, NegotiationOpened
 from events.records import Recorded, stream_id
-from service.process import create_key, start_server, stop_server
+from service.process import create_key, drop_postgres_tables, start_server, stop_server
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TABLES = "parley_events, parley_event_index, parley_idempotency, parley_keys, parley_view_deadlines, parley_view_measures, parleyviews_tracking"
 
 
 def payload(i: int) -> dict[str, object]:
@@ -109,8 +107,7 @@ def main() -> None:
         workdir = Path(tmp)
         rows += measure("SQLite", str(workdir / "bench.db"), workdir, args.clients, args.singles, args.batches)
         if not args.skip_postgres:
-            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {TABLES} CASCADE")
+            drop_postgres_tables(POSTGRES_URL)
             rows += measure("PostgreSQL", POSTGRES_URL, workdir, args.clients, args.singles, args.batches)
     print(f"{'append path':<52} {'HTTP ev/s':>10} {'direct ev/s':>12} {'ratio':>7}")
     for label, http, direct in rows:

@@ -13,14 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
 from events.application import ParleyLog, store_env
 from events.payloads import DeadlineSet, NegotiationOpened
 from events.store import ParleyPostgresRecorder, ParleySQLiteRecorder
+from service.process import drop_postgres_tables
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TABLES = "parley_events, parley_event_index, parley_idempotency, parley_keys, parley_view_deadlines, parley_view_measures, parleyviews_tracking"
 
 
 class UnchainedSQLiteRecorder(ParleySQLiteRecorder):
@@ -33,8 +31,7 @@ class UnchainedPostgresRecorder(ParleyPostgresRecorder):
 
 def reset(url: str) -> None:
     if url.startswith("postgresql"):
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {TABLES} CASCADE")
+        drop_postgres_tables(url)
 
 
 def append_rate(url: str, chained: bool, batches: int) -> float:

@@ -13,16 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
 from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
 from projections.runner import ViewRunner, open_view_tables
 from projections.views import VIEWS
 from service.app import open_log
+from service.process import drop_postgres_tables
 from service.settings import Settings
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TABLES = "parley_events, parley_event_index, parley_idempotency, parley_keys, parley_view_deadlines, parley_view_measures, parleyviews_tracking"
 
 
 def seed(url: str, negotiations: int, events_each: int) -> int:
@@ -79,8 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows += measure("SQLite", str(Path(tmp) / "bench.db"), args.negotiations, args.events)
     if not args.skip_postgres:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {TABLES} CASCADE")
+        drop_postgres_tables(POSTGRES_URL)
         rows += measure("PostgreSQL", POSTGRES_URL, args.negotiations, args.events)
     print(f"{'projection':<52} {'events/s':>10} {'raw read/s':>11} {'ratio':>7}")
     for label, rate, raw in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -25,11 +26,14 @@ from service.api.openapi import document_request_bodies
 from service.api.overview import OverviewController
 from service.api.sources import SourceController
 from service.api.state import StateController
+from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.logs import request_context
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.signing import Signer
+from service.web import web_router
+from service.webhooks import open_webhooks
 
 
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
@@ -38,7 +42,8 @@ def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
     return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size), clock=clock)
 
 
-def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
+def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:
+    """The whole service; `resolver` and `connect` let tests see every outbound connection webhooks try."""
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log = open_log(settings, clock)
@@ -48,19 +53,27 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> Litestar:
         app.state.signer = Signer.load(settings.signing_key, settings.signing_key_file)
         tables = open_view_tables(log)
         app.state.runners = open_runners(log, tables)
+        app.state.webhooks = open_webhooks(
+            log, secret_key=app.state.signer.derive_key("parley webhook secrets"), clock=clock,
+            allow_hosts=settings.allow_hosts, warn_days=settings.warn_days, timeout=settings.webhook_timeout,
+            resolver=resolver, connect=connect,
+        )
         if settings.run_projections:
             for runner in app.state.runners.values():
                 runner.start()
+        if settings.run_webhooks:
+            app.state.webhooks.start()
         try:
             yield
         finally:
+            app.state.webhooks.stop()
             for runner in app.state.runners.values():
                 runner.stop()
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 
     app = Litestar(
-        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, SourceController, ClaimController, health, ready],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, web_router],
         lifespan=[lifespan],
         middleware=[request_context],
         exception_handlers=EXCEPTION_HANDLERS,

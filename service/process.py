@@ -67,3 +67,28 @@ def create_key(database_url: str, name: str, role: str) -> str:
         text=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+# Every table Parley creates in its database (events, side tables, views, webhooks, trackings).
+PARLEY_TABLES = (
+    "parley_events",
+    "parley_event_index",
+    "parley_idempotency",
+    "parley_keys",
+    "parley_sources",
+    "parley_view_deadlines",
+    "parley_view_measures",
+    "parleyviews_tracking",
+    "parley_webhooks",
+    "parley_outbox",
+    "parley_delivery_attempts",
+    "parleywebhooks_tracking",
+)
+
+
+def drop_postgres_tables(url: str) -> None:
+    """Drop every Parley table from a PostgreSQL database: for tests and benchmarks on a scratch database."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {', '.join(PARLEY_TABLES)} CASCADE")

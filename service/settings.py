@@ -25,6 +25,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_position_wait: float = 5.0
     signing_key: str | None = None
     signing_key_file: str = "var/parley-signing.key"
+    run_webhooks: bool = True
+    webhook_allow_hosts: str = ""
+    webhook_warn_days: str = "7,1"
+    webhook_timeout: float = 15.0
+
+    @property
+    def allow_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_allow_hosts.split(",") if h.strip())
+
+    @property
+    def warn_days(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.webhook_warn_days.split(",") if d.strip())
 
     @property
     def is_postgres(self) -> bool:
@@ -48,6 +60,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("min_position_wait", float),
             ("signing_key", str),
             ("signing_key_file", str),
+            ("run_webhooks", lambda v: v.strip().lower() in _TRUE),
+            ("webhook_allow_hosts", str),
+            ("webhook_warn_days", str),
+            ("webhook_timeout", float),
         ):
             raw = env.get(f"PARLEY_{field.upper()}")
             if raw is not None and raw != "":

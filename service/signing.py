@@ -37,6 +37,15 @@ class Signer:
                 out.write(base64.b64encode(seed) + b"\n")
         return cls(Ed25519PrivateKey.from_private_bytes(base64.b64decode(path.read_bytes().strip())))
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for another purpose (sealing webhook secrets), derived from the same seed."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+        seed = self._private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(seed)
+
     @property
     def public_key_b64(self) -> str:
         return base64.b64encode(self.public_bytes).decode()

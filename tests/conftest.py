@@ -13,21 +13,11 @@ import httpx
 import psycopg
 import pytest
 
-from service.process import create_key, start_server, stop_server
+from service.process import create_key, drop_postgres_tables, start_server, stop_server
 from service.settings import Settings
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("PARLEY_REQUIRE_POSTGRES") == "1"
-PARLEY_TABLES = (
-    "parley_events",
-    "parley_event_index",
-    "parley_idempotency",
-    "parley_keys",
-    "parley_sources",
-    "parley_view_deadlines",
-    "parley_view_measures",
-    "parleyviews_tracking",
-)
 
 
 def _postgres_reachable() -> str | None:
@@ -40,8 +30,7 @@ def _postgres_reachable() -> str | None:
 
 
 def reset_postgres() -> None:
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {', '.join(PARLEY_TABLES)} CASCADE")
+    drop_postgres_tables(POSTGRES_URL)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,0 +1,56 @@
+"""Webhooks: subscriptions, the relay that fills the outbox, senders that deliver it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from events.application import ParleyLog
+
+
+@dataclasses.dataclass
+class Webhooks:
+    """Everything webhook delivery needs in one process, built by `open_webhooks`."""
+
+    tables: Any
+    subscriptions: Any
+    relay: Any
+    sender: Any
+    clock: Callable[[], dt.datetime]
+    allow_hosts: frozenset[str]
+    resolver: Any
+
+    def start(self) -> None:
+        self.relay.start()
+        self.sender.start()
+
+    def stop(self) -> None:
+        self.sender.stop()
+        self.relay.stop()
+        self.tables.datastore.close()
+
+
+def open_webhooks(
+    log: ParleyLog,
+    *,
+    secret_key: bytes,
+    clock: Callable[[], dt.datetime],
+    allow_hosts: frozenset[str],
+    warn_days: tuple[int, ...] = (7, 1),
+    timeout: float = 15.0,
+    resolver: Any = None,
+    connect: Any = None,
+) -> Webhooks:
+    from service.webhooks.delivery import Relay, Sender
+    from service.webhooks.outbound import system_resolver
+    from service.webhooks.store import open_webhook_tables
+    from service.webhooks.subscriptions import SecretBox, Subscriptions
+
+    resolver = resolver or system_resolver
+    tables = open_webhook_tables(log)
+    subscriptions = Subscriptions(tables, SecretBox(secret_key))
+    relay = Relay(log, tables, subscriptions, clock=clock, warn_days=warn_days)
+    sender = Sender(tables, subscriptions, clock=clock, allow_hosts=allow_hosts, resolver=resolver, connect=connect, timeout=timeout)
+    return Webhooks(tables, subscriptions, relay, sender, clock, allow_hosts, resolver)

@@ -1,0 +1,276 @@
+"""The relay (log -> outbox, with tracking) and the sender (outbox -> receivers, with retries and leases)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import Notification, PersistenceError, Tracking
+from standardwebhooks.webhooks import Webhook
+
+from events.application import ParleyLog
+from events.records import stream_id
+from projections.runner import Follower
+from projections.state import evolve, fold
+from service.webhooks.messages import (
+    Message,
+    calendar_messages,
+    event_messages,
+    matches,
+    operational_message,
+)
+from service.webhooks.outbound import (
+    Attempt,
+    DestinationRefusedError,
+    check_destination,
+    post,
+)
+from service.webhooks.store import RELAY, Enqueued, WebhookTables, iso
+from service.webhooks.subscriptions import Subscriptions, WebhookNotFoundError
+
+Clock = Callable[[], dt.datetime]
+# After the first attempt fails, the retries come this long after each failure (each +-20%).
+SCHEDULE = [dt.timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)]
+DISABLE_AFTER = dt.timedelta(days=5)
+MAX_RETRY_AFTER = dt.timedelta(hours=24)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _enqueue_for(subscriptions: Sequence[dict[str, Any]], messages: Sequence[Message]) -> list[tuple[Enqueued, str]]:
+    rows = []
+    for message in messages:
+        for sub in subscriptions:
+            if matches(sub, message):
+                status = "pending" if sub["status"] == "active" else "skipped"
+                rows.append((Enqueued(message.id, sub["id"], message.type, message.body, message.position), status))
+    return rows
+
+
+class Relay(Follower):
+    """Turns each event into messages and enqueues them for matching subscriptions, tracked with the outbox."""
+
+    name = RELAY
+
+    def __init__(
+        self,
+        log: ParleyLog,
+        tables: WebhookTables,
+        subscriptions: Subscriptions,
+        *,
+        clock: Clock = _utcnow,
+        warn_days: Sequence[int] = (7, 1),
+        batch_size: int = 500,
+        refresh_seconds: float = 30.0,
+    ) -> None:
+        super().__init__(log, batch_size=batch_size, refresh_seconds=refresh_seconds)
+        self.tables = tables
+        self.subscriptions = subscriptions
+        self.clock = clock
+        self.warn_days = warn_days
+
+    def position(self) -> int:
+        return self.tables.position()
+
+    def reset(self) -> None:
+        raise NotImplementedError("the relay is never rebuilt; replay a subscription instead")
+
+    def apply(self, notifications: Sequence[Notification]) -> None:
+        positions = [n.id for n in notifications]
+        messages = [
+            message
+            for (record, before, after), position in zip(self.fold_in(notifications), positions, strict=True)
+            for message in event_messages(record, position, before, after)
+        ]
+        rows = _enqueue_for(self.subscriptions.all(), messages)
+        self.tables.enqueue(rows, self.clock(), Tracking(RELAY, positions[-1]))
+
+    def tick(self) -> None:
+        """Deadlines approaching or passed and truces lapsed, from the clock; each message once per cause."""
+        now = self.clock()
+        subscriptions = self.subscriptions.all()
+        if not subscriptions:
+            return
+        position = self.position()
+        after = 0
+        while True:
+            found, more = self.log.negotiations(after=after, limit=100)
+            for _, negotiation in found:
+                state = self._states.get(negotiation.negotiation_id) or self.current_state(negotiation.negotiation_id)
+                messages = calendar_messages(state, position, now.date(), self.warn_days, now)
+                self.tables.enqueue(_enqueue_for(subscriptions, messages), now, None)
+            if more is None:
+                return
+            after = more
+
+    def replay(self, subscription_id: str, after_position: int) -> int:
+        """Re-create this subscription's messages after a position (same ids, same bytes) and queue them again."""
+        sub = next(s for s in self.subscriptions.all() if s["id"] == subscription_id)
+        states: dict[str, Any] = {}
+        queued = 0
+        position = after_position
+        while batch := self.log.recorder.select_notifications(start=position, limit=500, inclusive_of_start=False):
+            position = batch[-1].id
+            for notification in batch:
+                record = self.log.mapper.to_domain_event(notification)
+                before = states.get(record.negotiation_id)
+                if before is None:
+                    before = fold(self.log.events.get(stream_id(record.negotiation_id), lte=record.originator_version - 1))
+                after = evolve(before, record)
+                states[record.negotiation_id] = after
+                for message in event_messages(record, notification.id, before if before.size else None, after):
+                    if matches(sub, message):
+                        self.tables.requeue(
+                            Enqueued(message.id, sub["id"], message.type, message.body, message.position), self.clock()
+                        )
+                        queued += 1
+        return queued
+
+
+class Sender:
+    """Claims due outbox rows under a lease and delivers them, signed per Standard Webhooks."""
+
+    def __init__(
+        self,
+        tables: WebhookTables,
+        subscriptions: Subscriptions,
+        *,
+        clock: Clock = _utcnow,
+        allow_hosts: frozenset[str] = frozenset(),
+        resolver: Any = None,
+        connect: Any = None,
+        timeout: float = 15.0,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        batch: int = 20,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.tables = tables
+        self.subscriptions = subscriptions
+        self.clock = clock
+        self.allow_hosts = allow_hosts
+        self.resolver = resolver
+        self.connect = connect
+        self.timeout = timeout
+        self.lease = lease
+        self.batch = batch
+        self.rng = rng or random.Random()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._log = structlog.get_logger("parley.webhooks")
+
+    def deliver_due(self) -> int:
+        rows = self.tables.claim(self.clock(), self.lease, self.batch)
+        for row in rows:
+            self._deliver(row)
+        return len(rows)
+
+    def _deliver(self, row: dict[str, Any]) -> None:
+        try:
+            sub = self.subscriptions.row(row["subscription_id"])
+        except WebhookNotFoundError:  # deleted meanwhile, with its queue
+            return
+        key = (row["message_id"], row["subscription_id"])
+        if sub["status"] != "active":
+            self._finish(key, "skipped", row["attempts"], None)
+            return
+        now = self.clock()
+        body: bytes = row["body"].encode() if isinstance(row["body"], str) else row["body"]
+        signatures = " ".join(
+            Webhook(secret).sign(row["message_id"], now, body.decode()) for secret in self.subscriptions.signing_secrets(sub, now)
+        )
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": row["message_id"],
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signatures,
+            "user-agent": "Parley-Webhooks/1",
+        }
+        try:
+            destination = check_destination(sub["url"], allow_hosts=self.allow_hosts, resolver=self.resolver)
+            attempt = post(destination, body, headers, timeout=self.timeout, connect=self.connect, resolver=self.resolver,
+                           allow_hosts=self.allow_hosts)
+        except DestinationRefusedError as refused:
+            attempt = Attempt(status=None, latency_ms=0.0, response_head=b"", retry_after=None, error=refused.reason)
+        number = row["attempts"] + 1
+        self.tables.run(
+            "INSERT INTO parley_delivery_attempts (message_id, subscription_id, attempt, attempted_at, status_code, latency_ms, "
+            "response_head, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (*key, number, iso(now), attempt.status, attempt.latency_ms, attempt.response_head.decode("utf-8", "replace"), attempt.error),
+            commit=True,
+        )
+        status = attempt.status
+        if status is not None and 200 <= status < 300:
+            self._finish(key, "delivered", number, status)
+            self.tables.run("UPDATE parley_webhooks SET last_success_at = ?, failing_since = NULL WHERE id = ?",
+                            (iso(now), sub["id"]), commit=True)
+            return
+        if status == 410:
+            self._finish(key, "failed", number, status)
+            self._disable(sub, now, "the receiver answered 410 Gone")
+            return
+        failing_since = sub.get("failing_since")
+        if failing_since is None:
+            self.tables.run("UPDATE parley_webhooks SET failing_since = ? WHERE id = ? AND failing_since IS NULL",
+                            (iso(now), sub["id"]), commit=True)
+        elif now - dt.datetime.fromisoformat(failing_since.replace("Z", "+00:00")) >= DISABLE_AFTER:
+            self._finish(key, "failed", number, status)
+            self._disable(sub, now, "no successful delivery for 5 days")
+            return
+        if number > len(SCHEDULE):
+            self._finish(key, "failed", number, status)
+            return
+        delay = SCHEDULE[number - 1] * self.rng.uniform(0.8, 1.2)
+        if attempt.retry_after is not None and status in (429, 503):
+            delay = max(delay, min(dt.timedelta(seconds=attempt.retry_after), MAX_RETRY_AFTER))
+        self.tables.run(
+            "UPDATE parley_outbox SET status = 'pending', attempts = ?, next_attempt_at = ?, lease_until = NULL, last_status = ? "
+            "WHERE message_id = ? AND subscription_id = ?",
+            (number, iso(now + delay), status, *key),
+            commit=True,
+        )
+
+    def _finish(self, key: tuple[str, str], status: str, attempts: int, code: int | None) -> None:
+        self.tables.run(
+            "UPDATE parley_outbox SET status = ?, attempts = ?, lease_until = NULL, last_status = ? "
+            "WHERE message_id = ? AND subscription_id = ?",
+            (status, attempts, code, *key),
+            commit=True,
+        )
+
+    def _disable(self, sub: dict[str, Any], now: dt.datetime, reason: str) -> None:
+        self.subscriptions.update(sub["id"], status="disabled", disabled_reason=reason)
+        self.tables.run("UPDATE parley_outbox SET status = 'skipped' WHERE subscription_id = ? AND status = 'pending'",
+                        (sub["id"],), commit=True)
+        message = operational_message(
+            "webhook.disabled", f"webhook.disabled.{sub['id']}.{iso(now)}", now,
+            {"webhook_id": sub["id"], "url": sub["url"], "reason": reason, "links": {"webhook": f"/v1/webhooks/{sub['id']}"}},
+        )
+        admins = [s for s in self.subscriptions.all() if s["id"] != sub["id"]]
+        rows = _enqueue_for(admins, [message])
+        self.tables.enqueue(rows, now, None)
+        self._log.warning("webhook_disabled", webhook_id=sub["id"], reason=reason)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="webhook-sender", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = self.deliver_due()
+            except PersistenceError as error:
+                self._log.warning("sender_store_unavailable", error=str(error))
+                busy = 0
+            if not busy:
+                self._stopping.wait(0.2)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

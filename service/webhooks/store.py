@@ -1,0 +1,163 @@
+"""Webhook tables: subscriptions, the outbox (one row per message and subscription) and delivery attempts.
+
+The outbox is written by the relay together with its tracking position (eventsourcing's tracking
+table), so a replay of the log never enqueues a message twice; senders claim due rows with a lease.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment
+
+from events.application import ParleyLog
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS parley_webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        negotiations TEXT NOT NULL,
+        description TEXT,
+        status TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        previous_secret TEXT,
+        previous_until TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_success_at TEXT,
+        failing_since TEXT,
+        disabled_reason TEXT)""",
+    """CREATE TABLE IF NOT EXISTS parley_outbox (
+        message_id TEXT NOT NULL,
+        subscription_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        lease_until TEXT,
+        last_status INTEGER,
+        PRIMARY KEY (message_id, subscription_id))""",
+    "CREATE INDEX IF NOT EXISTS parley_outbox_due ON parley_outbox (status, next_attempt_at)",
+    """CREATE TABLE IF NOT EXISTS parley_delivery_attempts (
+        message_id TEXT NOT NULL,
+        subscription_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        attempted_at TEXT NOT NULL,
+        status_code INTEGER,
+        latency_ms DOUBLE PRECISION NOT NULL,
+        response_head TEXT,
+        error TEXT,
+        PRIMARY KEY (message_id, subscription_id, attempt))""",
+]
+
+RELAY = "webhook-relay"
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class Enqueued(msgspec.Struct, frozen=True):
+    message_id: str
+    subscription_id: str
+    type: str
+    body: bytes
+    position: int
+
+
+class WebhookTables:
+    placeholder = "?"
+
+    def _q(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def _transaction(self, commit: bool) -> Any:
+        return self.datastore.transaction(commit=commit)  # type: ignore[attr-defined]
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        with self._transaction(commit) as cursor:
+            cursor.execute(self._q(statement), tuple(params))
+            # the SQLite wrapper has no description; its fetchall() after a write is simply empty
+            has_rows = getattr(cursor, "description", True)
+            return [dict(row) for row in cursor.fetchall()] if has_rows else []
+
+    def enqueue(self, rows: Sequence[tuple[Enqueued, str]], now: dt.datetime, tracking: Tracking | None) -> int:
+        """Insert outbox rows with their status (a row already there is left alone) and advance the relay, at once."""
+        insert = self._q(
+            "INSERT INTO parley_outbox (message_id, subscription_id, type, body, position, created_at, status, attempts, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
+            "ON CONFLICT (message_id, subscription_id) DO NOTHING"
+        )
+        stamp = iso(now)
+        with self._transaction(True) as cursor:
+            if rows:
+                cursor.executemany(
+                    insert,
+                    [(r.message_id, r.subscription_id, r.type, r.body.decode(), r.position, stamp, status, stamp) for r, status in rows],
+                )
+            if tracking is not None:
+                self._insert_tracking(cursor, tracking)  # type: ignore[attr-defined]
+        return len(rows)
+
+    def requeue(self, row: Enqueued, now: dt.datetime) -> None:
+        """Queue a message again for a subscription (replay, recovery): same id, same bytes, attempts from zero."""
+        stamp = iso(now)
+        self.run(
+            "INSERT INTO parley_outbox (message_id, subscription_id, type, body, position, created_at, status, attempts, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?) "
+            "ON CONFLICT (message_id, subscription_id) DO UPDATE SET status = 'pending', attempts = 0, "
+            "next_attempt_at = excluded.next_attempt_at, lease_until = NULL",
+            (row.message_id, row.subscription_id, row.type, row.body.decode(), row.position, stamp, stamp),
+            commit=True,
+        )
+
+    def claim(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[dict[str, Any]]:
+        """Take due rows for this sender until the lease ends; other senders skip them."""
+        locking = " FOR UPDATE SKIP LOCKED" if self.placeholder != "?" else ""
+        statement = self._q(
+            "UPDATE parley_outbox SET lease_until = ?, status = 'delivering' "
+            "WHERE (message_id, subscription_id) IN ("
+            "  SELECT message_id, subscription_id FROM parley_outbox "
+            "  WHERE (status = 'pending' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until < ?) "
+            f"  ORDER BY next_attempt_at LIMIT ?{locking}) "
+            "RETURNING message_id, subscription_id, type, body, position, attempts"
+        )
+        stamp = iso(now)
+        with self._transaction(True) as cursor:
+            cursor.execute(statement, (iso(now + lease), stamp, stamp, limit))
+            return [dict(row) for row in cursor.fetchall()]
+
+    def position(self) -> int:
+        return self.max_tracking_id(RELAY) or 0  # type: ignore[attr-defined]
+
+
+class SQLiteWebhookTables(WebhookTables, SQLiteTrackingRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *_TABLES]
+
+
+class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
+    placeholder = "%s"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from psycopg.sql import SQL
+
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.extend(SQL(s) for s in _TABLES)  # type: ignore[arg-type]
+
+
+def open_webhook_tables(log: ParleyLog) -> WebhookTables:
+    env = Environment("ParleyWebhooks", dict(log.env))
+    factory = InfrastructureFactory.construct(env)
+    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "")
+    return factory.tracking_recorder(PostgresWebhookTables if postgres else SQLiteWebhookTables)  # type: ignore[return-value]

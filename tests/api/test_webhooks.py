@@ -1,0 +1,274 @@
+"""Webhooks end to end in one process: a real receiver on 127.0.0.1 verifies every delivery with standardwebhooks.
+
+The relay and the sender are driven by hand (catch_up, deliver_due) with a settable clock, so
+retry times are checked exactly, without sleeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from service.app import create_app
+from service.settings import Settings
+from tests.api.conftest import deadline, measure
+
+
+@dataclass
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 that records what it got and answers what it is told."""
+
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.start()
+    yield r
+    r.stop()
+
+
+@dataclass
+class Hooks:
+    client: TestClient[Any]
+    admin: dict[str, str]
+    clock: Any
+
+    @property
+    def webhooks(self) -> Any:
+        return self.client.app.state.webhooks
+
+    def subscribe(self, url: str, **extra: Any) -> tuple[str, str]:
+        response = self.client.post("/v1/webhooks", json={"url": url, **extra}, headers=self.admin)
+        assert response.status_code == 201, response.text
+        return response.json()["webhook"]["id"], response.json()["secret"]
+
+    def append(self, *events: dict[str, Any]) -> list[dict[str, Any]]:
+        response = self.client.post("/v1/negotiations/talks/events", json={"events": list(events)}, headers=self.admin)
+        assert response.status_code == 201, response.text
+        return response.json()["events"]
+
+    def pump(self) -> int:
+        """Relay what the log holds, then deliver everything due now."""
+        self.webhooks.relay.catch_up()
+        delivered = 0
+        while sent := self.webhooks.sender.deliver_due():
+            delivered += sent
+        return delivered
+
+    def outbox(self, webhook_id: str) -> list[dict[str, Any]]:
+        return self.webhooks.tables.run("SELECT * FROM parley_outbox WHERE subscription_id = ? ORDER BY position, message_id", (webhook_id,))
+
+
+@pytest.fixture
+def hooks(database_url: str, clock: Any, tmp_path: Any) -> Iterator[Hooks]:
+    settings = Settings(
+        database_url=database_url, signing_key_file=str(tmp_path / "k"), run_webhooks=False, run_projections=False,
+        webhook_allow_hosts="127.0.0.1", webhook_timeout=5,
+    )
+    clock.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        admin = client.app.state.key_store.create(name="admin", role="admin", created_by="test").key
+        headers = {"Authorization": f"Bearer {admin}"}
+        client.post("/v1/negotiations", json={"id": "talks", "title": "Talks", "parties": ["US", "CN"]}, headers=headers)
+        client.app.state.webhooks.relay.catch_up()  # subscriptions below start after the opening
+        yield Hooks(client, headers, clock)
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    return Webhook(secret).verify(body, headers)
+
+
+def test_every_event_is_delivered_signed_and_verifies(hooks, receiver):
+    webhook_id, secret = hooks.subscribe(receiver.url)
+    assert secret.startswith("whsec_")
+    sent = hooks.append(deadline("a"), measure())
+    assert hooks.pump() >= 2
+    messages = {h["webhook-id"]: verify(secret, h, b) for h, b in receiver.received}
+    for event in sent:
+        message = messages[f"event.{event['event_id']}"]
+        assert message["type"] == f"event.{event['type']}"
+        assert message["data"]["position"] == event["position"] and message["data"]["version"] == event["version"]
+        assert message["data"]["links"]["event"] == f"/v1/events/{event['event_id']}"
+    assert all(len(b) < 20_000 for _, b in receiver.received)
+    assert {r["status"] for r in hooks.outbox(webhook_id)} == {"delivered"}
+
+
+def test_filters_by_type_and_negotiation(hooks, receiver):
+    hooks.subscribe(receiver.url, event_types=["event.measure_changed"], negotiations=["talks"])
+    hooks.subscribe(receiver.url, negotiations=["elsewhere"])
+    hooks.append(deadline("a"), measure())
+    hooks.pump()
+    assert [json.loads(b)["type"] for _, b in receiver.received] == ["event.measure_changed"]
+
+
+def test_rotation_signs_with_both_secrets_until_the_grace_ends(hooks, receiver):
+    webhook_id, old = hooks.subscribe(receiver.url, event_types=["event.*"])
+    rotated = hooks.client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", json={"grace_seconds": 3600}, headers=hooks.admin)
+    new = rotated.json()["secret"]
+    hooks.append(deadline("a"))
+    hooks.pump()
+    headers, body = receiver.received[-1]
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    verify(old, headers, body) and verify(new, headers, body)
+    hooks.clock.advance(hours=2)
+    hooks.append(deadline("b"))
+    hooks.pump()
+    headers, body = receiver.received[-1]
+    # the receiver's verification tolerates 5 minutes of skew; re-sign the check at the test clock's time
+    assert len(headers["webhook-signature"].split(" ")) == 1
+    expected = Webhook(new).sign(headers["webhook-id"], hooks.clock.now, body.decode())
+    assert headers["webhook-signature"] == expected
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, {**headers, "webhook-timestamp": str(int(dt.datetime.now(dt.UTC).timestamp()))})
+
+
+def test_an_outage_is_retried_on_the_schedule_until_delivered(hooks, receiver):
+    webhook_id, secret = hooks.subscribe(receiver.url, event_types=["event.*"])
+    receiver.answers = [(503, {}), (503, {}), (500, {})]
+    hooks.append(deadline("a"))
+    hooks.pump()
+    expected = [dt.timedelta(seconds=5), dt.timedelta(minutes=5), dt.timedelta(minutes=30)]
+    for delay in expected:
+        row = hooks.outbox(webhook_id)[0]
+        assert row["status"] == "pending"
+        due = dt.datetime.fromisoformat(row["next_attempt_at"].replace("Z", "+00:00"))
+        assert delay * 0.8 <= due - hooks.clock.now <= delay * 1.2
+        assert hooks.webhooks.sender.deliver_due() == 0  # not due yet
+        hooks.clock.now = due
+        hooks.pump()
+    assert hooks.outbox(webhook_id)[0]["status"] == "delivered"
+    assert len(receiver.received) == 4 and len({h["webhook-id"] for h, _ in receiver.received}) == 1
+    assert len({b for _, b in receiver.received}) == 1  # every retry sends the same bytes
+    deliveries = hooks.client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=hooks.admin).json()["items"]
+    assert [a["status_code"] for a in deliveries[0]["attempt_log"]] == [503, 503, 500, 200]
+
+
+def test_a_redirect_is_not_followed_and_410_disables_at_once(hooks, receiver):
+    webhook_id, _ = hooks.subscribe(receiver.url, event_types=["event.*"])
+    receiver.answers = [(301, {"Location": "http://127.0.0.1:9/elsewhere"})]
+    hooks.append(deadline("a"))
+    hooks.pump()
+    assert len(receiver.received) == 1 and hooks.outbox(webhook_id)[0]["last_status"] == 301
+    assert hooks.outbox(webhook_id)[0]["status"] == "pending"
+    receiver.answers = [(410, {})]
+    hooks.clock.advance(seconds=10)
+    hooks.pump()
+    sub = hooks.client.get(f"/v1/webhooks/{webhook_id}", headers=hooks.admin).json()
+    assert sub["status"] == "disabled" and "410" in sub["disabled_reason"]
+    hooks.append(deadline("b"))
+    hooks.pump()
+    assert len(receiver.received) == 2
+    assert {r["status"] for r in hooks.outbox(webhook_id)} == {"failed", "skipped"}  # recorded, never dropped
+
+
+def test_429_retry_after_is_honoured(hooks, receiver):
+    webhook_id, _ = hooks.subscribe(receiver.url, event_types=["event.*"])
+    receiver.answers = [(429, {"Retry-After": "120"})]
+    hooks.append(deadline("a"))
+    hooks.pump()
+    due = dt.datetime.fromisoformat(hooks.outbox(webhook_id)[0]["next_attempt_at"].replace("Z", "+00:00"))
+    assert due - hooks.clock.now >= dt.timedelta(seconds=120)
+
+
+def test_a_truce_extension_derives_exactly_one_truce_extended(hooks, receiver):
+    hooks.subscribe(receiver.url, event_types=["truce.*"])
+    hooks.append(
+        deadline("truce-expiry", "2031-08-12"),
+        {"type": "truce_agreed", "occurred_on": "2025-05-12", "truce_id": "geneva", "effective_from": "2025-05-14", "deadline_id": "truce-expiry"},
+    )
+    hooks.pump()
+    hooks.clock.advance(minutes=1)
+    extension = hooks.append({"type": "deadline_extended", "occurred_on": "2025-08-11", "deadline_id": "truce-expiry", "due_on": "2031-11-10"})
+    hooks.pump()
+    hooks.webhooks.relay.tick()
+    hooks.pump()
+    types = [json.loads(b)["type"] for _, b in receiver.received]
+    assert types == ["truce.extended"]
+    assert receiver.received[0][0]["webhook-id"] == f"truce.extended.{extension[0]['event_id']}"
+
+
+def test_a_deadline_seven_days_out_warns_once_even_after_a_restart(hooks, receiver):
+    hooks.subscribe(receiver.url, event_types=["deadline.*"])
+    due = (hooks.clock.now + dt.timedelta(days=6)).date().isoformat()
+    hooks.append(deadline("summit", due))
+    hooks.pump()
+    for _ in range(3):
+        hooks.webhooks.relay.tick()
+        hooks.pump()
+    hooks.webhooks.relay._states.clear()  # a restarted relay knows nothing in memory
+    hooks.webhooks.relay.tick()
+    hooks.pump()
+    approaching = [json.loads(b) for _, b in receiver.received if json.loads(b)["type"] == "deadline.approaching"]
+    assert len(approaching) == 1 and approaching[0]["data"]["threshold_days"] == 7
+    hooks.clock.advance(days=5, hours=12)
+    hooks.webhooks.relay.tick()
+    hooks.pump()
+    thresholds = [json.loads(b)["data"]["threshold_days"] for _, b in receiver.received if json.loads(b)["type"] == "deadline.approaching"]
+    assert thresholds == [7, 1]
+
+
+def test_replay_resends_the_same_ids_and_bytes(hooks, receiver):
+    webhook_id, _ = hooks.subscribe(receiver.url, event_types=["event.*"])
+    hooks.append(deadline("a"), deadline("b"))
+    hooks.pump()
+    first = sorted((h["webhook-id"], b) for h, b in receiver.received)
+    replayed = hooks.client.post(f"/v1/webhooks/{webhook_id}/replay", json={"after_position": 0}, headers=hooks.admin)
+    assert replayed.status_code == 202
+    hooks.pump()
+    again = sorted((h["webhook-id"], b) for h, b in receiver.received[len(first):])
+    assert [i for i, _ in again if i in dict(first)] == [i for i, _ in first]
+    assert all(dict(again)[i] == b for i, b in first)
+
+
+def test_private_and_plain_http_destinations_are_refused_at_registration(hooks):
+    for url in ("http://example.com/hook", "https://10.0.0.5/hook", "https://169.254.169.254/latest", "http://localhost:1/x"):
+        response = hooks.client.post("/v1/webhooks", json={"url": url}, headers=hooks.admin)
+        assert response.status_code == 422, url
+        assert response.json()["errors"][0]["field"] == "url"
+
+
+def test_webhooks_need_an_admin(hooks):
+    reader = hooks.client.app.state.key_store.create(name="r", role="reader", created_by="t").key
+    assert hooks.client.get("/v1/webhooks", headers={"Authorization": f"Bearer {reader}"}).status_code == 403
+    assert hooks.client.get("/v1/webhooks").status_code == 401
