@@ -55,7 +55,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         app.state.runners = open_runners(log, tables)
         app.state.webhooks = open_webhooks(
             log, secret_key=app.state.signer.derive_key("parley webhook secrets"), clock=clock,
-            allow_hosts=settings.allow_hosts, warn_days=settings.warn_days, timeout=settings.webhook_timeout,
+            allow_hosts=settings.allow_hosts, warn_days=settings.warn_days, timeout=settings.webhook_timeout, lease_seconds=settings.webhook_lease,
             resolver=resolver, connect=connect,
         )
         if settings.run_projections:

@@ -301,6 +301,36 @@ def project(database: DatabaseOption = None) -> None:
     log.close()
 
 
+@cli.command()
+def deliver(database: DatabaseOption = None) -> None:
+    """Run the webhook relay and a sender in the foreground (for separate delivery processes)."""
+    import signal
+    import threading
+
+    from events.application import utcnow
+    from service.app import open_log
+    from service.logs import configure_logging
+    from service.signing import Signer
+    from service.webhooks import open_webhooks
+
+    settings = _settings(database)
+    configure_logging(settings.log_format, settings.log_level)
+    log = open_log(settings)
+    signer = Signer.load(settings.signing_key, settings.signing_key_file)
+    hooks = open_webhooks(
+        log, secret_key=signer.derive_key("parley webhook secrets"), clock=utcnow, allow_hosts=settings.allow_hosts,
+        warn_days=settings.warn_days, timeout=settings.webhook_timeout, lease_seconds=settings.webhook_lease,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    hooks.start()
+    console.print("Relaying the log to webhook subscribers; Ctrl-C to stop")
+    stop.wait()
+    hooks.stop()
+    log.close()
+
+
 def main() -> None:
     from service.cli_export import register as register_export
     from service.cli_import import register as register_import

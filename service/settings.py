@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_allow_hosts: str = ""
     webhook_warn_days: str = "7,1"
     webhook_timeout: float = 15.0
+    webhook_lease: float = 60.0
 
     @property
     def allow_hosts(self) -> frozenset[str]:
@@ -64,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("webhook_allow_hosts", str),
             ("webhook_warn_days", str),
             ("webhook_timeout", float),
+            ("webhook_lease", float),
         ):
             raw = env.get(f"PARLEY_{field.upper()}")
             if raw is not None and raw != "":

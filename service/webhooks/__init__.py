@@ -40,6 +40,7 @@ def open_webhooks(
     allow_hosts: frozenset[str],
     warn_days: tuple[int, ...] = (7, 1),
     timeout: float = 15.0,
+    lease_seconds: float = 60.0,
     resolver: Any = None,
     connect: Any = None,
 ) -> Webhooks:
@@ -52,5 +53,8 @@ def open_webhooks(
     tables = open_webhook_tables(log)
     subscriptions = Subscriptions(tables, SecretBox(secret_key))
     relay = Relay(log, tables, subscriptions, clock=clock, warn_days=warn_days)
-    sender = Sender(tables, subscriptions, clock=clock, allow_hosts=allow_hosts, resolver=resolver, connect=connect, timeout=timeout)
+    sender = Sender(
+        tables, subscriptions, clock=clock, allow_hosts=allow_hosts, resolver=resolver, connect=connect, timeout=timeout,
+        lease=dt.timedelta(seconds=lease_seconds),
+    )
     return Webhooks(tables, subscriptions, relay, sender, clock, allow_hosts, resolver)
