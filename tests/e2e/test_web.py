@@ -1,0 +1,437 @@
+"""The web page in a real headless browser (Playwright driving Debian's Chromium) against a served process.
+
+The browser never downloads anything: it is /usr/bin/chromium (`.ci/run` installs Debian's
+`chromium`). Every test records the page's console errors and the host of every request it makes:
+there must be no error and no host but the service's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from service.process import create_key, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NEGOTIATION = "us-china-trade-2025"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _need(reason: str) -> None:
+    # CI installs the browser; a developer machine without it skips, CI fails loudly.
+    if os.environ.get("CI") or os.environ.get("PARLEY_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+
+@dataclass
+class Service:
+    base_url: str
+    database_url: str
+    key: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.base_url).netloc
+
+
+def _demo(database_url: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "service", "demo", "load", "--database", database_url], check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The shipped dataset, served with public reads (as `make run` users would open it)."""
+    folder = tmp_path_factory.mktemp("web-public")
+    database = str(folder / "parley.db")
+    _demo(database)
+    process, base_url = start_server(
+        database, folder / "server.log",
+        env={"PARLEY_PUBLIC_READ": "1", "PARLEY_SIGNING_KEY_FILE": str(folder / "signing.key")},
+    )
+    yield Service(base_url, database)
+    stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Reads need a key; one statement carries a source link and was later corrected."""
+    folder = tmp_path_factory.mktemp("web-keyed")
+    database = str(folder / "parley.db")
+    _demo(database)
+    admin = create_key(database, "web-editor", "admin")
+    reader = create_key(database, "web-reader", "reader")
+    process, base_url = start_server(
+        database, folder / "server.log", env={"PARLEY_SIGNING_KEY_FILE": str(folder / "signing.key")}
+    )
+    source = {
+        "name": "Reuters", "kind": "wire", "title": "Example report", "url": "https://www.reuters.com/world/example",
+        "published_at": "2025-06-02", "reliability": "B", "credibility": 2,
+    }
+    statement = {
+        "type": "statement_made", "occurred_on": "2025-06-02", "source": source, "topics": ["exit-bans"],
+        "summary": "A spokesperson comments on the exit bans.",
+        "speaker": {"name": "A. Spokesperson", "role": "Spokesperson", "party": "CN"},
+        "paraphrase": "Says the cases are handled according to law.",
+    }
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as client:
+        first = client.post(f"/v1/negotiations/{NEGOTIATION}/events", json=statement)
+        assert first.status_code == 201, first.text
+        corrected = {**statement, "summary": "A foreign-ministry spokesperson comments on the exit bans."}
+        fix = client.post(
+            f"/v1/negotiations/{NEGOTIATION}/events",
+            json={
+                "type": "event_corrected", "occurred_on": "2025-06-03", "target": first.json()["events"][0]["event_id"],
+                "replacement": corrected, "reason": "the speaker's office was wrong",
+            },
+        )
+        assert fix.status_code == 201, fix.text
+    ids = {"statement": first.json()["events"][0]["event_id"], "correction": fix.json()["events"][0]["event_id"]}
+    yield Service(base_url, database, reader, ids)
+    stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        _need("the playwright package is not installed (pip install -e '.[test]')")
+    if not Path(CHROMIUM).exists():
+        _need(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary profile; the browser is never downloaded
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Watched:
+    """A page whose console errors and request hosts are recorded."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.hosts: set[str] = set()
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        page.on("request", self._request)
+
+    def _request(self, request) -> None:
+        url = urlparse(request.url)
+        if url.scheme in ("http", "https", "ws", "wss"):
+            self.hosts.add(url.netloc)
+        elif url.scheme not in ("data", "blob", "about"):
+            self.hosts.add(f"{url.scheme}:")
+        self.requests.append((request.url, request.headers))
+
+    def check(self, service: Service) -> None:
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert self.hosts <= {service.host}, f"requests to other hosts: {self.hosts - {service.host}}"
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator:
+    contexts = []
+
+    def opener(width: int = 1366, height: int = 900) -> Watched:
+        context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
+        contexts.append(context)
+        return Watched(context.new_page())
+
+    yield opener
+    for context in contexts:
+        context.close()
+
+
+def total(page: Page, direction: str) -> str:
+    return page.locator(f'#state [data-direction="{direction}"] .total-value').inner_text()
+
+
+def wait_state(page: Page, as_of: str) -> None:
+    page.wait_for_selector(f'#state[data-as-of="{as_of}"][aria-busy="false"]')
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+def test_slider_moves_the_state_and_the_url_carries_the_date(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    started = time.perf_counter()
+    page.goto(f"{shipped.base_url}/")
+    page.wait_for_selector('#state [data-direction="US->CN"] .total-value')
+    wall = time.perf_counter() - started
+    first_state = page.evaluate("window.parleyTimings.firstState")
+    print(f"\nweb page: first state panel {first_state:.0f} ms after navigation start ({wall * 1000:.0f} ms wall)")
+    assert "US–China trade talks 2025" in page.title() and "Parley" in page.title()
+    page.wait_for_selector("#timeline .ev")
+    page.wait_for_selector("#chart svg .step")
+
+    page.fill("#as-of-date", "2025-05-13")
+    wait_state(page, "2025-05-13")
+    assert total(page, "US->CN") == "145"
+    assert total(page, "CN->US") == "125"
+    assert page.locator("#as-of-slider").get_attribute("aria-valuetext") == "13 May 2025"
+
+    page.focus("#as-of-slider")
+    page.keyboard.press("ArrowRight")  # one day on
+    wait_state(page, "2025-05-14")
+    assert total(page, "US->CN") == "30"
+    assert total(page, "CN->US") == "10"
+    assert page.locator("#as-of-date").input_value() == "2025-05-14"
+    truce = page.locator("#context .truce").inner_text()
+    assert "active" in truce.lower() and "expires 12 Aug 2025" in truce and "90 days left" in truce
+    query = parse_qs(urlparse(page.url).query)
+    assert query["as_of"] == ["2025-05-14"] and query["negotiation"] == [NEGOTIATION]
+    assert "known_at" not in query
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#as-of-slider").blur()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "web.png"), full_page=True)
+
+    # The shared URL opens the same view.
+    again = open_page()
+    again.page.goto(page.url)
+    wait_state(again.page, "2025-05-14")
+    assert again.page.locator("#as-of-date").input_value() == "2025-05-14"
+    assert total(again.page, "US->CN") == "30"
+
+    # known_at joins the URL when set, and round-trips too.
+    page.fill("#known-at", "2030-01-01T00:00")
+    page.wait_for_url(lambda url: "known_at=" in url)
+    assert parse_qs(urlparse(page.url).query)["known_at"] == ["2030-01-01T00:00:00Z"]
+    third = open_page()
+    third.page.goto(page.url)
+    wait_state(third.page, "2025-05-14")
+    assert third.page.locator("#known-at").input_value().startswith("2030-01-01T00:00")
+    assert total(third.page, "US->CN") == "30"
+    for each in (watched, again, third):
+        each.check(shipped)
+
+
+def test_legal_basis_control_filters_the_totals(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    wait_state(page, "2025-05-14")
+    page.wait_for_selector("#timeline .ev")
+    page.select_option("#legal-basis", "Section 301")
+    expect(page.locator("#state")).to_contain_text("Legal basis: Section 301")
+    assert total(page, "US->CN") == "0"  # Section 301 lines are product-specific: listed, not added
+    assert "Section 301 tariff on Chinese semiconductors" in page.locator('#state [data-direction="US->CN"]').inner_text()
+    assert parse_qs(urlparse(page.url).query)["legal_basis"] == ["Section 301"]
+    page.select_option("#legal-basis", "IEEPA")
+    expect(page.locator("#state")).to_contain_text("Legal basis: IEEPA")
+    assert total(page, "US->CN") == "30"
+    watched.check(shipped)
+
+
+def test_an_event_opens_with_its_source_and_record(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    page.wait_for_selector("#timeline .ev")
+    marker = page.locator("#timeline .ev.type-truce_agreed").first
+    marker.focus()
+    page.keyboard.press("Enter")  # markers are buttons: the keyboard opens them too
+    detail = page.locator("#detail")
+    page.wait_for_selector("#detail .source-name")
+    assert detail.is_visible()
+    assert "truce agreed" in page.locator("#detail-title").inner_text().lower()
+    assert "The White House" in page.locator("#detail .source-name").inner_text()
+    assert page.locator("#detail .source-grade").inner_text().startswith("A1")
+    assert page.locator("#detail .recorded-by").inner_text() == "parley-demo"
+    recorded_at = page.locator("#detail .recorded-at").inner_text()
+    assert dt.datetime.fromisoformat(recorded_at).year >= 2025
+    assert "geneva-truce" in page.locator("#detail .payload").inner_text()
+    page.keyboard.press("Escape")
+    assert not detail.is_visible()
+    watched.check(shipped)
+
+
+def test_the_timeline_has_lanes_spans_deadlines_and_filters(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-08-12")
+    page.wait_for_selector("#timeline .ev")
+    for lane in ("rounds", "truces", "statements", "measures", "deadlines", "issues"):
+        assert page.locator(f"#timeline .lane-{lane}").count() == 1
+    # the truce as spans: the first 90 days, then the extension
+    assert page.locator("#timeline .ev.span").count() == 2
+    assert page.locator("#timeline .ev.span.extension").count() == 1
+    # the truce deadline: first due 12 Aug (moved), then 10 Nov
+    titles = page.locator("#timeline .ev.due").evaluate_all("els => els.map(e => e.title)")
+    assert any("12 Aug 2025 (moved later)" in t for t in titles) and any("10 Nov 2025" in t for t in titles)
+    measures = page.locator("#timeline .ev.type-measure_changed").count()
+    page.select_option("#filter-party", "CN")
+    cn = page.locator("#timeline .ev.type-measure_changed")
+    assert 0 < cn.count() < measures
+    assert all("party-CN" in c for c in cn.evaluate_all("els => els.map(e => e.className)"))
+    page.select_option("#filter-topic", "exit-bans")
+    topics = page.locator("#timeline .ev").evaluate_all("els => els.map(e => e.dataset.topics)")
+    assert topics and all("exit-bans" in t.split() for t in topics)
+    page.locator("#filter-kinds input[value=statements]").uncheck()
+    assert page.locator("#timeline .lane-statements").count() == 0
+    query = parse_qs(urlparse(page.url).query)
+    assert query["party"] == ["CN"] and query["topic"] == ["exit-bans"] and "statements" not in query["kinds"][0]
+    watched.check(shipped)
+
+
+def test_chart_steps_show_the_measures_behind_them(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-13")
+    page.wait_for_selector("#chart svg .step")
+    page.wait_for_selector("#timeline .ev")
+    step = page.locator('#chart .step[data-direction="US->CN"][data-total="145"]')
+    step.hover()
+    tip = page.locator("#chart-tip")
+    tip.wait_for(state="visible")
+    text = tip.inner_text()
+    assert "US → CN: 145%" in text and "IEEPA reciprocal tariff on China" in text and "125%" in text
+    assert "listed products, not in total" in text  # the Section 301 lines
+    assert page.locator("#chart svg .as-of-line").get_attribute("visibility") == "visible"
+    chart_text = page.locator("#chart svg").inner_html()
+    assert "Geneva" in chart_text and "Stockholm" in chart_text and "extended to" in chart_text
+    watched.check(shipped)
+
+
+def test_phone_width_and_keyboard(shipped: Service, open_page) -> None:
+    watched = open_page(390, 844)
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    wait_state(page, "2025-05-14")
+    page.wait_for_selector("#timeline .ev")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391  # the timeline scrolls inside its box
+    assert page.locator('#state [data-direction="US->CN"] .total-value').is_visible()
+    reached = []
+    for _ in range(30):  # a date input is three fields and a button
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    assert {"as-of-date", "as-of-slider", "known-at", "legal-basis"} <= set(reached), reached
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+    watched.check(shipped)
+
+
+def test_a_key_entered_once_is_used_for_every_read(keyed: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{keyed.base_url}/?as_of=2025-06-05")
+    page.wait_for_selector("#key-dialog[open]")
+    page.fill("#key-input", keyed.key or "")
+    page.click("#key-save")
+    wait_state(page, "2025-06-05")
+    assert total(page, "US->CN") == "30"
+    page.wait_for_selector("#timeline .ev")
+    page.wait_for_selector("#chart svg")
+    assert page.evaluate("localStorage.getItem('parley.key')") == keyed.key
+    api_requests = [(url, headers) for url, headers in watched.requests if "/v1/" in url]
+    assert api_requests and all(h.get("authorization") == f"Bearer {keyed.key}" for _, h in api_requests[-3:])
+
+    # The corrected statement: its link, and the correction with who made it.
+    page.locator(f'#timeline .ev[data-event-id="{keyed.extra["statement"]}"]').click()
+    page.wait_for_selector("#detail .source-name")
+    link = page.locator("#detail a.source-link")
+    assert link.get_attribute("href") == "https://www.reuters.com/world/example"
+    assert page.locator("#detail .source-grade").inner_text().startswith("B2")
+    page.wait_for_selector("#detail .amendments")
+    amendments = page.locator("#detail .amendments").inner_text()
+    assert "event corrected" in amendments and "web-editor" in amendments and "the speaker's office was wrong" in amendments
+    page.keyboard.press("Escape")
+
+    # A reload reads with the stored key: no prompt.
+    page.reload()
+    wait_state(page, "2025-06-05")
+    assert not page.locator("#key-dialog").is_visible()
+    # 401s are answered by the key prompt; the browser logs each as a failed resource load.
+    watched.errors = [e for e in watched.errors if not ("Failed to load resource" in e and "401" in e)]
+    watched.check(keyed)
+
+
+# --- the chart as a file ---------------------------------------------------------------------
+
+
+def _steps(svg: str) -> list[ET.Element]:
+    return list(ET.fromstring(svg).iter(f"{SVG}g"))
+
+
+def test_tariff_chart_svg_and_png(shipped: Service, keyed: Service) -> None:
+    chart = f"{shipped.base_url}/v1/negotiations/{NEGOTIATION}/charts/tariffs"
+    answer = httpx.get(f"{chart}.svg", timeout=30)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("image/svg+xml")
+    steps = [g for g in _steps(answer.text) if g.get("class") == "step"]
+    us = [(g.get("data-from"), g.get("data-total")) for g in steps if g.get("data-direction") == "US->CN"]
+    assert ("2025-04-10", "145") in us and ("2025-05-14", "30") in us
+    geneva = next(g for g in steps if g.get("data-direction") == "US->CN" and g.get("data-total") == "145")
+    tooltip = geneva.find(f"{SVG}title").text or ""
+    assert "IEEPA reciprocal tariff on China: 125%" in tooltip and "not in the total" in tooltip
+    assert "style=" not in answer.text  # presentation attributes only: safe to inline under the page's CSP
+
+    ieepa = httpx.get(f"{chart}.svg", params={"legal_basis": "IEEPA", "from": "2025-05-01", "to": "2025-06-30"}, timeout=30)
+    first = [g for g in _steps(ieepa.text) if g.get("data-direction") == "US->CN"]
+    assert [(g.get("data-from"), g.get("data-total")) for g in first] == [("2025-05-01", "145"), ("2025-05-14", "30")]
+
+    assert httpx.get(f"{chart}.svg", params={"from": "2025-06-01", "to": "2025-05-01"}, timeout=30).status_code == 400
+    missing = httpx.get(f"{shipped.base_url}/v1/negotiations/nope/charts/tariffs.svg", timeout=30)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    keyed_chart = f"{keyed.base_url}/v1/negotiations/{NEGOTIATION}/charts/tariffs.svg"
+    assert httpx.get(keyed_chart, timeout=30).status_code == 401
+    assert httpx.get(keyed_chart, headers={"Authorization": f"Bearer {keyed.key}"}, timeout=30).status_code == 200
+
+    png = httpx.get(f"{chart}.png", timeout=30)
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        assert png.status_code == 501
+    else:
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+    operations = httpx.get(f"{shipped.base_url}/schema/openapi.json", timeout=30).json()["paths"]
+    svg_route = operations["/v1/negotiations/{negotiation_id}/charts/tariffs.svg"]["get"]
+    assert svg_route["operationId"] == "getTariffChartSvg" and {"200", "401", "404"} <= set(svg_route["responses"])
+    assert "/" not in operations  # the page is not part of the API
+
+
+def test_page_headers_keep_it_on_this_origin(shipped: Service) -> None:
+    page = httpx.get(f"{shipped.base_url}/", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "<title>" in page.text and "http://" not in page.text and "https://" not in page.text
+    for asset in ("parley.js", "parley.css", "favicon.svg"):
+        assert httpx.get(f"{shipped.base_url}/static/web/{asset}", timeout=30).status_code == 200
