@@ -273,6 +273,24 @@ class ParleyTables:
         return int(rows[0]["head"] or 0)
 
 
+class Commits:
+    """A counter of commits in this process that followers can wait on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def bump(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait_past(self, seen: int, timeout: float) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: self.count != seen, timeout)
+            return self.count
+
+
 class PollingSubscription(Subscription[Any]):
     """SQLite cannot notify: follow the log by polling it from the last position seen."""
 
@@ -280,11 +298,13 @@ class PollingSubscription(Subscription[Any]):
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         self._buffer: list[Notification] = []
         self._interval = interval
-        self._stopped = threading.Event()
+        # the recorder counts commits made in this process, so local followers need not wait a full interval
+        self._commits: Commits = recorder.commits
+        self._seen = self._commits.count
 
     def stop(self) -> None:
         super().stop()
-        self._stopped.set()
+        self._commits.bump()
 
     def __next__(self) -> Notification:
         while not self._buffer:
@@ -296,7 +316,7 @@ class PollingSubscription(Subscription[Any]):
                 )
             )[::-1]
             if not self._buffer:
-                self._stopped.wait(self._interval)
+                self._seen = self._commits.wait_past(self._seen, self._interval)
         notification = self._buffer.pop()
         self._last_notification_id = notification.id
         return notification
@@ -319,6 +339,17 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs) or []
         self._write_side_rows(c, stored_events, positions, kwargs)
+        return positions
+
+    @property
+    def commits(self) -> Commits:
+        if not hasattr(self, "_commits"):
+            self._commits = Commits()
+        return self._commits
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        positions = super().insert_events(stored_events, **kwargs)
+        self.commits.bump()
         return positions
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> PollingSubscription:

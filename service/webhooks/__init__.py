@@ -57,4 +57,5 @@ def open_webhooks(
         tables, subscriptions, clock=clock, allow_hosts=allow_hosts, resolver=resolver, connect=connect, timeout=timeout,
         lease=dt.timedelta(seconds=lease_seconds),
     )
+    relay.on_enqueue = sender.wake
     return Webhooks(tables, subscriptions, relay, sender, clock, allow_hosts, resolver)

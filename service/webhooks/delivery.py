@@ -74,6 +74,7 @@ class Relay(Follower):
         self.subscriptions = subscriptions
         self.clock = clock
         self.warn_days = warn_days
+        self.on_enqueue: Callable[[], None] = lambda: None  # a sender in the same process wakes at once
 
     def position(self) -> int:
         return self.tables.position()
@@ -90,6 +91,8 @@ class Relay(Follower):
         ]
         rows = _enqueue_for(self.subscriptions.all(), messages)
         self.tables.enqueue(rows, self.clock(), Tracking(RELAY, positions[-1]))
+        if rows:
+            self.on_enqueue()
 
     def tick(self) -> None:
         """Deadlines approaching or passed and truces lapsed, from the clock; each message once per cause."""
@@ -161,8 +164,12 @@ class Sender:
         self.batch = batch
         self.rng = rng or random.Random()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._log = structlog.get_logger("parley.webhooks")
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def deliver_due(self) -> int:
         rows = self.tables.claim(self.clock(), self.lease, self.batch)
@@ -268,9 +275,11 @@ class Sender:
                 self._log.warning("sender_store_unavailable", error=str(error))
                 busy = 0
             if not busy:
-                self._stopping.wait(0.2)
+                self._wake.wait(0.2)
+                self._wake.clear()
 
     def stop(self, timeout: float = 20.0) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
