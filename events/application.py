@@ -24,7 +24,7 @@ from events.errors import (
     VersionConflictError,
 )
 from events.negotiation import Negotiation, correction_targets, decide, fold
-from events.payloads import AnyEvent
+from events.payloads import AUDIT_STREAM, AnyEvent
 from events.records import Recorded, stream_id
 from events.store import Idempotency, ParleyTables, StoredRow
 
@@ -244,7 +244,30 @@ class ParleyLog(Application):
         with lock:
             yield
 
+    def record_system(self, events: Sequence[Any], *, principal: str, request_id: str) -> list[Appended]:
+        """Append Parley's own audit events (key created, key revoked) to the audit stream."""
+        originator = stream_id(AUDIT_STREAM)
+        with self._stream_lock(AUDIT_STREAM), _translated_store_errors():
+            for _ in range(MAX_CONFLICT_RETRIES):
+                last = list(self.events.get(originator, desc=True, limit=1))
+                current = last[0].originator_version if last else 0
+                now = self.clock()
+                records = [
+                    Recorded(originator_id=originator, originator_version=current + offset, event_id=str(uuid.uuid4()),
+                             negotiation_id=AUDIT_STREAM, recorded_at=now, recorded_by=principal, request_id=request_id, event=event)
+                    for offset, event in enumerate(events, start=1)
+                ]
+                hashes: list[str] = []
+                try:
+                    recordings = self.save(*records, hashes=hashes)
+                except IntegrityError:
+                    continue
+                return [Appended(*row) for row in zip(records, [r.notification.id for r in recordings], hashes, strict=True)]
+        raise VersionConflictError(AUDIT_STREAM, -1, -1)  # pragma: no cover - contention beyond reason
+
     def _refresh(self, negotiation_id: str) -> Negotiation | None:
+        if negotiation_id.startswith("_"):
+            return None  # system streams are not negotiations
         cached = self._states.get(negotiation_id)
         newer = self.events.get(stream_id(negotiation_id), gt=cached.version if cached else None)
         state = fold(newer, cached)  # type: ignore[arg-type]

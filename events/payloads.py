@@ -338,6 +338,25 @@ class EventRetracted(Event, tag="event_retracted", kw_only=True):
 
 AnyEvent = Union[Fact, EventCorrected, EventRetracted]
 
+
+# --- system events: recorded by Parley itself in the audit stream, never sent by clients ---------
+
+AUDIT_STREAM = "_audit"  # not a valid slug, so no client can open or address it
+
+
+class KeyCreated(Event, tag="key_created", kw_only=True):
+    key_id: Annotated[str, Meta(max_length=64)]
+    name: Name
+    role: Literal["reader", "reporter", "admin"]
+
+
+class KeyRevoked(Event, tag="key_revoked", kw_only=True):
+    key_id: Annotated[str, Meta(max_length=64)]
+    name: Name
+
+
+SystemEvent = Union[KeyCreated, KeyRevoked]
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (*Fact.__args__, EventCorrected, EventRetracted)  # type: ignore[attr-defined]

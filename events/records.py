@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from events.payloads import AnyEvent
+from events.payloads import AnyEvent, SystemEvent
 
 # Streams are keyed by UUID in the library's tables; a negotiation's slug maps to one.
 _STREAMS = uuid.UUID("6d1f3b8e-5a0c-4f4e-9a57-2f4d7c1e0b9a")
@@ -29,7 +29,7 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: dt.datetime
     recorded_by: str
     request_id: str
-    event: AnyEvent
+    event: AnyEvent | SystemEvent
 
     @property
     def version(self) -> int:
@@ -42,26 +42,29 @@ class _StoredState(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: dt.datetime
     recorded_by: str
     request_id: str
-    event: AnyEvent
+    event: AnyEvent | SystemEvent
 
 
 _encode_state = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(_StoredState).decode
 
 
-class _EventIdOnly(msgspec.Struct):
+class IndexFields(msgspec.Struct, frozen=True):
+    """What the event index keeps of a stored state, for lookups without decoding events."""
+
     event_id: str
+    negotiation_id: str
+    recorded_by: str
+    recorded_at: str
     event: dict[str, Any]
 
+    @property
+    def target(self) -> str | None:
+        target = self.event.get("target")
+        return target if isinstance(target, str) else None
 
-_decode_ids = msgspec.json.Decoder(_EventIdOnly).decode
 
-
-def index_fields(state: bytes) -> tuple[str, str | None]:
-    """The event_id and, for corrections, the targeted event_id of a stored state."""
-    ids = _decode_ids(state)
-    target = ids.event.get("target")
-    return ids.event_id, target if isinstance(target, str) else None
+index_fields = msgspec.json.Decoder(IndexFields).decode
 
 
 class ParleyMapper(Mapper):

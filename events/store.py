@@ -61,8 +61,12 @@ _TABLES = [
         originator_version BIGINT NOT NULL,
         topic TEXT NOT NULL,
         target_id TEXT,
+        negotiation_id TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
         hash TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS parley_event_index_target ON parley_event_index (target_id)",
+    "CREATE INDEX IF NOT EXISTS parley_event_index_recorded_by ON parley_event_index (recorded_by, position)",
     """CREATE TABLE IF NOT EXISTS parley_idempotency (
         principal TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -117,8 +121,8 @@ def immutability_triggers(events_table: str, dialect: str) -> list[str]:
 
 _INSERT_INDEX = (
     "INSERT INTO parley_event_index "
-    "(position, event_id, originator_id, originator_version, topic, target_id, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "(position, event_id, originator_id, originator_version, topic, target_id, negotiation_id, recorded_by, recorded_at, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO parley_idempotency (principal, key, request_hash, negotiation_id, event_ids, created_at) "
@@ -130,11 +134,12 @@ _LAST_HASH = "SELECT hash FROM parley_event_index ORDER BY position DESC LIMIT 1
 def _index_rows(prev: str | None, stored_events: Sequence[StoredEvent], positions: Sequence[int]) -> list[tuple[Any, ...]]:
     rows = []
     for stored, position in zip(stored_events, positions, strict=True):
-        event_id, target = index_fields(stored.state)
+        fields = index_fields(stored.state)
         if prev is not None:
             prev = link(prev, position, stored.originator_id, stored.originator_version, stored.topic, stored.state)
         rows.append(
-            (position, event_id, str(stored.originator_id), stored.originator_version, stored.topic, target, prev or "")
+            (position, fields.event_id, str(stored.originator_id), stored.originator_version, stored.topic, fields.target,
+             fields.negotiation_id, fields.recorded_by, fields.recorded_at, prev or "")
         )
     return rows
 

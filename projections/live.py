@@ -30,6 +30,8 @@ class LiveStates:
 
     def state(self, negotiation_id: str) -> State:
         """The negotiation's state with every event recorded so far; 404 if it has none."""
+        if negotiation_id.startswith("_"):
+            raise NegotiationNotFoundError(negotiation_id)  # system streams are not negotiations
         with self._lock(negotiation_id):
             cached = self._states.get(negotiation_id)
             newer: Iterator[Recorded] = self._log.events.get(  # type: ignore[assignment]

@@ -33,7 +33,7 @@ from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.signing import Signer
 from service.web import web_router
-from service.webhooks import open_webhooks
+from service.webhooks import checkpoint_of, open_webhooks
 
 
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
@@ -56,6 +56,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         app.state.webhooks = open_webhooks(
             log, secret_key=app.state.signer.derive_key("parley webhook secrets"), clock=clock,
             allow_hosts=settings.allow_hosts, warn_days=settings.warn_days, timeout=settings.webhook_timeout, lease_seconds=settings.webhook_lease,
+            checkpoint=checkpoint_of(log, app.state.signer), checkpoint_every=settings.checkpoint_every,
+            checkpoint_hours=settings.checkpoint_hours,
             resolver=resolver, connect=connect,
         )
         if settings.run_projections:

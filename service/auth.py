@@ -17,6 +17,7 @@ from litestar.handlers import BaseRouteHandler
 
 from events.application import ParleyLog
 from events.errors import KeyNameTakenError, KeyNotFoundError
+from events.payloads import KeyCreated, KeyRevoked
 from service.problems import FieldError, ProblemError
 
 Role = Literal["reader", "reporter", "admin"]
@@ -67,6 +68,7 @@ class KeyStore:
     """Keys in the parley_keys table of the event store's database."""
 
     def __init__(self, log: ParleyLog) -> None:
+        self._log = log
         self._run = log.run
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
@@ -86,6 +88,10 @@ class KeyStore:
             )
         except IntegrityError as error:  # the UNIQUE(name) constraint: a concurrent create won
             raise KeyNameTakenError(name) from error
+        self._log.record_system(
+            [KeyCreated(occurred_on=dt.datetime.now(dt.UTC).date(), key_id=record.id, name=name, role=role)],  # type: ignore[arg-type]
+            principal=created_by, request_id=f"key-{record.id}",
+        )
         return record
 
     def list(self, *, after: str = "", limit: int = 100) -> list[KeyRecord]:
@@ -116,6 +122,10 @@ class KeyStore:
             )
             with self._lock:
                 self._cache.clear()
+            self._log.record_system(
+                [KeyRevoked(occurred_on=dt.datetime.now(dt.UTC).date(), key_id=record.id, name=record.name)],
+                principal=revoked_by, request_id=f"key-{record.id}",
+            )
         return self.get(record.id)
 
     def count(self) -> int:

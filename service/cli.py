@@ -311,7 +311,7 @@ def deliver(database: DatabaseOption = None) -> None:
     from service.app import open_log
     from service.logs import configure_logging
     from service.signing import Signer
-    from service.webhooks import open_webhooks
+    from service.webhooks import checkpoint_of, open_webhooks
 
     settings = _settings(database)
     configure_logging(settings.log_format, settings.log_level)
@@ -320,6 +320,8 @@ def deliver(database: DatabaseOption = None) -> None:
     hooks = open_webhooks(
         log, secret_key=signer.derive_key("parley webhook secrets"), clock=utcnow, allow_hosts=settings.allow_hosts,
         warn_days=settings.warn_days, timeout=settings.webhook_timeout, lease_seconds=settings.webhook_lease,
+            checkpoint=checkpoint_of(log, signer), checkpoint_every=settings.checkpoint_every,
+            checkpoint_hours=settings.checkpoint_hours,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -30,6 +30,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_warn_days: str = "7,1"
     webhook_timeout: float = 15.0
     webhook_lease: float = 60.0
+    checkpoint_every: int = 1000
+    checkpoint_hours: float = 24.0
 
     @property
     def allow_hosts(self) -> frozenset[str]:
@@ -66,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ("webhook_warn_days", str),
             ("webhook_timeout", float),
             ("webhook_lease", float),
+            ("checkpoint_every", int),
+            ("checkpoint_hours", float),
         ):
             raw = env.get(f"PARLEY_{field.upper()}")
             if raw is not None and raw != "":

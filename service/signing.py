@@ -41,7 +41,10 @@ class Signer:
         """A 32-byte key for another purpose (sealing webhook secrets), derived from the same seed."""
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+        from cryptography.hazmat.primitives.serialization import (
+            NoEncryption,
+            PrivateFormat,
+        )
 
         seed = self._private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(seed)

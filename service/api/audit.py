@@ -11,6 +11,8 @@ from litestar.params import Parameter
 
 from events.application import envelope
 from events.audit import ChainReport, Checkpoint
+from events.errors import KeyNotFoundError
+from events.payloads import AUDIT_STREAM
 from service.api.common import (
     Page,
     decode_cursor,
@@ -30,6 +32,21 @@ class PublicKey(msgspec.Struct, frozen=True):
     algorithm: str
     public_key: str
     pem: str
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    negotiation_id: str
+    events: int
+    first_recorded_at: str
+    last_recorded_at: str
+
+
+class PrincipalAudit(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    key: Any
+    events_recorded: int
+    negotiations: list[Recorded]
+    key_events: list[dict[str, Any]]
 
 
 class History(msgspec.Struct, frozen=True):
@@ -79,6 +96,37 @@ class AuditController(Controller):
     async def history(self, request: Request[Any, Any, Any], event_id: str) -> History:
         records = await in_thread(log_of(request).history, event_id.lower())
         return History(event_id=event_id.lower(), records=[envelope(a) for a in records])
+
+    @get("/audit/principals/{name:str}", operation_id="getPrincipalAudit",
+         summary="What a key recorded, and when it was created and revoked, by whom", guards=[require("reader")],
+         responses=problems(404))
+    async def principal(self, request: Request[Any, Any, Any], name: str) -> PrincipalAudit:
+        log = log_of(request)
+        keys = request.app.state.key_store
+
+        def gather() -> PrincipalAudit:
+            rows = log.run(
+                "SELECT negotiation_id, COUNT(*) AS n, MIN(recorded_at) AS first_at, MAX(recorded_at) AS last_at "
+                "FROM parley_event_index WHERE recorded_by = ? AND negotiation_id <> ? GROUP BY negotiation_id ORDER BY negotiation_id",
+                (name, AUDIT_STREAM),
+            )
+            audit_ids = [r["event_id"] for r in log.run(
+                "SELECT event_id FROM parley_event_index WHERE negotiation_id = ? ORDER BY position", (AUDIT_STREAM,))]
+            key_events = [envelope(a) for a in (log.event(i) for i in audit_ids)
+                          if getattr(a.record.event, "name", None) == name]
+            try:
+                key = keys.get(name)
+            except KeyNotFoundError:
+                key = None
+            if key is None and not rows and not key_events:
+                raise ProblemError(404, "Principal not found", f"no key named {name!r} and nothing recorded by it")
+            return PrincipalAudit(
+                name=name, key=key, events_recorded=sum(int(r["n"]) for r in rows),
+                negotiations=[Recorded(r["negotiation_id"], int(r["n"]), r["first_at"], r["last_at"]) for r in rows],
+                key_events=key_events,
+            )
+
+        return await in_thread(gather)
 
     @get("/audit/events", operation_id="listAuditEvents",
          summary="Who recorded what, when, from which request and source", guards=[require("reader")], responses=problems())

@@ -32,6 +32,21 @@ class Webhooks:
         self.tables.datastore.close()
 
 
+def checkpoint_of(log: ParleyLog, signer: Any) -> Callable[[int], dict[str, Any] | None]:
+    """Signs the log's state at a position, as `GET /v1/audit/checkpoint` does for the head."""
+    import msgspec
+
+    def checkpoint(position: int) -> dict[str, Any] | None:
+        found = log.feed(after=position - 1, limit=1)[0]
+        if not found or found[0].position != position:
+            return None
+        appended = found[0]
+        recorded_at = appended.record.recorded_at.isoformat().replace("+00:00", "Z")
+        return msgspec.to_builtins(signer.checkpoint(appended.position, appended.hash, recorded_at))
+
+    return checkpoint
+
+
 def open_webhooks(
     log: ParleyLog,
     *,
@@ -41,6 +56,9 @@ def open_webhooks(
     warn_days: tuple[int, ...] = (7, 1),
     timeout: float = 15.0,
     lease_seconds: float = 60.0,
+    checkpoint: Callable[[int], dict[str, Any] | None] | None = None,
+    checkpoint_every: int = 1000,
+    checkpoint_hours: float = 24.0,
     resolver: Any = None,
     connect: Any = None,
 ) -> Webhooks:
@@ -52,7 +70,10 @@ def open_webhooks(
     resolver = resolver or system_resolver
     tables = open_webhook_tables(log)
     subscriptions = Subscriptions(tables, SecretBox(secret_key))
-    relay = Relay(log, tables, subscriptions, clock=clock, warn_days=warn_days)
+    relay = Relay(
+        log, tables, subscriptions, clock=clock, warn_days=warn_days, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, checkpoint_interval=dt.timedelta(hours=checkpoint_hours),
+    )
     sender = Sender(
         tables, subscriptions, clock=clock, allow_hosts=allow_hosts, resolver=resolver, connect=connect, timeout=timeout,
         lease=dt.timedelta(seconds=lease_seconds),

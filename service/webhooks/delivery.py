@@ -68,12 +68,19 @@ class Relay(Follower):
         warn_days: Sequence[int] = (7, 1),
         batch_size: int = 500,
         refresh_seconds: float = 30.0,
+        checkpoint: Callable[[int], dict[str, Any] | None] | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: dt.timedelta = dt.timedelta(hours=24),
     ) -> None:
         super().__init__(log, batch_size=batch_size, refresh_seconds=refresh_seconds)
         self.tables = tables
         self.subscriptions = subscriptions
         self.clock = clock
         self.warn_days = warn_days
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self._last_checkpoint: dt.datetime | None = None
         self.on_enqueue: Callable[[], None] = lambda: None  # a sender in the same process wakes at once
 
     def position(self) -> int:
@@ -89,10 +96,21 @@ class Relay(Follower):
             for (record, before, after), position in zip(self.fold_in(notifications), positions, strict=True)
             for message in event_messages(record, position, before, after)
         ]
+        before = self.position()
+        if self.checkpoint and positions[-1] // self.checkpoint_every > before // self.checkpoint_every:
+            messages += self._checkpoint_message(positions[-1])
         rows = _enqueue_for(self.subscriptions.all(), messages)
         self.tables.enqueue(rows, self.clock(), Tracking(RELAY, positions[-1]))
         if rows:
             self.on_enqueue()
+
+    def _checkpoint_message(self, position: int) -> list[Message]:
+        """A signed checkpoint for subscribers of audit.checkpoint, so outsiders hold witnesses of the log."""
+        signed = self.checkpoint(position) if self.checkpoint else None
+        if signed is None:
+            return []
+        self._last_checkpoint = self.clock()
+        return [operational_message("audit.checkpoint", f"audit.checkpoint.{position}", self.clock(), signed)]
 
     def tick(self) -> None:
         """Deadlines approaching or passed and truces lapsed, from the clock; each message once per cause."""
@@ -101,6 +119,8 @@ class Relay(Follower):
         if not subscriptions:
             return
         position = self.position()
+        if self.checkpoint and position and (self._last_checkpoint is None or now - self._last_checkpoint >= self.checkpoint_interval):
+            self.tables.enqueue(_enqueue_for(subscriptions, self._checkpoint_message(position)), now, None)
         after = 0
         while True:
             found, more = self.log.negotiations(after=after, limit=100)

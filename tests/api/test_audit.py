@@ -54,7 +54,8 @@ def _fill(api, count: int = 6) -> list[dict]:
 def test_the_chain_verifies_and_names_the_position_of_a_changed_byte(api):
     events = _fill(api)
     ok = api.get("/v1/audit/verify").json()
-    assert ok["ok"] is True and ok["checked"] == 7 and ok["head_position"] == events[-1]["position"]
+    stored = len(api.get("/v1/events", params={"limit": 1000}).json()["items"])  # the negotiation's 7 and the key audit events
+    assert ok["ok"] is True and ok["checked"] == stored and ok["head_position"] == events[-1]["position"]
     assert ok["head_hash"] == events[-1]["hash"]
     target = events[2]["position"]
     table, column = _events_table(api), _position_column(api)
@@ -128,3 +129,26 @@ def test_audit_events_filter_by_who_when_and_source(api, clock):
     since = api.get("/v1/audit/events", params={"recorded_from": clock.now.isoformat()}).json()["items"]
     assert len(since) == 2
     assert api.get("/v1/audit/events", params={"recorded_from": "2025-01-01T00:00:00"}).status_code == 400
+
+
+def test_key_creation_and_revocation_are_audit_events(api):
+    created = api.post("/v1/keys", {"name": "reuters-desk", "role": "reporter"}, role="admin").json()
+    api.client.delete(f"/v1/keys/{created['id']}", headers=api.headers("admin"))
+    trail = api.get("/v1/audit/events", params={"negotiation": "_audit"}).json()["items"]
+    mine = [(e["type"], e["recorded_by"]) for e in trail if e.get("name") == "reuters-desk"]
+    assert mine == [("key_created", "admin-key"), ("key_revoked", "admin-key")]
+    assert all("key" not in e or not str(e["key"]).startswith("pk_") for e in trail)  # never a secret
+    assert api.get("/v1/negotiations/_audit").status_code == 404  # the audit stream is not a negotiation
+
+
+def test_a_principal_shows_what_it_recorded_and_its_key_history(api):
+    api.open()
+    api.post("/v1/negotiations/talks/events", {"events": [deadline("a"), deadline("b")]})
+    audit = api.get("/v1/audit/principals/reporter-key").json()
+    assert audit["key"]["role"] == "reporter" and audit["key"]["created_by"] == "test"
+    assert audit["events_recorded"] == 3
+    assert [(n["negotiation_id"], n["events"]) for n in audit["negotiations"]] == [("talks", 3)]
+    assert [e["type"] for e in audit["key_events"]] == ["key_created"]
+    revoked = api.get("/v1/audit/principals/revoked-key").json()
+    assert [e["type"] for e in revoked["key_events"]] == ["key_created", "key_revoked"]
+    assert api.get("/v1/audit/principals/nobody").status_code == 404

@@ -272,3 +272,28 @@ def test_webhooks_need_an_admin(hooks):
     reader = hooks.client.app.state.key_store.create(name="r", role="reader", created_by="t").key
     assert hooks.client.get("/v1/webhooks", headers={"Authorization": f"Bearer {reader}"}).status_code == 403
     assert hooks.client.get("/v1/webhooks").status_code == 401
+
+
+def test_subscribers_of_audit_checkpoint_receive_signed_checkpoints_every_n_events(hooks, receiver):
+    import msgspec
+
+    from events.audit import Checkpoint
+    from service.signing import signature_valid
+
+    hooks.webhooks.relay.checkpoint_every = 5
+    hooks.subscribe(receiver.url, event_types=["audit.checkpoint"])
+    for i in range(12):
+        hooks.append(deadline(f"d{i}"))
+        hooks.pump()
+    checkpoints = [json.loads(b)["data"] for _, b in receiver.received]
+    assert len(checkpoints) >= 2 and all(c["position"] % 5 == 0 for c in checkpoints)
+    public_key = hooks.client.get("/v1/audit/public-key").json()["public_key"]
+    for data in checkpoints:
+        assert signature_valid(msgspec.convert(data, Checkpoint), public_key)
+    hooks.webhooks.relay.tick()  # within the interval: nothing
+    hooks.clock.advance(hours=25)
+    hooks.webhooks.relay.tick()  # the clock's checkpoint of the head
+    hooks.clock.advance(hours=25)
+    hooks.webhooks.relay.tick()  # an unchanged head gives the same message id: nothing new is sent
+    hooks.pump()
+    assert len(receiver.received) == len(checkpoints) + 1
