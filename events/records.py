@@ -49,19 +49,22 @@ _encode_state = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(_StoredState).decode
 
 
+class _Target(msgspec.Struct, frozen=True):
+    target: str | None = None
+
+
 class IndexFields(msgspec.Struct, frozen=True):
-    """What the event index keeps of a stored state, for lookups without decoding events."""
+    """What the event index keeps of a stored state; everything else in it is skipped, not decoded."""
 
     event_id: str
     negotiation_id: str
     recorded_by: str
     recorded_at: str
-    event: dict[str, Any]
+    event: _Target
 
     @property
     def target(self) -> str | None:
-        target = self.event.get("target")
-        return target if isinstance(target, str) else None
+        return self.event.target
 
 
 index_fields = msgspec.json.Decoder(IndexFields).decode

@@ -102,7 +102,14 @@ def negotiation_out(state: Negotiation, position: int | None = None) -> Negotiat
     )
 
 
+_decode_event = msgspec.json.Decoder(AnyEvent).decode
+
+
 def _events_from(raw: bytes) -> list[AnyEvent]:
+    try:
+        return [_decode_event(raw)]  # the common case, decoded once
+    except (msgspec.DecodeError, RecursionError):
+        pass  # a batch, or a bad body: the slower path below names what is wrong
     top = decode(raw, dict[str, msgspec.Raw], title="Invalid event")
     if "events" in top:
         return decode(raw, EventBatch, title="Invalid event").events

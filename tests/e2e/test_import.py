@@ -80,7 +80,8 @@ def test_import_through_a_server(served, tmp_path):
         assert out.returncode == 0, out.stderr
     got = httpx.get(f"{served.base_url}/v1/negotiations/remote", headers={"Authorization": f"Bearer {served.admin_key}"})
     assert got.json()["event_count"] == 3
-    assert [e["recorded_by"] for e in httpx.get(f"{served.base_url}/v1/events", headers={"Authorization": f"Bearer {served.admin_key}"}).json()["items"]] == ["admin"] * 3
+    events = httpx.get(f"{served.base_url}/v1/negotiations/remote/events", headers={"Authorization": f"Bearer {served.admin_key}"})
+    assert [e["recorded_by"] for e in events.json()["items"]] == ["admin"] * 3
 
 
 def test_demo_load_is_idempotent_and_only_if_empty_when_asked(database_url):

@@ -99,7 +99,8 @@ def test_cli_creates_and_revokes_keys_that_the_server_honours(served):
     secret = create_key(served.database_url, "reuters-desk", "reporter")
     with served.client(secret) as client:
         _open(client)
-        assert client.get("/v1/events").json()["items"][0]["recorded_by"] == "reuters-desk"
+        opened = client.get("/v1/negotiations/talks/events").json()["items"][0]
+        assert opened["recorded_by"] == "reuters-desk"
     subprocess.run(
         [sys.executable, "-m", "service", "keys", "revoke", "reuters-desk", "--database", served.database_url],
         check=True, capture_output=True,
