@@ -27,6 +27,9 @@ DatabaseOption = Annotated[
 ]
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+
+
 def _settings(database: str | None = None, **overrides: object) -> Settings:
     return Settings.from_env(database_url=database, **overrides)
 
@@ -86,6 +89,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="Who the key belongs to; becomes recorded_by on every event.")],
     role: Annotated[str, typer.Option(help="reader, reporter or admin.")] = "reader",
     database: DatabaseOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a key and print its secret (shown once)."""
     import msgspec
@@ -108,13 +112,18 @@ def keys_create(
         raise typer.Exit(1) from None
     finally:
         log.close()
+    if as_json:
+        print(msgspec.json.encode(created).decode())
+        return
     console.print(f"Created key [bold]{created.id}[/bold] for [bold]{created.name}[/bold] ({created.role}). Its secret, shown once:")
     print(created.key)
 
 
 @keys_cli.command("list")
-def keys_list(database: DatabaseOption = None) -> None:
+def keys_list(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """List keys (never their secrets)."""
+    import msgspec
+
     from service.app import open_log
     from service.auth import KeyStore
 
@@ -123,6 +132,9 @@ def keys_list(database: DatabaseOption = None) -> None:
         found = KeyStore(log).list(limit=1000)
     finally:
         log.close()
+    if as_json:
+        print(msgspec.json.encode(found).decode())
+        return
     table = Table("id", "name", "role", "created", "revoked")
     for key in found:
         table.add_row(key.id, key.name, key.role, key.created_at, key.revoked_at or "")
@@ -130,8 +142,12 @@ def keys_list(database: DatabaseOption = None) -> None:
 
 
 @keys_cli.command("revoke")
-def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")], database: DatabaseOption = None) -> None:
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or name.")], database: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
     """Revoke a key: requests with it answer 401 from now on."""
+    import msgspec
+
     from events.errors import KeyNotFoundError
     from service.app import open_log
     from service.auth import KeyStore
@@ -144,6 +160,9 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")
         raise typer.Exit(1) from None
     finally:
         log.close()
+    if as_json:
+        print(msgspec.json.encode(record).decode())
+        return
     console.print(f"Revoked [bold]{record.id}[/bold] ({record.name}) at {record.revoked_at}")
 
 
@@ -227,15 +246,23 @@ def _views(database: str | None):  # type: ignore[no-untyped-def]
 
 
 @projections_cli.command("status")
-def projections_status(database: DatabaseOption = None) -> None:
+def projections_status(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Each view's position in the global log and how far behind the head it is."""
+    import json
+
     log, tables, runners = _views(database)
     try:
         head = log.head()
+        rows = [
+            {"view": name, "table": runner.spec.table, "position": tables.position(runner.spec), "head": head}
+            for name, runner in runners.items()
+        ]
+        if as_json:
+            print(json.dumps([{**row, "lag": head - row["position"]} for row in rows]))
+            return
         table = Table("view", "table", "position", "head", "lag")
-        for name, runner in runners.items():
-            position = tables.position(runner.spec)
-            table.add_row(name, runner.spec.table, str(position), str(head), str(head - position))
+        for row in rows:
+            table.add_row(row["view"], row["table"], str(row["position"]), str(head), str(head - row["position"]))
         console.print(table)
     finally:
         tables.datastore.close()  # type: ignore[attr-defined]

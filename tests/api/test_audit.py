@@ -114,6 +114,13 @@ def test_history_shows_the_original_every_correction_and_the_retraction_in_order
     assert [r["recorded_by"] for r in records] == ["reporter-key", "admin-key", "admin-key", "reporter-key"]
     assert [r.get("reason") for r in records] == [None, "rate was 15", "rate was 20", "wrong country"]
     assert records == sorted(records, key=lambda r: r["recorded_at"])
+    # as known at each record's moment, the rate is what the record then said; after the retraction, none
+    rates = []
+    for record in records:
+        tariffs = api.get("/v1/negotiations/talks/state/tariffs",
+                          params={"as_of": "2025-03-01", "known_at": record["recorded_at"]}).json()["tariffs"]
+        rates.append([m["rate_pct"] for d in tariffs["directions"] for m in d["measures"]])
+    assert rates == [[10], [15], [20], []]
     assert api.get("/v1/events/00000000-0000-4000-8000-000000000000/history").status_code == 404
 
 

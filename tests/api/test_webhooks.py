@@ -297,3 +297,57 @@ def test_subscribers_of_audit_checkpoint_receive_signed_checkpoints_every_n_even
     hooks.webhooks.relay.tick()  # an unchanged head gives the same message id: nothing new is sent
     hooks.pump()
     assert len(receiver.received) == len(checkpoints) + 1
+
+
+def test_five_days_without_success_disables_and_tells_the_other_subscriptions(hooks, receiver):
+    failing = Receiver()
+    failing.start()
+    try:
+        webhook_id, _ = hooks.subscribe(failing.url, event_types=["event.*"])
+        hooks.subscribe(receiver.url, event_types=["webhook.disabled"])
+        failing.answers = [(500, {})] * 50
+        hooks.append(deadline("a"))
+        hooks.pump()
+        for _ in range(12):  # walk the clock along the retry schedule
+            rows = [r for r in hooks.outbox(webhook_id) if r["status"] == "pending"]
+            if not rows:
+                break
+            hooks.clock.now = max(hooks.clock.now, dt.datetime.fromisoformat(rows[0]["next_attempt_at"].replace("Z", "+00:00")))
+            hooks.pump()
+        # the whole schedule spans about three days: the message has failed, the subscription still stands
+        assert [r["status"] for r in hooks.outbox(webhook_id)] == ["failed"]
+        assert hooks.client.get(f"/v1/webhooks/{webhook_id}", headers=hooks.admin).json()["status"] == "active"
+        hooks.clock.advance(days=3)
+        hooks.append(deadline("b"))  # over five days after the first failure, still no success
+        hooks.pump()
+        sub = hooks.client.get(f"/v1/webhooks/{webhook_id}", headers=hooks.admin).json()
+        assert sub["status"] == "disabled" and "5 days" in sub["disabled_reason"]
+        told = [json.loads(b) for _, b in receiver.received]
+        assert [m["type"] for m in told] == ["webhook.disabled"] and told[0]["data"]["webhook_id"] == webhook_id
+    finally:
+        failing.stop()
+
+
+def test_retry_and_recover_send_failed_messages_again_with_their_ids(hooks, receiver):
+    webhook_id, secret = hooks.subscribe(receiver.url, event_types=["event.*"])
+    receiver.answers = [(410, {})]  # gone: the subscription is disabled, the message failed
+    sent = hooks.append(deadline("a"))
+    hooks.pump()
+    hooks.append(deadline("b"))
+    hooks.pump()
+    assert {r["status"] for r in hooks.outbox(webhook_id)} == {"failed", "skipped"}
+    hooks.client.patch(f"/v1/webhooks/{webhook_id}", json={"status": "active"}, headers=hooks.admin)
+    message_id = f"event.{sent[0]['event_id']}"
+    retried = hooks.client.post(f"/v1/webhooks/{webhook_id}/deliveries/{message_id}/retry", headers=hooks.admin)
+    assert retried.status_code == 202
+    hooks.pump()
+    assert receiver.received[-1][0]["webhook-id"] == message_id
+    recovered = hooks.client.post(f"/v1/webhooks/{webhook_id}/recover",
+                                  json={"since": (hooks.clock.now - dt.timedelta(hours=1)).isoformat()}, headers=hooks.admin)
+    assert recovered.json()["queued"] == 1  # the skipped one
+    hooks.pump()
+    assert {r["status"] for r in hooks.outbox(webhook_id)} == {"delivered"}
+    for headers, body in receiver.received[1:]:
+        assert Webhook(secret).sign(headers["webhook-id"], hooks.clock.now, body.decode()) in headers["webhook-signature"]
+    missing = hooks.client.post(f"/v1/webhooks/{webhook_id}/deliveries/nope/retry", headers=hooks.admin)
+    assert missing.status_code == 404

@@ -110,6 +110,12 @@ def test_cli_creates_and_revokes_keys_that_the_server_honours(served):
         check=True, capture_output=True, text=True,
     ).stdout
     assert "reuters-desk" in listing and secret not in listing
+    as_json = subprocess.run(
+        [sys.executable, "-m", "service", "keys", "list", "--json", "--database", served.database_url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    desk = next(k for k in json.loads(as_json) if k["name"] == "reuters-desk")
+    assert desk["revoked_at"] and desk["role"] == "reporter" and "key" not in desk
     time.sleep(1.1)  # the server caches a key lookup for at most one second
     with served.client(secret) as client:
         assert client.get("/v1/events").status_code == 401
