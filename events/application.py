@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import msgspec
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
@@ -393,7 +395,7 @@ def _translated_store_errors() -> Iterator[None]:
         yield
     except IntegrityError:
         raise
-    except (PersistenceError, OSError) as error:
+    except (PersistenceError, OSError, sqlite3.Error, psycopg.Error) as error:
         raise StoreUnavailableError(str(error)) from error
 
 

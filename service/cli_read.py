@@ -11,6 +11,7 @@ import datetime as dt
 import importlib
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
+import psycopg
 import typer
 from rich import box
 from rich.console import Console, Group
@@ -94,10 +96,8 @@ def _reported() -> Iterator[None]:
         _fail(f"the store is unreachable: {error}", 1)
     except ParleyError as error:
         _fail(str(error), 1)
-    except (PersistenceError, OSError) as error:
+    except (PersistenceError, OSError, sqlite3.Error, psycopg.Error) as error:
         _fail(f"the store is unreachable: {error}", 1)
-    except Exception as error:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
-        _fail(f"{type(error).__name__}: {error}", 1)
 
 
 def _sqlite_path(database_url: str) -> str | None:
