@@ -25,6 +25,7 @@ from events.errors import (
     StoreUnavailableError,
     VersionConflictError,
 )
+from events.group_commit import GroupCommit
 from events.negotiation import Negotiation, correction_targets, decide, fold
 from events.payloads import AUDIT_STREAM, AnyEvent
 from events.records import Recorded, stream_id
@@ -101,6 +102,7 @@ class ParleyLog(Application):
         self._states: dict[str, Negotiation] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._group = GroupCommit(self.save)
 
     @property
     def store(self) -> ParleyTables:
@@ -164,9 +166,8 @@ class ParleyLog(Application):
                     )
                     for key, ids in self._keyed(appending, event_keys, records)
                 ]
-                hashes: list[str] = []
                 try:
-                    recordings = self.save(*records, idempotency=idempotency, hashes=hashes)
+                    recordings, hashes = self._group.write(records, idempotency)
                 except IntegrityError:
                     # Another writer took this version, or a twin request took this key.
                     if appending is not None:
