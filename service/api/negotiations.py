@@ -39,7 +39,7 @@ from service.api.common import (
     require_json,
 )
 from service.auth import require
-from service.problems import FieldError, ProblemError
+from service.problems import FieldError, ProblemError, field_errors, invalid
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size, at most 1,000.")]
 Version = Annotated[int, Parameter(ge=0, le=2**62)]
@@ -146,14 +146,17 @@ class NegotiationController(Controller):
         raw = await request.body()
         body = decode(raw, NegotiationCreate, title="Invalid negotiation")
         negotiation_id = body.id or slugify(body.title)
-        opened = NegotiationOpened(
-            occurred_on=body.occurred_on or dt.datetime.now(dt.UTC).date(),
-            source=body.source,
-            topics=body.topics,
-            title=body.title,
-            parties=body.parties,
-            description=body.description,
-        )
+        try:  # the event's own rules (dates in range, no NUL) apply to what the body made of it
+            opened = NegotiationOpened(
+                occurred_on=body.occurred_on or dt.datetime.now(dt.UTC).date(),
+                source=body.source,
+                topics=body.topics,
+                title=body.title,
+                parties=body.parties,
+                description=body.description,
+            )
+        except msgspec.ValidationError as error:
+            raise invalid(field_errors(error), "Invalid negotiation") from None
         log = log_of(request)
         try:
             appended = await in_thread(

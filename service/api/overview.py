@@ -25,6 +25,8 @@ MinPosition = Annotated[
 async def _view_at(request: Request[Any, Any, Any], spec: ViewSpec, min_position: int | None) -> ViewRunner:
     runner: ViewRunner = request.app.state.runners[spec.name]
     wait = request.app.state.settings.min_position_wait
+    if min_position is not None and min_position > await in_thread(request.app.state.log.head):
+        wait = 0.0  # no write has answered that position yet: waiting would not bring it
     if min_position is not None and not await in_thread(runner.wait, min_position, wait):
         raise ProblemError(
             503, "View behind", f"the {spec.name} view has not reached position {min_position} yet; retry shortly",

@@ -127,3 +127,19 @@ def test_negotiation_opened_cannot_be_appended_to_an_existing_stream(api):
     api.open()
     response = api.post("/v1/negotiations/talks/events", {"type": "negotiation_opened", "occurred_on": "2025-01-01", "title": "x", "parties": ["US"]})
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"id": "x", "title": "T", "parties": ["US"], "occurred_on": "0558-03-27"}, "occurred_on"),
+        ({"id": "x", "title": "T\u0000", "parties": ["US"]}, "title"),
+        ({"id": "X Y", "title": "T", "parties": ["US"]}, "id"),
+        ({"title": "T", "parties": []}, "parties"),
+    ],
+)
+def test_bad_negotiations_are_422_naming_the_field(api, body, field):
+    response = api.post("/v1/negotiations", body)
+    assert response.status_code == 422, response.text
+    assert _field_and_message(response)[0] == field
+    assert api.get("/v1/negotiations").json()["items"] == []
