@@ -155,10 +155,28 @@ def _idempotency_row(record: Idempotency) -> tuple[Any, ...]:
     )
 
 
-class ParleyTables:
-    """Reads over the event log and Parley's side tables, shared by both recorders."""
+class SideTables:
+    """Plain SQL on a recorder's own datastore; queries use `?`, turned into `%s` for PostgreSQL."""
 
     placeholder = "?"
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def _transaction(self, commit: bool) -> Any:
+        return self.datastore.transaction(commit=commit)  # type: ignore[attr-defined]
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        with self._transaction(commit) as cursor:
+            cursor.execute(self._sql(statement), tuple(params))
+            # the SQLite wrapper has no description; its fetchall() after a write is simply empty
+            has_rows = getattr(cursor, "description", True)
+            return [dict(row) for row in cursor.fetchall()] if has_rows else []
+
+
+class ParleyTables(SideTables):
+    """Reads over the event log and Parley's side tables, shared by both recorders."""
+
     position_column = "rowid"
     hash_chain = True  # only benchmarks turn it off, to price it
 
@@ -175,12 +193,6 @@ class ParleyTables:
         idempotency = [_idempotency_row(r) for r in kwargs.get("idempotency", ())]
         if idempotency:
             cursor.executemany(self._sql(_INSERT_IDEMPOTENCY), idempotency)
-
-    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _sql(self, statement: str) -> str:
-        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
     def _oid(self, originator_id: uuid.UUID) -> Any:
         return originator_id
@@ -360,10 +372,6 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> PollingSubscription:
         return PollingSubscription(self, gt=gt, topics=topics)
 
-    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=commit) as c:
-            c.execute(statement, tuple(params))
-            return [dict(row) for row in c.fetchall()]
 
 
 class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
@@ -380,8 +388,3 @@ class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
         # The library holds the table lock here, so the previous hash is the true predecessor.
         self._write_side_rows(curs, stored_events, positions, kwargs)
         return positions
-
-    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=commit) as curs:
-            curs.execute(self._sql(statement).encode(), tuple(params))
-            return list(curs.fetchall()) if curs.description else []

@@ -26,6 +26,7 @@ from eventsourcing.utils import Environment
 
 from events.application import ParleyLog
 from events.records import Recorded, stream_id
+from events.store import SideTables
 from projections.state import State, evolve, fold
 from projections.views import VIEWS, Row, ViewSpec
 
@@ -36,10 +37,8 @@ def today_utc() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-class ViewTables:
+class ViewTables(SideTables):
     """The view tables beside eventsourcing's tracking table; shared by both backends."""
-
-    placeholder = "?"
 
     def _view_statements(self) -> list[str]:
         statements = []
@@ -48,21 +47,15 @@ class ViewTables:
             statements.append(f"CREATE INDEX IF NOT EXISTS {spec.table}_next ON {spec.table} (next_change_on)")
         return statements
 
-    def _transaction(self, commit: bool) -> Any:
-        return self.datastore.transaction(commit=commit)  # type: ignore[attr-defined]
-
-    def _q(self, statement: str) -> str:
-        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
-
     def replace(self, spec: ViewSpec, negotiation_ids: Iterable[str], rows: Sequence[Row], tracking: Tracking | None) -> None:
         """Swap the rows of these negotiations and, when given, advance the tracking, all at once."""
         ids = sorted(set(negotiation_ids))
         columns = list(spec.columns)
-        insert = self._q(f"INSERT INTO {spec.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
+        insert = self._sql(f"INSERT INTO {spec.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
         with self._transaction(commit=True) as cursor:
             if ids:
                 cursor.execute(
-                    self._q(f"DELETE FROM {spec.table} WHERE negotiation_id IN ({', '.join('?' * len(ids))})"), ids
+                    self._sql(f"DELETE FROM {spec.table} WHERE negotiation_id IN ({', '.join('?' * len(ids))})"), ids
                 )
             if rows:
                 cursor.executemany(insert, [tuple(row[c] for c in columns) for row in rows])
@@ -72,13 +65,11 @@ class ViewTables:
     def reset(self, spec: ViewSpec) -> None:
         with self._transaction(commit=True) as cursor:
             cursor.execute(f"DELETE FROM {spec.table}")
-            cursor.execute(self._q(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"), (spec.name,))
+            cursor.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"), (spec.name,))
 
     def rows(self, spec: ViewSpec, where: str = "", params: Sequence[Any] = (), order: str = "") -> list[Row]:
         statement = f"SELECT * FROM {spec.table}" + (f" WHERE {where}" if where else "") + (f" ORDER BY {order}" if order else "")
-        with self._transaction(commit=False) as cursor:
-            cursor.execute(self._q(statement), tuple(params))
-            return [dict(row) for row in cursor.fetchall()]
+        return self.run(statement, params)
 
     def stale(self, spec: ViewSpec, today: dt.date) -> set[str]:
         """Negotiations whose rows change today with no new event (a scheduled rate, a lapsing truce)."""

@@ -17,6 +17,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 
 from events.application import ParleyLog
+from events.store import SideTables
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS parley_webhooks (
@@ -75,25 +76,10 @@ class Enqueued(msgspec.Struct, frozen=True):
     position: int
 
 
-class WebhookTables:
-    placeholder = "?"
-
-    def _q(self, statement: str) -> str:
-        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
-
-    def _transaction(self, commit: bool) -> Any:
-        return self.datastore.transaction(commit=commit)  # type: ignore[attr-defined]
-
-    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
-        with self._transaction(commit) as cursor:
-            cursor.execute(self._q(statement), tuple(params))
-            # the SQLite wrapper has no description; its fetchall() after a write is simply empty
-            has_rows = getattr(cursor, "description", True)
-            return [dict(row) for row in cursor.fetchall()] if has_rows else []
-
+class WebhookTables(SideTables):
     def enqueue(self, rows: Sequence[tuple[Enqueued, str]], now: dt.datetime, tracking: Tracking | None) -> int:
         """Insert outbox rows with their status (a row already there is left alone) and advance the relay, at once."""
-        insert = self._q(
+        insert = self._sql(
             "INSERT INTO parley_outbox (message_id, subscription_id, type, body, position, created_at, status, attempts, "
             "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
             "ON CONFLICT (message_id, subscription_id) DO NOTHING"
@@ -124,7 +110,7 @@ class WebhookTables:
     def claim(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[dict[str, Any]]:
         """Take due rows for this sender until the lease ends; other senders skip them."""
         locking = " FOR UPDATE SKIP LOCKED" if self.placeholder != "?" else ""
-        statement = self._q(
+        statement = self._sql(
             "UPDATE parley_outbox SET lease_until = ?, status = 'delivering' "
             "WHERE (message_id, subscription_id) IN ("
             "  SELECT message_id, subscription_id FROM parley_outbox "
