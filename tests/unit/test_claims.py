@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from events.payloads import (
     Claim,
     DeadlineExtended,
     DeadlineSet,
-    Event,
     EventRetracted,
     MeasureChanged,
     MeasureStatus,
@@ -21,9 +19,9 @@ from events.payloads import (
     TruceEnded,
     TruceExtended,
 )
-from events.records import Recorded, stream_id
 from projections import fold, view
 from projections.claims import SubjectView, claims
+from tests.unit import recording
 
 NEGOTIATION = "us-china-trade-2025"
 D = dt.date.fromisoformat
@@ -37,28 +35,9 @@ BESSENT = Person(name="Scott Bessent", role="Treasury Secretary", party="US")
 GENEVA = ("geneva-truce", "truce-expiry")
 
 
-class Stream:
-    """Appends payloads the way the server does: increasing versions, fresh ids, a clock a minute apart."""
-
+class Stream(recording.Stream):
     def __init__(self) -> None:
-        self.records: list[Recorded] = []
-        self.clock = START
-
-    def add(self, event: Event) -> str:
-        self.clock += dt.timedelta(minutes=1)
-        self.records.append(
-            Recorded(
-                originator_id=stream_id(NEGOTIATION),
-                originator_version=len(self.records) + 1,
-                event_id=str(uuid.uuid4()),
-                negotiation_id=NEGOTIATION,
-                recorded_at=self.clock,
-                recorded_by="editor",
-                request_id=str(uuid.uuid4()),
-                event=event,
-            )
-        )
-        return self.records[-1].event_id
+        super().__init__(NEGOTIATION, START, recorded_by="editor")
 
     def subject(self, subject: str, as_of: str = "2026-01-01", known_at: dt.datetime = NOW) -> SubjectView:
         found = [s for s in claims(view(fold(self.records), D(as_of), known_at)).subjects if s.subject == subject]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 
 import pytest
 
 from events.payloads import (
     DeadlineExtended,
     DeadlineSet,
-    Event,
     MeasureChanged,
     MeasureStatus,
     NegotiationOpened,
@@ -19,7 +17,6 @@ from events.payloads import (
     TruceAgreed,
     TruceExtended,
 )
-from events.records import Recorded, stream_id
 from projections import (
     MeasureRate,
     State,
@@ -29,6 +26,7 @@ from projections import (
     truce,
     view,
 )
+from tests.unit import recording
 
 NEGOTIATION = "us-china-trade-2025"
 D = dt.date.fromisoformat
@@ -49,27 +47,9 @@ EXTENSION_ORDER = Source(
 )
 
 
-class Stream:
-    """Appends payloads the way the server does: increasing versions, fresh ids, a ticking clock."""
-
+class Stream(recording.Stream):
     def __init__(self, start: dt.datetime) -> None:
-        self.records: list[Recorded] = []
-        self.clock = start
-
-    def add(self, event: Event, *, at: dt.datetime | None = None) -> str:
-        self.clock = at or self.clock + dt.timedelta(minutes=1)
-        recorded = Recorded(
-            originator_id=stream_id(NEGOTIATION),
-            originator_version=len(self.records) + 1,
-            event_id=str(uuid.uuid4()),
-            negotiation_id=NEGOTIATION,
-            recorded_at=self.clock,
-            recorded_by="editor@parley.test",
-            request_id=str(uuid.uuid4()),
-            event=event,
-        )
-        self.records.append(recorded)
-        return recorded.event_id
+        super().__init__(NEGOTIATION, start)
 
 
 def ieepa(

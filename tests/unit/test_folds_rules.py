@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from events.payloads import (
     ConcessionMade,
@@ -11,7 +10,6 @@ from events.payloads import (
     DeadlineResolved,
     DeadlineSet,
     DemandMade,
-    Event,
     EventCorrected,
     EventRetracted,
     IssueRaised,
@@ -25,7 +23,6 @@ from events.payloads import (
     TruceAgreed,
     TruceEnded,
 )
-from events.records import Recorded, stream_id
 from projections import (
     State,
     TariffDirection,
@@ -40,6 +37,7 @@ from projections import (
     truce,
     view,
 )
+from tests.unit import recording
 
 NEGOTIATION = "rules"
 D = dt.date.fromisoformat
@@ -47,27 +45,9 @@ START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LATER = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
-class Stream:
-    """Appends payloads the way the server does: increasing versions, fresh ids, a ticking clock."""
-
+class Stream(recording.Stream):
     def __init__(self, start: dt.datetime = START) -> None:
-        self.records: list[Recorded] = []
-        self.clock = start
-
-    def add(self, event: Event, *, at: dt.datetime | None = None) -> str:
-        self.clock = at or self.clock + dt.timedelta(minutes=1)
-        recorded = Recorded(
-            originator_id=stream_id(NEGOTIATION),
-            originator_version=len(self.records) + 1,
-            event_id=str(uuid.uuid4()),
-            negotiation_id=NEGOTIATION,
-            recorded_at=self.clock,
-            recorded_by="editor@parley.test",
-            request_id=str(uuid.uuid4()),
-            event=event,
-        )
-        self.records.append(recorded)
-        return recorded.event_id
+        super().__init__(NEGOTIATION, start)
 
     @property
     def state(self) -> State:
