@@ -31,7 +31,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for script
 
 
 def _settings(database: str | None = None, **overrides: object) -> Settings:
-    return Settings.from_env(database_url=database, **overrides)
+    from service.settings import SettingsError
+
+    try:
+        return Settings.from_env(database_url=database, **overrides)
+    except SettingsError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
 
 
 def bootstrap_admin_key(settings: Settings) -> str | None:

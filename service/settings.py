@@ -47,32 +47,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Each field from `PARLEY_<FIELD>` when set and not empty; `overrides` (CLI options) win when not None."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field, cast in (
-            ("database_url", str),
-            ("host", str),
-            ("port", int),
-            ("public_read", lambda v: v.strip().lower() in _TRUE),
-            ("log_format", str),
-            ("log_level", str),
-            ("pool_size", int),
-            ("max_body_bytes", int),
-            ("bootstrap_admin", lambda v: v.strip().lower() in _TRUE),
-            ("run_projections", lambda v: v.strip().lower() in _TRUE),
-            ("min_position_wait", float),
-            ("signing_key", str),
-            ("signing_key_file", str),
-            ("run_webhooks", lambda v: v.strip().lower() in _TRUE),
-            ("webhook_allow_hosts", str),
-            ("webhook_warn_days", str),
-            ("webhook_timeout", float),
-            ("webhook_lease", float),
-            ("checkpoint_every", int),
-            ("checkpoint_hours", float),
-        ):
-            raw = env.get(f"PARLEY_{field.upper()}")
+        for field in msgspec.structs.fields(cls):
+            raw = env.get(env_name(field.name))
             if raw is not None and raw != "":
-                values[field] = cast(raw)
+                values[field.name] = raw.strip().lower() in _TRUE if field.type is bool else raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return msgspec.convert(values, cls)
+        try:
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise SettingsError(f"invalid setting: {error} (from ${env_name(str(error).rsplit('$.', 1)[-1].rstrip('`'))})") from None
+
+
+def env_name(field: str) -> str:
+    return f"PARLEY_{field.upper()}"
+
+
+class SettingsError(ValueError):
+    """A PARLEY_* variable that does not parse."""
