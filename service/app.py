@@ -30,6 +30,7 @@ from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.logs import request_context
 from service.problems import EXCEPTION_HANDLERS
+from service.reads import ReadStore, open_read_sides, read_from_header
 from service.settings import Settings
 from service.signing import Signer
 from service.web import web_router
@@ -44,6 +45,8 @@ def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:
     """The whole service; `resolver` and `connect` let tests see every outbound connection webhooks try."""
+    settings.check_read_database()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log = open_log(settings, clock)
@@ -53,6 +56,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         app.state.signer = Signer.load(settings.signing_key, settings.signing_key_file)
         tables = open_view_tables(log)
         app.state.runners = open_runners(log, tables)
+        app.state.reads = open_read_sides(settings, ReadStore("primary", log, app.state.states, tables), clock)
         app.state.webhooks = open_webhooks(
             log, secret_key=app.state.signer.derive_key("parley webhook secrets"), clock=clock,
             allow_hosts=settings.allow_hosts, warn_days=settings.warn_days, timeout=settings.webhook_timeout, lease_seconds=settings.webhook_lease,
@@ -71,13 +75,14 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             app.state.webhooks.stop()
             for runner in app.state.runners.values():
                 runner.stop()
+            app.state.reads.close()
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 
     app = Litestar(
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, web_router],
         lifespan=[lifespan],
-        middleware=[request_context],
+        middleware=[request_context, read_from_header],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings}),

@@ -30,11 +30,14 @@ DatabaseOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
-def _settings(database: str | None = None, **overrides: object) -> Settings:
+def _settings(database: str | None = None, *, serving: bool = False, **overrides: object) -> Settings:
     from service.settings import SettingsError
 
     try:
-        return Settings.from_env(database_url=database, **overrides)
+        settings = Settings.from_env(database_url=database, **overrides)
+        if serving:
+            settings.check_read_database()
+        return settings
     except SettingsError as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
@@ -67,7 +70,7 @@ def serve(
     from service.app import create_app
     from service.logs import configure_logging
 
-    settings = _settings(database, host=host, port=port)
+    settings = _settings(database, serving=True, host=host, port=port)
     configure_logging(settings.log_format, settings.log_level)
     secret = bootstrap_admin_key(settings) if settings.bootstrap_admin else None
     base = f"http://{settings.host}:{settings.port}"

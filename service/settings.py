@@ -13,6 +13,7 @@ _TRUE = {"1", "true", "yes", "on", "y"}
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = "var/parley.db"
+    read_database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     public_read: bool = False
@@ -43,7 +44,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def is_postgres(self) -> bool:
-        return self.database_url.startswith(("postgresql://", "postgres://"))
+        return _is_postgres(self.database_url)
+
+    def check_read_database(self) -> None:
+        """A read replica needs a PostgreSQL primary and a PostgreSQL URL of its own."""
+        if not self.read_database_url:
+            return
+        if not self.is_postgres:
+            raise SettingsError(
+                "PARLEY_READ_DATABASE_URL needs a PostgreSQL PARLEY_DATABASE_URL: an SQLite file has no read replicas; "
+                "leave PARLEY_READ_DATABASE_URL empty"
+            )
+        if not _is_postgres(self.read_database_url):
+            raise SettingsError("PARLEY_READ_DATABASE_URL must be a postgresql:// URL of a replica of PARLEY_DATABASE_URL")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -59,6 +72,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as error:
             raise SettingsError(f"invalid setting: {error} (from ${env_name(str(error).rsplit('$.', 1)[-1].rstrip('`'))})") from None
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
 
 
 def env_name(field: str) -> str:

@@ -24,6 +24,7 @@ from service.api.common import (
 from service.api.negotiations import Limit
 from service.auth import require
 from service.problems import FieldError, ProblemError
+from service.reads import ReadPosition, ReadStore, read
 from service.signing import Signer
 
 
@@ -93,8 +94,8 @@ class AuditController(Controller):
     @get("/events/{event_id:str}/history", operation_id="getEventHistory",
          summary="An event, then every correction and retraction of it, each with who recorded it and when",
          guards=[require("reader")], responses=problems(404))
-    async def history(self, request: Request[Any, Any, Any], event_id: str) -> History:
-        records = await in_thread(log_of(request).history, event_id.lower())
+    async def history(self, request: Request[Any, Any, Any], event_id: str, min_position: ReadPosition = None) -> History:
+        records = await read(request, lambda r: r.log.history(event_id.lower()), min_position)
         return History(event_id=event_id.lower(), records=[envelope(a) for a in records])
 
     @get("/audit/principals/{name:str}", operation_id="getPrincipalAudit",
@@ -140,6 +141,7 @@ class AuditController(Controller):
         recorded_to: dt.datetime | None = None,
         limit: Limit = 100,
         cursor: str | None = None,
+        min_position: ReadPosition = None,
     ) -> Page:
         start, end = _utc(recorded_from, "recorded_from"), _utc(recorded_to, "recorded_to")
         wanted_source = source.lower() if source else None
@@ -156,12 +158,10 @@ class AuditController(Controller):
                                                {event_source.name.lower(), (event_source.id or "").lower()}))
             )
 
-        log = log_of(request)
-
-        def scan() -> tuple[list[dict[str, Any]], int | None]:
+        def scan(store: ReadStore) -> tuple[list[dict[str, Any]], int | None]:
             after, found = decode_cursor(cursor) or 0, []
             while len(found) < limit:
-                page, more = log.feed(after=after, limit=1000)
+                page, more = store.log.feed(after=after, limit=1000)
                 for item in page:
                     after = item.position
                     if keep(item):
@@ -172,5 +172,5 @@ class AuditController(Controller):
                     return found, None
             return found, after
 
-        items, next_after = await in_thread(scan)
+        items, next_after = await read(request, scan, min_position)
         return Page(items=items, next=encode_cursor(next_after) if next_after is not None else None)

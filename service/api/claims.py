@@ -11,19 +11,19 @@ from litestar.params import Parameter
 from projections.claims import CLAIM_STATUSES, ClaimStatus, claims
 from projections.live import LiveStates
 from projections.state import view
-from service.api.common import Page, decode_cursor, in_thread, problems
+from service.api.common import Page, decode_cursor, problems
 from service.api.negotiations import Limit
 from service.api.state import (
     AsOf,
     KnownAt,
     MinPosition,
-    live_states,
     moment,
     world_key,
     world_page,
 )
 from service.auth import require
 from service.problems import FieldError, ProblemError
+from service.reads import read
 
 
 def _status(value: str | None) -> ClaimStatus | None:
@@ -76,4 +76,4 @@ class ClaimController(Controller):
         wanted = _status(status)
         after = decode_cursor(cursor)
         day, at = await moment(request, as_of, known_at, min_position)
-        return await in_thread(_claims, live_states(request), negotiation_id, day, at, wanted, after, limit)
+        return await read(request, lambda r: _claims(r.states, negotiation_id, day, at, wanted, after, limit), min_position)

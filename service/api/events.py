@@ -7,16 +7,10 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from service.api.common import (
-    Page,
-    decode_cursor,
-    encode_cursor,
-    in_thread,
-    log_of,
-    problems,
-)
+from service.api.common import Page, decode_cursor, encode_cursor, problems
 from service.api.negotiations import Limit, with_corrections
 from service.auth import require
+from service.reads import ReadPosition, ReadStore, read
 
 
 class EventController(Controller):
@@ -30,14 +24,16 @@ class EventController(Controller):
         after: Annotated[int, Parameter(ge=0, le=2**62, description="Return events after this position.")] = 0,
         limit: Limit = 100,
         cursor: str | None = None,
+        min_position: ReadPosition = None,
     ) -> Page:
         start = decode_cursor(cursor)
-        log = log_of(request)
-        items, more = await in_thread(log.feed, after=start if start is not None else after, limit=limit)
-        return Page(items=await in_thread(with_corrections, log, items), next=encode_cursor(more) if more else None)
+
+        def page(store: ReadStore) -> Page:
+            items, more = store.log.feed(after=start if start is not None else after, limit=limit)
+            return Page(items=with_corrections(store.log, items), next=encode_cursor(more) if more else None)
+
+        return await read(request, page, min_position)
 
     @get("/{event_id:str}", operation_id="getEvent", summary="One event, with what corrected or retracted it", guards=[require("reader")], responses=problems(404))
-    async def get_event(self, request: Request[Any, Any, Any], event_id: str) -> dict[str, Any]:
-        log = log_of(request)
-        appended = await in_thread(log.event, event_id.lower())
-        return (await in_thread(with_corrections, log, [appended]))[0]
+    async def get_event(self, request: Request[Any, Any, Any], event_id: str, min_position: ReadPosition = None) -> dict[str, Any]:
+        return await read(request, lambda r: with_corrections(r.log, [r.log.event(event_id.lower())])[0], min_position)

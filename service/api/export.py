@@ -26,6 +26,7 @@ from service.exports import (
     rendered,
 )
 from service.problems import FieldError, ProblemError
+from service.reads import ReadPosition, read
 
 # Stored events read per query, and JSON lines sent per chunk.
 PAGE = 500
@@ -167,11 +168,12 @@ class ExportController(Controller):
         format: FormatParam = "jsonl",  # noqa: A002 - the API's own name
         history: HistoryParam = "current",
         known_at: KnownAt = None,
+        min_position: ReadPosition = None,
     ) -> Stream:
         fmt: Format = choice(format, FORMATS, "format")  # type: ignore[assignment]
         full = choice(history, HISTORIES, "history") == "full"
         at = _known_at(request, known_at)
-        made = await in_thread(export, log_of(request), request.app.state.states, negotiation_id, fmt, known_at=at, history=full)
+        made = await read(request, lambda r: export(r.log, r.states, negotiation_id, fmt, known_at=at, history=full), min_position)
         return _streamed(made, "attachment")
 
     @get(
@@ -194,5 +196,5 @@ class ExportController(Controller):
     ) -> Stream:
         del key  # read by the guard
         at = _known_at(request, known_at)
-        made = await in_thread(export, log_of(request), request.app.state.states, negotiation_id, "ics", known_at=at)
+        made = await read(request, lambda r: export(r.log, r.states, negotiation_id, "ics", known_at=at))
         return _streamed(made, "inline")

@@ -40,6 +40,7 @@ from service.api.common import (
 )
 from service.auth import require
 from service.problems import FieldError, ProblemError, field_errors, invalid
+from service.reads import ReadPosition, ReadStore, read
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size, at most 1,000.")]
 Version = Annotated[int, Parameter(ge=0, le=2**62)]
@@ -176,10 +177,10 @@ class NegotiationController(Controller):
 
     @get("/", operation_id="listNegotiations", summary="List negotiations", guards=[require("reader")], responses=problems())
     async def list_negotiations(
-        self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None
+        self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None, min_position: ReadPosition = None
     ) -> Page:
         after = decode_cursor(cursor) or 0
-        found, more = await in_thread(log_of(request).negotiations, after=after, limit=limit)
+        found, more = await read(request, lambda r: r.log.negotiations(after=after, limit=limit), min_position)
         return Page(items=[negotiation_out(state) for _, state in found], next=encode_cursor(more) if more else None)
 
     @get(
@@ -189,8 +190,10 @@ class NegotiationController(Controller):
         guards=[require("reader")],
         responses=problems(404),
     )
-    async def get_negotiation(self, request: Request[Any, Any, Any], negotiation_id: str) -> Response[NegotiationOut]:
-        state = await in_thread(log_of(request).negotiation, negotiation_id)
+    async def get_negotiation(
+        self, request: Request[Any, Any, Any], negotiation_id: str, min_position: ReadPosition = None
+    ) -> Response[NegotiationOut]:
+        state = await read(request, lambda r: r.log.negotiation(negotiation_id), min_position)
         return Response(negotiation_out(state), headers={"ETag": f'"{state.version}"'})
 
     @post(
@@ -244,6 +247,7 @@ class NegotiationController(Controller):
         after_version: Version = 0,
         limit: Limit = 100,
         cursor: str | None = None,
+        min_position: ReadPosition = None,
     ) -> Page:
         types = set(type.split(",")) if type else None
         after = decode_cursor(cursor)
@@ -257,11 +261,12 @@ class NegotiationController(Controller):
                 and (occurred_to is None or event.occurred_on <= occurred_to)
             )
 
-        log = log_of(request)
-        items, more = await in_thread(
-            log.stream, negotiation_id, after_version=after if after is not None else after_version, limit=limit, match=match
-        )
-        return Page(items=await in_thread(with_corrections, log, items), next=encode_cursor(more) if more else None)
+        def page(store: ReadStore) -> Page:
+            start = after if after is not None else after_version
+            items, more = store.log.stream(negotiation_id, after_version=start, limit=limit, match=match)
+            return Page(items=with_corrections(store.log, items), next=encode_cursor(more) if more else None)
+
+        return await read(request, page, min_position)
 
 
 def with_corrections(log: Any, items: list[Appended]) -> list[dict[str, Any]]:

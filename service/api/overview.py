@@ -9,12 +9,13 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from projections.runner import ViewRunner
+from projections.runner import ViewRunner, ViewTables
 from projections.views import DEADLINES, MEASURES, ViewSpec
 from service.api.common import Page, decode_cursor, encode_cursor, in_thread, problems
 from service.api.negotiations import Limit
 from service.auth import require
 from service.problems import FieldError, ProblemError
+from service.reads import replica_view
 
 MinPosition = Annotated[
     int | None,
@@ -34,6 +35,12 @@ async def _view_at(request: Request[Any, Any, Any], spec: ViewSpec, min_position
             {"Retry-After": "1"},
         )
     return runner
+
+
+async def _view_tables(request: Request[Any, Any, Any], spec: ViewSpec, min_position: int | None) -> ViewTables:
+    """The replica's copy of the view when it can answer (see service/reads.py), else the primary's runner's."""
+    tables = await replica_view(request, spec, min_position)
+    return tables if tables is not None else (await _view_at(request, spec, min_position)).tables
 
 
 def _page(rows: list[dict[str, Any]], offset: int, limit: int) -> Page:
@@ -67,7 +74,7 @@ class OverviewController(Controller):
         limit: Limit = 100,
         cursor: str | None = None,
     ) -> Page:
-        runner = await _view_at(request, DEADLINES, min_position)
+        tables = await _view_tables(request, DEADLINES, min_position)
         where, params = [], []
         if due_after:
             where.append("due_on > ?")
@@ -78,7 +85,7 @@ class OverviewController(Controller):
         if negotiation:
             where.append("negotiation_id = ?")
             params.append(negotiation)
-        rows = await in_thread(runner.tables.rows, DEADLINES, " AND ".join(where), params, "due_on, negotiation_id, deadline_id")
+        rows = await in_thread(tables.rows, DEADLINES, " AND ".join(where), params, "due_on, negotiation_id, deadline_id")
         today = dt.datetime.now(dt.UTC).date()
         for row in rows:
             due = dt.date.fromisoformat(row["due_on"])
@@ -105,7 +112,7 @@ class OverviewController(Controller):
         limit: Limit = 100,
         cursor: str | None = None,
     ) -> Page:
-        runner = await _view_at(request, MEASURES, min_position)
+        tables = await _view_tables(request, MEASURES, min_position)
         where, params = [], []
         for column, value in (("imposed_by", imposed_by), ("applies_to", applies_to), ("kind", kind), ("negotiation_id", negotiation)):
             if value is not None:
@@ -114,7 +121,7 @@ class OverviewController(Controller):
         if in_force is not None:
             where.append("in_force = ?")
             params.append(int(in_force))
-        rows = await in_thread(runner.tables.rows, MEASURES, " AND ".join(where), params, "negotiation_id, imposed_by, applies_to, measure_id")
+        rows = await in_thread(tables.rows, MEASURES, " AND ".join(where), params, "negotiation_id, imposed_by, applies_to, measure_id")
         for row in rows:
             row["in_force"] = bool(row["in_force"])
         return _page([_decoded(r) for r in rows], decode_cursor(cursor) or 0, limit)

@@ -27,6 +27,7 @@ from service.api.common import (
 from service.api.negotiations import Limit
 from service.auth import require
 from service.problems import FieldError, ProblemError
+from service.reads import read
 
 SourceKind = Literal["official", "wire", "newspaper", "analyst", "social", "other"]
 
@@ -216,7 +217,7 @@ class SourceController(Controller):
 
     @get("/", operation_id="listSources", summary="Registered sources by id", guards=[require("reader")], responses=problems())
     async def list_sources(self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None) -> Page:
-        found = await in_thread(registry_of(request).list, after=_after(cursor), limit=limit + 1)
+        found = await read(request, lambda r: SourceRegistry(r.log).list(after=_after(cursor), limit=limit + 1))
         page = found[:limit]
         return Page(items=page, next=_cursor(page[-1].id) if len(found) > limit else None)
 
@@ -224,4 +225,4 @@ class SourceController(Controller):
         "/{source_id:str}", operation_id="getSource", summary="One registered source", guards=[require("reader")], responses=problems(404)
     )
     async def get_source(self, request: Request[Any, Any, Any], source_id: str) -> SourceRecord:
-        return await in_thread(registry_of(request).get, source_id)
+        return await read(request, lambda r: SourceRegistry(r.log).get(source_id))

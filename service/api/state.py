@@ -51,6 +51,7 @@ from service.api.sources import (
 )
 from service.auth import require
 from service.problems import FieldError, ProblemError
+from service.reads import read
 
 AsOf = Annotated[str | None, Parameter(description="World date YYYY-MM-DD; default today (UTC).")]
 KnownAt = Annotated[
@@ -168,10 +169,6 @@ async def moment(
 
 
 # --- reading the state -----------------------------------------------------------------------
-
-
-def live_states(request: Request[Any, Any, Any]) -> LiveStates:
-    return request.app.state.states
 
 
 def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
@@ -445,7 +442,7 @@ class StateController(Controller):
         legal_basis: LegalBasis = None,
     ) -> StateOut:
         day, at = await moment(request, as_of, known_at, min_position)
-        return await in_thread(_state, live_states(request), log_of(request), negotiation_id, day, at, legal_basis)
+        return await read(request, lambda r: _state(r.states, r.log, negotiation_id, day, at, legal_basis), min_position)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -472,7 +469,7 @@ class StateController(Controller):
                 [FieldError("part", f"must be one of {allowed}")],
             )
         day, at = await moment(request, as_of, known_at, min_position)
-        return await in_thread(_part, live_states(request), log_of(request), negotiation_id, part, day, at, legal_basis)
+        return await read(request, lambda r: _part(r.states, r.log, negotiation_id, part, day, at, legal_basis), min_position)
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -497,7 +494,7 @@ class StateController(Controller):
         after = decode_cursor(cursor)
         day, at = await moment(request, as_of, known_at, min_position)
         filters = {"speaker": speaker, "party": party, "topic": topic}
-        return await in_thread(_statements, live_states(request), negotiation_id, day, at, filters, after, limit)
+        return await read(request, lambda r: _statements(r.states, negotiation_id, day, at, filters, after, limit), min_position)
 
     @get(
         "/{negotiation_id:str}/timeline",
@@ -521,8 +518,8 @@ class StateController(Controller):
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)
         now = await _now(request, min_position)
-        return await in_thread(
-            _timeline, live_states(request), log_of(request), negotiation_id, start, end, at or now, after, limit
+        return await read(
+            request, lambda r: _timeline(r.states, r.log, negotiation_id, start, end, at or now, after, limit), min_position
         )
 
     @get(
@@ -552,4 +549,4 @@ class StateController(Controller):
         moments = _diff_moments(given)
         now = await _now(request, min_position)
         before, after = ((day or now.date(), at or now) for day, at in moments)
-        return await in_thread(_diff, live_states(request), log_of(request), negotiation_id, before, after, legal_basis)
+        return await read(request, lambda r: _diff(r.states, r.log, negotiation_id, before, after, legal_basis), min_position)

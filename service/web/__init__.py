@@ -26,12 +26,12 @@ from service.api.state import (
     WorldFrom,
     WorldTo,
     _now,
-    live_states,
     parse_date,
     parse_timestamp,
 )
 from service.auth import require
 from service.problems import FieldError, Problem, ProblemError
+from service.reads import ReadStore, read
 from service.web.chart import (
     MAX_DAYS,
     chart_data,
@@ -123,8 +123,8 @@ async def _chart(
     if start and end and end < start:
         raise ProblemError(400, "Bad request", "to: must be on or after from", [FieldError("to", "must be on or after from")])
 
-    def build() -> Any:
-        state = live_states(request).state(negotiation_id)
+    def build(store: ReadStore) -> Any:
+        state = store.states.state(negotiation_id)
         data = chart_data(state, at, title=_title(state), start=start, end=end, legal_basis=legal_basis)
         if (data.end - data.start).days > MAX_DAYS:
             raise ProblemError(
@@ -133,7 +133,7 @@ async def _chart(
             )
         return tariff_chart(data, width, height)
 
-    return await in_thread(build)
+    return await read(request, build)
 
 
 class ChartController(Controller):

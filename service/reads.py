@@ -1,0 +1,196 @@
+"""Where queries read: a PostgreSQL read replica when one is configured, the primary otherwise.
+
+The rule: a query reads the replica, unless it names a `min_position` the replica has not
+reached yet (its log head; for a persisted view, that view's tracking position on the replica),
+and then the primary answers at once. Something the replica has not got yet (a negotiation,
+an event or a source it does not know) is asked of the primary before a 404. Writes,
+idempotency, keys, webhooks and the audit chain never come here: they use the primary log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
+
+import structlog
+from litestar import Request
+from litestar.params import Parameter
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from events.application import Clock, ParleyLog, store_env
+from events.errors import (
+    EventNotFoundError,
+    NegotiationNotFoundError,
+    StoreUnavailableError,
+)
+from projections.live import LiveStates
+from projections.runner import ViewTables, open_view_tables
+from projections.views import ViewSpec
+from service.api.common import in_thread
+from service.problems import FieldError, ProblemError
+from service.settings import Settings
+
+T = TypeVar("T")
+Side = Literal["primary", "replica"]
+READ_FROM_HEADER = "X-Parley-Read-From"
+
+ReadPosition = Annotated[
+    int | None,
+    Parameter(
+        ge=0, le=2**62,
+        description="Read your writes: answer from a store that includes this position (a write's `position`); "
+        "the read replica when it has reached it, else the primary.",
+    ),
+]
+
+
+class ReplicaWriteError(RuntimeError):
+    """Something tried to write through the read replica: a bug, never a client's fault."""
+
+
+class ReplicaLog(ParleyLog):
+    """A ParleyLog over a read replica: it reads, creates no tables and refuses every write."""
+
+    name = "Parley"  # the same tables as the primary's (the library names them after the application)
+
+    def __init__(self, database_url: str, *, pool_size: int, clock: Clock) -> None:
+        super().__init__({**store_env(database_url, pool_size=pool_size), "CREATE_TABLE": "n"}, clock=clock)
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        raise ReplicaWriteError("the read replica's log does not write")
+
+    def record(self, *args: Any, **kwargs: Any) -> Any:
+        raise ReplicaWriteError("the read replica's log does not write")
+
+    def run(self, statement: str, params: Sequence[Any] = (), *, commit: bool = False) -> list[dict[str, Any]]:
+        if commit:
+            raise ReplicaWriteError("the read replica's log does not write")
+        return super().run(statement, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadStore:
+    """One database queries can read: its log, the live states folded from it, its view tables."""
+
+    side: Side
+    log: ParleyLog
+    states: LiveStates
+    tables: ViewTables
+
+
+class ReadSides:
+    """The primary and, when configured, its read replica; picks the one a request reads."""
+
+    def __init__(self, primary: ReadStore, replica: ReadStore | None = None) -> None:
+        self.primary = primary
+        self.replica = replica
+
+    @property
+    def default(self) -> ReadStore:
+        return self.replica or self.primary
+
+    def for_position(self, min_position: int | None) -> ReadStore:
+        """The replica, unless the request needs a position the replica has not reached."""
+        if self.replica is None or min_position is None:
+            return self.default
+        return self.replica if self.replica.log.head() >= min_position else self.primary
+
+    def for_view(self, spec: ViewSpec, min_position: int | None) -> ReadStore | None:
+        """The replica when its copy of the view includes `min_position`; None: the primary's runner must answer."""
+        if self.replica is None:
+            return None
+        if min_position is None or self.replica.tables.position(spec) >= min_position:
+            return self.replica
+        return None
+
+    def close(self) -> None:
+        if self.replica is not None:
+            self.replica.tables.datastore.close()  # type: ignore[attr-defined]
+            self.replica.log.close()
+
+
+def open_read_sides(settings: Settings, primary: ReadStore, clock: Clock) -> ReadSides:
+    """The replica's log and view tables, when PARLEY_READ_DATABASE_URL names one."""
+    if not settings.read_database_url:
+        return ReadSides(primary)
+    log = ReplicaLog(settings.read_database_url, pool_size=settings.pool_size, clock=clock)
+    replica = ReadStore("replica", log, LiveStates(log), open_view_tables(log))
+    logger = structlog.get_logger("parley.reads")
+    try:
+        logger.info("read_replica", head=log.head(), primary_head=primary.log.head())
+    except StoreUnavailableError as error:
+        # Not fatal: writes do not need it, and reads answer 503 until it is back.
+        logger.warning("read_replica_unavailable", error=str(error))
+    return ReadSides(primary, replica)
+
+
+# --- per request -------------------------------------------------------------------------------
+
+
+def _sides(request: Request[Any, Any, Any]) -> ReadSides:
+    return request.app.state.reads
+
+
+def _mark(request: Request[Any, Any, Any], store: ReadStore) -> None:
+    request.scope["state"]["read_from"] = store.side
+
+
+def _missing(error: Exception) -> bool:
+    return isinstance(error, NegotiationNotFoundError | EventNotFoundError) or (
+        isinstance(error, ProblemError) and error.status == 404
+    )
+
+
+async def _require_recorded(store: ReadStore, min_position: int) -> None:
+    """A position the primary has not reached was never answered to any write."""
+    head = await in_thread(store.log.head)
+    if min_position > head:
+        raise ProblemError(
+            422, "Position not recorded", f"no write has been answered with position {min_position}; the latest is {head}",
+            [FieldError("min_position", f"is beyond the latest recorded position ({head})")],
+        )
+
+
+async def read(request: Request[Any, Any, Any], work: Callable[[ReadStore], T], min_position: int | None = None) -> T:
+    """Run `work` on the store this request reads; what the replica does not have yet is asked of the primary."""
+    sides = _sides(request)
+    store = sides.default if min_position is None else await in_thread(sides.for_position, min_position)
+    if min_position is not None and store is sides.primary:
+        await _require_recorded(store, min_position)
+    _mark(request, store)
+    try:
+        return await in_thread(work, store)
+    except (NegotiationNotFoundError, EventNotFoundError, ProblemError) as error:
+        if store is sides.primary or not _missing(error):
+            raise
+    _mark(request, sides.primary)
+    return await in_thread(work, sides.primary)
+
+
+async def replica_view(request: Request[Any, Any, Any], spec: ViewSpec, min_position: int | None) -> ViewTables | None:
+    """The replica's tables of this view when they can answer; None: ask the primary's runner."""
+    sides = _sides(request)
+    store = await in_thread(sides.for_view, spec, min_position) if sides.replica is not None else None
+    _mark(request, store or sides.primary)
+    return store.tables if store is not None else None
+
+
+def read_from_header(app: ASGIApp) -> ASGIApp:
+    """Say which store answered a query (`X-Parley-Read-From: replica|primary`), for tests and operators."""
+    name = READ_FROM_HEADER.lower().encode()
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+
+        async def send_with_side(message: Message) -> None:
+            if message["type"] == "http.response.start" and (side := state.get("read_from")):
+                message["headers"] = [*message.get("headers", []), (name, side.encode())]
+            await send(message)
+
+        await app(scope, receive, send_with_side)
+
+    return middleware
