@@ -293,6 +293,11 @@ class ParleyLog(Application):
         found = [(row.position, self.negotiation(self._decode(row).negotiation_id)) for row in rows]
         return found, (rows[-1].position if len(rows) == limit else None)
 
+    def recorded_after(self, negotiation_id: str, version: int | None) -> list[Recorded]:
+        """The negotiation's records after `version` (all of them for None), in version order."""
+        with _translated_store_errors():
+            return list(self.events.get(stream_id(negotiation_id), gt=version))  # type: ignore[arg-type]
+
     def stream(
         self,
         negotiation_id: str,

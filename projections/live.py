@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 from events.application import ParleyLog
 from events.errors import NegotiationNotFoundError
-from events.records import Recorded, stream_id
 from projections.state import State, fold
 
 
@@ -34,9 +33,7 @@ class LiveStates:
             raise NegotiationNotFoundError(negotiation_id)  # system streams are not negotiations
         with self._lock(negotiation_id):
             cached = self._states.get(negotiation_id)
-            newer: Iterator[Recorded] = self._log.events.get(  # type: ignore[assignment]
-                stream_id(negotiation_id), gt=cached.version if cached else None
-            )
+            newer = self._log.recorded_after(negotiation_id, cached.version if cached else None)
             state = fold(newer, cached)
             if state.size == 0:
                 raise NegotiationNotFoundError(negotiation_id)

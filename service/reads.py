@@ -10,10 +10,13 @@ idempotency, keys, webhooks and the audit chain never come here: they use the pr
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
+from eventsourcing.persistence import PersistenceError
 from litestar import Request
 from litestar.params import Parameter
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +37,7 @@ from service.settings import Settings
 T = TypeVar("T")
 Side = Literal["primary", "replica"]
 READ_FROM_HEADER = "X-Parley-Read-From"
+RETRY_OPEN_SECONDS = 1.0
 
 ReadPosition = Annotated[
     int | None,
@@ -55,7 +59,13 @@ class ReplicaLog(ParleyLog):
     name = "Parley"  # the same tables as the primary's (the library names them after the application)
 
     def __init__(self, database_url: str, *, pool_size: int, clock: Clock) -> None:
-        super().__init__({**store_env(database_url, pool_size=pool_size), "CREATE_TABLE": "n"}, clock=clock)
+        try:
+            super().__init__({**store_env(database_url, pool_size=pool_size), "CREATE_TABLE": "n"}, clock=clock)
+        except (PersistenceError, OSError):
+            # the recorder connects while it is built; do not leave its pool retrying behind us
+            if hasattr(self, "factory"):
+                self.factory.close()
+            raise
 
     def save(self, *args: Any, **kwargs: Any) -> Any:
         raise ReplicaWriteError("the read replica's log does not write")
@@ -78,51 +88,91 @@ class ReadStore:
     states: LiveStates
     tables: ViewTables
 
+    def close(self) -> None:
+        self.tables.datastore.close()  # type: ignore[attr-defined]
+        self.log.close()
+
+
+def open_replica(settings: Settings, clock: Clock) -> ReadStore:
+    log = ReplicaLog(settings.read_database_url, pool_size=settings.pool_size, clock=clock)
+    try:
+        return ReadStore("replica", log, LiveStates(log), open_view_tables(log))
+    except (PersistenceError, OSError):
+        log.close()
+        raise
+
 
 class ReadSides:
-    """The primary and, when configured, its read replica; picks the one a request reads."""
+    """The primary and, when configured, its read replica; picks the store a request reads.
 
-    def __init__(self, primary: ReadStore, replica: ReadStore | None = None) -> None:
+    The replica is opened on first use, so an API whose replica is down starts and writes; its
+    replica reads answer 503 until the replica can be reached (tried again at most once a second).
+    """
+
+    def __init__(self, primary: ReadStore, open_replica: Callable[[], ReadStore] | None = None) -> None:
         self.primary = primary
-        self.replica = replica
+        self._open_replica = open_replica
+        self._replica: ReadStore | None = None
+        self._failed_at = -float("inf")
+        self._failure = ""
+        self._guard = threading.Lock()
 
     @property
-    def default(self) -> ReadStore:
-        return self.replica or self.primary
+    def has_replica(self) -> bool:
+        return self._open_replica is not None
+
+    def replica(self) -> ReadStore:
+        """The replica's store; StoreUnavailableError while it cannot be opened."""
+        assert self._open_replica is not None, "no read replica is configured"
+        with self._guard:
+            if self._replica is not None:
+                return self._replica
+            if time.monotonic() - self._failed_at < RETRY_OPEN_SECONDS:
+                raise StoreUnavailableError(f"the read replica cannot be reached: {self._failure}")
+            try:
+                self._replica = self._open_replica()
+            except (PersistenceError, OSError) as error:
+                self._failed_at, self._failure = time.monotonic(), str(error)
+                raise StoreUnavailableError(f"the read replica cannot be reached: {error}") from error
+            return self._replica
 
     def for_position(self, min_position: int | None) -> ReadStore:
         """The replica, unless the request needs a position the replica has not reached."""
-        if self.replica is None or min_position is None:
-            return self.default
-        return self.replica if self.replica.log.head() >= min_position else self.primary
+        if not self.has_replica:
+            return self.primary
+        replica = self.replica()
+        if min_position is None or replica.log.head() >= min_position:
+            return replica
+        return self.primary
 
     def for_view(self, spec: ViewSpec, min_position: int | None) -> ReadStore | None:
         """The replica when its copy of the view includes `min_position`; None: the primary's runner must answer."""
-        if self.replica is None:
+        if not self.has_replica:
             return None
-        if min_position is None or self.replica.tables.position(spec) >= min_position:
-            return self.replica
+        replica = self.replica()
+        if min_position is None or replica.tables.position(spec) >= min_position:
+            return replica
         return None
 
     def close(self) -> None:
-        if self.replica is not None:
-            self.replica.tables.datastore.close()  # type: ignore[attr-defined]
-            self.replica.log.close()
+        with self._guard:
+            if self._replica is not None:
+                self._replica.close()
+                self._replica = None
 
 
 def open_read_sides(settings: Settings, primary: ReadStore, clock: Clock) -> ReadSides:
-    """The replica's log and view tables, when PARLEY_READ_DATABASE_URL names one."""
+    """The read sides for these settings; the replica (PARLEY_READ_DATABASE_URL) is tried at once and logged."""
     if not settings.read_database_url:
         return ReadSides(primary)
-    log = ReplicaLog(settings.read_database_url, pool_size=settings.pool_size, clock=clock)
-    replica = ReadStore("replica", log, LiveStates(log), open_view_tables(log))
+    sides = ReadSides(primary, lambda: open_replica(settings, clock))
     logger = structlog.get_logger("parley.reads")
     try:
-        logger.info("read_replica", head=log.head(), primary_head=primary.log.head())
+        logger.info("read_replica", head=sides.replica().log.head(), primary_head=primary.log.head())
     except StoreUnavailableError as error:
-        # Not fatal: writes do not need it, and reads answer 503 until it is back.
+        # Not fatal: writes do not need it, and its reads answer 503 until it is back.
         logger.warning("read_replica_unavailable", error=str(error))
-    return ReadSides(primary, replica)
+    return sides
 
 
 # --- per request -------------------------------------------------------------------------------
@@ -132,8 +182,8 @@ def _sides(request: Request[Any, Any, Any]) -> ReadSides:
     return request.app.state.reads
 
 
-def _mark(request: Request[Any, Any, Any], store: ReadStore) -> None:
-    request.scope["state"]["read_from"] = store.side
+def _mark(request: Request[Any, Any, Any], side: Side) -> None:
+    request.scope["state"]["read_from"] = side
 
 
 def _missing(error: Exception) -> bool:
@@ -155,24 +205,26 @@ async def _require_recorded(store: ReadStore, min_position: int) -> None:
 async def read(request: Request[Any, Any, Any], work: Callable[[ReadStore], T], min_position: int | None = None) -> T:
     """Run `work` on the store this request reads; what the replica does not have yet is asked of the primary."""
     sides = _sides(request)
-    store = sides.default if min_position is None else await in_thread(sides.for_position, min_position)
+    _mark(request, "replica" if sides.has_replica else "primary")  # what failed, if picking fails
+    store = await in_thread(sides.for_position, min_position) if sides.has_replica else sides.primary
     if min_position is not None and store is sides.primary:
         await _require_recorded(store, min_position)
-    _mark(request, store)
+    _mark(request, store.side)
     try:
         return await in_thread(work, store)
     except (NegotiationNotFoundError, EventNotFoundError, ProblemError) as error:
         if store is sides.primary or not _missing(error):
             raise
-    _mark(request, sides.primary)
+    _mark(request, "primary")
     return await in_thread(work, sides.primary)
 
 
 async def replica_view(request: Request[Any, Any, Any], spec: ViewSpec, min_position: int | None) -> ViewTables | None:
     """The replica's tables of this view when they can answer; None: ask the primary's runner."""
     sides = _sides(request)
-    store = await in_thread(sides.for_view, spec, min_position) if sides.replica is not None else None
-    _mark(request, store or sides.primary)
+    _mark(request, "replica" if sides.has_replica else "primary")
+    store = await in_thread(sides.for_view, spec, min_position) if sides.has_replica else None
+    _mark(request, store.side if store is not None else "primary")
     return store.tables if store is not None else None
 
 

@@ -23,6 +23,8 @@ import pytest
 from litestar.testing import TestClient
 
 from service.app import create_app
+from service.process import free_port
+from service.reads import ReplicaWriteError
 from service.settings import Settings, SettingsError
 from tests.api.conftest import deadline, measure
 from tests.conftest import POSTGRES_URL, _postgres_reachable, reset_postgres
@@ -75,14 +77,17 @@ def _freeze_copy(primary_url: str, replica: str) -> None:
     admin = _with_database(primary_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{replica}" WITH (FORCE)')
-        deadline_at = time.monotonic() + 20
-        while True:  # the app's pools may take a moment to let go of the template
+        deadline_at = time.monotonic() + 60
+        while True:  # the stopped app's threads may take a moment to let go of the template
             try:
                 conn.execute(f'CREATE DATABASE "{replica}" TEMPLATE "{_database_of(primary_url)}"')
                 break
             except psycopg.errors.ObjectInUse:
                 if time.monotonic() > deadline_at:
-                    raise
+                    sessions = conn.execute(
+                        "SELECT application_name, state, query FROM pg_stat_activity WHERE datname = %s", (_database_of(primary_url),)
+                    ).fetchall()
+                    raise AssertionError(f"connections still open on the primary: {sessions}") from None
                 time.sleep(0.2)
         conn.execute(f'ALTER DATABASE "{replica}" SET default_transaction_read_only = on')
 
@@ -218,6 +223,9 @@ def test_writes_keys_and_audit_stay_on_the_primary(lagging: Lagging) -> None:
     assert api.client.delete(f"/v1/keys/{reader['id']}", headers={"Authorization": f"Bearer {api.key}"}).status_code == 200
     assert api.client.get("/v1/events", headers={"Authorization": f"Bearer {reader['key']}"}).status_code == 401
 
+    with psycopg.connect(lagging.replica_url) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("INSERT INTO parley_sources (id, name, kind, created_at, created_by) VALUES ('x', 'x', 'x', 'x', 'x')")
+
     verified = api.get("/v1/audit/verify").json()
     assert verified["ok"] and verified["head_position"] > lagging.frozen_at
     assert lagging.replica_count("SELECT COUNT(*) FROM parley_events") == before
@@ -228,6 +236,18 @@ def test_a_min_position_no_write_was_answered_is_refused_against_the_primary(lag
     response = lagging.api.get("/v1/negotiations/talks/events", min_position=10**9)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "min_position"
+
+
+def test_an_unreachable_replica_fails_its_reads_with_503_and_leaves_writes_alone(primary_url: str, tmp_path: Path) -> None:
+    parts = urlsplit(primary_url)
+    closed = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{free_port()}"))  # nobody listens there
+    settings = Settings(database_url=primary_url, read_database_url=closed, signing_key_file=str(tmp_path / "k"))
+    with _served(settings) as api:
+        position = api.post("/v1/negotiations", {"id": "talks", "title": "Talks", "parties": ["US", "CN"]}).json()["position"]
+        state = api.get("/v1/negotiations/talks/state")
+        assert (state.status_code, state.headers[READ_FROM], state.headers["retry-after"]) == (503, "replica", "2")
+        assert api.get("/v1/negotiations/talks/state", min_position=position).status_code == 503  # the replica's head is unknown
+        assert api.get("/v1/audit/verify").json()["ok"]
 
 
 def test_the_primary_as_its_own_replica_serves_a_normal_flow(primary_url: str, tmp_path: Path) -> None:
@@ -255,6 +275,11 @@ def test_the_primary_as_its_own_replica_serves_a_normal_flow(primary_url: str, t
         assert diff.status_code == 200 and diff.json()["changes"]
         assert api.get("/v1/negotiations/talks/export", format="ics", min_position=position).status_code == 200
         assert api.get("/v1/audit/verify").json()["ok"]
+        replica = api.client.app.state.reads.replica()
+        with pytest.raises(ReplicaWriteError):
+            replica.log.record("talks", [], principal="test", request_id="test")
+        with pytest.raises(ReplicaWriteError):
+            replica.log.run("DELETE FROM parley_sources", commit=True)
 
 
 def test_a_read_replica_beside_an_sqlite_store_is_refused_at_start(tmp_path: Path) -> None:
