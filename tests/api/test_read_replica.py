@@ -114,7 +114,7 @@ class Lagging:
 def lagging(primary_url: str, tmp_path: Path) -> Iterator[Lagging]:
     replica = f"{_database_of(primary_url)}_replica"
     replica_url = _with_database(primary_url, replica)
-    settings = Settings(database_url=primary_url, signing_key_file=str(tmp_path / "signing.key"), min_position_wait=10)
+    settings = Settings(database_url=primary_url, signing_key_file=str(tmp_path / "signing.key"), min_position_wait=10, pool_size=2)
     with _served(settings) as api:
         api.post("/v1/negotiations", {"id": "talks", "title": "Talks", "parties": ["US", "CN"]})
         written = api.post("/v1/negotiations/talks/events", {"events": [deadline("truce-expiry", "2031-08-12"), measure("old-rate", 10)]})
@@ -241,7 +241,7 @@ def test_a_min_position_no_write_was_answered_is_refused_against_the_primary(lag
 def test_an_unreachable_replica_fails_its_reads_with_503_and_leaves_writes_alone(primary_url: str, tmp_path: Path) -> None:
     parts = urlsplit(primary_url)
     closed = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{free_port()}"))  # nobody listens there
-    settings = Settings(database_url=primary_url, read_database_url=closed, signing_key_file=str(tmp_path / "k"))
+    settings = Settings(database_url=primary_url, read_database_url=closed, signing_key_file=str(tmp_path / "k"), pool_size=2)
     with _served(settings) as api:
         position = api.post("/v1/negotiations", {"id": "talks", "title": "Talks", "parties": ["US", "CN"]}).json()["position"]
         state = api.get("/v1/negotiations/talks/state")
@@ -251,7 +251,7 @@ def test_an_unreachable_replica_fails_its_reads_with_503_and_leaves_writes_alone
 
 
 def test_the_primary_as_its_own_replica_serves_a_normal_flow(primary_url: str, tmp_path: Path) -> None:
-    settings = Settings(database_url=primary_url, read_database_url=primary_url, signing_key_file=str(tmp_path / "k"))
+    settings = Settings(database_url=primary_url, read_database_url=primary_url, signing_key_file=str(tmp_path / "k"), pool_size=2)
     with _served(settings) as api:
         api.post("/v1/negotiations", {"id": "talks", "title": "Talks", "parties": ["US", "CN"]})
         position = api.post("/v1/negotiations/talks/events", {"events": [deadline(), measure()]}).json()["position"]
