@@ -44,8 +44,10 @@ def served_app(database_url: str, tmp_path: Any, clock: Any, **settings: Any) ->
     """An app with these settings and an admin key, with a negotiation `talks` opened."""
     app = create_app(Settings(database_url=database_url, signing_key_file=str(tmp_path / "k"), **settings), clock=clock)
     with TestClient(app) as client:
-        admin = {"Authorization": f"Bearer {client.app.state.key_store.create(name='admin', role='admin', created_by='test').key}"}
-        assert client.post("/v1/negotiations", json={"id": "talks", "title": "Talks", "parties": ["US", "CN"]}, headers=admin).status_code == 201
+        key = client.app.state.key_store.create(name="admin", role="admin", created_by="test").key
+        admin = {"Authorization": f"Bearer {key}"}
+        opened = client.post("/v1/negotiations", json={"id": "talks", "title": "Talks", "parties": ["US", "CN"]}, headers=admin)
+        assert opened.status_code == 201, opened.text
         yield client, admin
 
 
@@ -159,7 +161,8 @@ def receiver() -> Iterator[Receiver]:
 
 def test_the_webhook_queue_and_failed_deliveries_come_from_the_outbox(database_url, tmp_path, clock, receiver):
     clock.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    with served_app(database_url, tmp_path, clock, run_projections=False, run_webhooks=False, webhook_allow_hosts="127.0.0.1") as (client, admin):
+    settings = {"run_projections": False, "run_webhooks": False, "webhook_allow_hosts": "127.0.0.1"}
+    with served_app(database_url, tmp_path, clock, **settings) as (client, admin):
         webhooks = client.app.state.webhooks
         webhooks.relay.catch_up()
         assert client.post("/v1/webhooks", json={"url": receiver.url, "event_types": ["event.*"]}, headers=admin).status_code == 201
