@@ -65,7 +65,7 @@ def read_progress(log: ParleyLog, followers: Followers) -> Progress:
     )
     row = log.run(f"SELECT (SELECT MAX(position) FROM parley_event_index) AS head, {positions}", [name for name, _ in tracked])[0]
     found = [int(row[f"f{i}"] or 0) for i in range(len(tracked))]
-    return Progress(head=int(row["head"] or 0), views=dict(zip(followers.views, found, strict=False)), relay=found[-1])
+    return Progress(head=int(row["head"] or 0), views=dict(zip(followers.views, found[:-1], strict=True)), relay=found[-1])
 
 
 def read_outbox(log: ParleyLog, now: dt.datetime) -> OutboxDepth:
