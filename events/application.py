@@ -103,10 +103,16 @@ class ParleyLog(Application):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
+        self.append_listeners: list[Callable[[int], None]] = []
 
     @property
     def store(self) -> ParleyTables:
         return self.recorder  # type: ignore[return-value]
+
+    def _notify(self, recordings: list[Any]) -> None:
+        """After every commit: tell the listeners (metrics) how many events it stored."""
+        for listener in self.append_listeners:
+            listener(len(recordings))
 
     # --- writing -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from service.api.events import EventController
 from service.api.export import ExportController
 from service.api.health import health, ready
 from service.api.keys import KeyController
+from service.api.metrics import metrics as metrics_route
 from service.api.negotiations import NegotiationController
 from service.api.openapi import document_request_bodies
 from service.api.overview import OverviewController
@@ -29,6 +30,7 @@ from service.api.state import StateController
 from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.logs import request_context
+from service.metrics import Metrics
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.signing import Signer
@@ -44,10 +46,13 @@ def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:
     """The whole service; `resolver` and `connect` let tests see every outbound connection webhooks try."""
+    metrics = Metrics(settings)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log = open_log(settings, clock)
         app.state.log = log
+        metrics.count_appends(log)
         app.state.key_store = KeyStore(log)
         app.state.states = LiveStates(log)
         app.state.signer = Signer.load(settings.signing_key, settings.signing_key_file)
@@ -75,12 +80,13 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             log.close()
 
     app = Litestar(
-        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, web_router],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router],
         lifespan=[lifespan],
-        middleware=[request_context],
+        middleware=[request_context, metrics.middleware],
+        before_send=[metrics.count_unrouted],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "metrics": metrics}),
         openapi_config=OpenAPIConfig(
             title="Parley",
             version="1.0.0",

@@ -62,12 +62,17 @@ def serve(
     database: DatabaseOption = None,
 ) -> None:
     """Serve the API (the embedded default: one process on the SQLite file)."""
+    settings = _settings(database, host=host, port=port)
+    if settings.metrics_dir:  # before prometheus_client is imported, in this process and the workers it starts
+        from service.metrics_dir import prepare_metrics_dir
+
+        prepare_metrics_dir(settings.metrics_dir)
+
     import uvicorn
 
     from service.app import create_app
     from service.logs import configure_logging
 
-    settings = _settings(database, host=host, port=port)
     configure_logging(settings.log_format, settings.log_level)
     secret = bootstrap_admin_key(settings) if settings.bootstrap_admin else None
     base = f"http://{settings.host}:{settings.port}"

@@ -32,6 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_lease: float = 60.0
     checkpoint_every: int = 1000
     checkpoint_hours: float = 24.0
+    metrics_dir: str = ""
+    ready_max_lag: int = 0
 
     @property
     def allow_hosts(self) -> frozenset[str]:
