@@ -114,11 +114,24 @@ def compose_parley_services() -> dict[str, dict[str, Any]]:
 def manifests() -> tuple[tuple[str, dict[str, Any]], ...]:
     """(file name, document) for every Kubernetes object under deploy/k8s."""
     found = []
-    for path in sorted(K8S.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document:
-                found.append((path.name, document))
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            found += [(str(path.relative_to(K8S)), document) for document in yaml.safe_load_all(path.read_text()) if document]
     return tuple(found)
+
+
+def kustomized_files(directory: Path) -> set[str]:
+    """The manifest files (relative to deploy/k8s) that `kubectl apply -k directory` applies."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    files: set[str] = set()
+    for resource in kustomization["resources"]:
+        target = (directory / resource).resolve()
+        files |= kustomized_files(target) if target.is_dir() else {str(target.relative_to(K8S))}
+    return files
+
+
+def kustomized_images(directory: Path) -> list[dict[str, str]]:
+    return yaml.safe_load((directory / "kustomization.yaml").read_text())["images"]
 
 
 def objects(kind: str) -> list[dict[str, Any]]:
@@ -207,7 +220,7 @@ def nginx_upstreams() -> dict[str, list[tuple[str, int]]]:
 
 
 def deploy_texts() -> Iterator[tuple[str, str]]:
-    for path in [DEPLOY / "Dockerfile", DEPLOY / "compose.yaml", DEPLOY / "nginx.conf", *sorted(K8S.glob("*.yaml"))]:
+    for path in [DEPLOY / "Dockerfile", DEPLOY / "compose.yaml", DEPLOY / "nginx.conf", *sorted(K8S.rglob("*.yaml"))]:
         yield str(path.relative_to(ROOT)), path.read_text()
 
 
@@ -251,7 +264,7 @@ def test_every_probe_and_healthcheck_asks_a_real_route() -> None:
     paths += [("Dockerfile HEALTHCHECK", path) for instruction, arguments in runtime_stage() if instruction == "HEALTHCHECK"
               for path in url_paths(arguments)]
     paths += [(f"compose {name} healthcheck", path) for name, s in compose_services().items()
-              for path in url_paths(" ".join(map(str, s.get("healthcheck", {}).get("test", []))))]
+              for path in url_paths(" ".join(map(str, (s.get("healthcheck") or {}).get("test", []))))]
     assert {path for _, path in paths} >= {"/health", "/ready"}
     assert [(where, path) for where, path in paths if path not in get_routes()] == []
 
@@ -340,7 +353,7 @@ def test_compose_starts_in_order_database_then_migrate_then_the_rest() -> None:
 def test_compose_roles_without_http_turn_the_images_http_healthcheck_off() -> None:
     for name, service in compose_parley_services().items():
         serves = subcommand(service["command"]) in HTTP_COMMANDS
-        assert service.get("healthcheck", {}).get("disable", False) is not serves, name
+        assert (service.get("healthcheck") or {}).get("disable", False) is not serves, name
 
 
 def test_every_compose_replica_signs_with_the_one_shared_key() -> None:
@@ -415,12 +428,19 @@ def test_the_api_is_probed_served_and_autoscaled() -> None:
     assert 2 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
 
 
-def test_kustomization_applies_existing_files_and_leaves_the_migration_and_secret_example_out() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    resources = kustomization["resources"]
-    assert all((K8S / resource).is_file() for resource in resources)
-    by_file = {name: document for name, document in manifests()}
-    assert {by_file[r]["kind"] for r in resources} >= {"ConfigMap", "Deployment"}
-    assert not {name for name, d in manifests() if d["kind"] in {"Job", "Secret"}} & set(resources)
+def test_the_migration_and_the_rest_are_applied_apart_and_the_secret_example_never() -> None:
+    release = kustomized_files(K8S)
+    migration = kustomized_files(K8S / "migrate")
+    assert all((K8S / name).is_file() for name in release | migration)
+    kinds = {name: {d["kind"] for n, d in manifests() if n == name} for name, _ in manifests()}
+    assert set().union(*(kinds[name] for name in migration)) == {"ConfigMap", "Job"}
+    assert "Job" not in set().union(*(kinds[name] for name in release))
+    secrets = {name for name, kind in kinds.items() if "Secret" in kind}
+    assert secrets and not secrets & (release | migration)
+    assert set(kinds) - secrets == release | migration, "a manifest no kustomization applies"
+
+
+def test_both_kustomizations_set_the_one_image_every_workload_runs() -> None:
+    assert kustomized_images(K8S) == kustomized_images(K8S / "migrate")
     images = {c["image"].split(":")[0] for w in workloads() for c in containers(w)}
-    assert images == {image["name"] for image in kustomization["images"]}
+    assert images == {image["name"] for image in kustomized_images(K8S)}
