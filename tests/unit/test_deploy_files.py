@@ -296,6 +296,9 @@ def test_the_image_is_built_in_one_stage_and_run_from_a_slim_one_as_a_non_root_u
     instructions = dockerfile_instructions()
     assert sum(1 for instruction, _ in instructions if instruction == "FROM") >= 2
     runtime = runtime_stage()
+    base = runtime[0][1].split()[0]
+    arguments = dict(a.split("=", 1) for i, a in instructions if i == "ARG" and "=" in a)
+    assert re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], base) == "python:3.11-slim"
     users = [arguments.split(":")[0] for instruction, arguments in runtime if instruction == "USER"]
     assert users and users[-1] not in {"root", "0"}
     assert [a for i, a in runtime if i == "COPY" and "--from" not in a] == [], "the runtime stage installs the built wheel only"
