@@ -44,7 +44,8 @@ def create_tables(settings: Settings) -> list[str]:
             query = "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE ?"
             pattern = "parley%"
         else:  # a file of its own, where the library names the events and tracking tables
-            query, pattern = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE ?", "sqlite%"
+            query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE ?"
+            pattern = "sqlite%"
         return sorted(row["name"] for row in log.store.run(query, (pattern,)))
     finally:
         log.close()

@@ -44,7 +44,7 @@ def migrate(*args: str, database_url: str | None = None) -> subprocess.Completed
         env["PARLEY_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "service", "migrate", *args],
-        cwd=ROOT, env={**env, "COLUMNS": "400", "NO_COLOR": "1"}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env={**env, "COLUMNS": "400", "NO_COLOR": "1"}, capture_output=True, text=True, timeout=120, check=False,
     )
 
 

@@ -70,7 +70,7 @@ def subcommand(argv: Sequence[str]) -> str:
 
 
 @functools.cache
-def get_routes() -> frozenset[str]:
+def served_routes() -> frozenset[str]:
     from service.app import create_app
 
     app = create_app(Settings(database_url=str(ROOT / "var" / "never-opened.db")))
@@ -266,7 +266,7 @@ def test_every_probe_and_healthcheck_asks_a_real_route() -> None:
     paths += [(f"compose {name} healthcheck", path) for name, s in compose_services().items()
               for path in url_paths(" ".join(map(str, (s.get("healthcheck") or {}).get("test", []))))]
     assert {path for _, path in paths} >= {"/health", "/ready"}
-    assert [(where, path) for where, path in paths if path not in get_routes()] == []
+    assert [(where, path) for where, path in paths if path not in served_routes()] == []
 
 
 def test_every_parley_variable_named_in_the_deploy_files_is_a_setting_listed_in_env_example() -> None:
@@ -302,7 +302,7 @@ def test_the_image_is_built_in_one_stage_and_run_from_a_slim_one_as_a_non_root_u
     users = [arguments.split(":")[0] for instruction, arguments in runtime if instruction == "USER"]
     assert users and users[-1] not in {"root", "0"}
     assert [a for i, a in runtime if i == "COPY" and "--from" not in a] == [], "the runtime stage installs the built wheel only"
-    assert "8000" in [a for i, a in runtime if i == "EXPOSE"][0].split()
+    assert "8000" in next(a for i, a in runtime if i == "EXPOSE").split()
     assert dockerfile_env()["PARLEY_LOG_FORMAT"] == "json"
     assert Settings.from_env(dockerfile_env()).host == "0.0.0.0"
 
