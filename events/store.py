@@ -173,6 +173,13 @@ class SideTables:
             has_rows = getattr(cursor, "description", True)
             return [dict(row) for row in cursor.fetchall()] if has_rows else []
 
+    def _create_table(self, cursor: Any) -> None:
+        # Processes starting together (replicas, workers, `parley migrate`) deadlock replacing the same
+        # triggers, or race creating the same table; a transaction-scoped lock lets them take turns.
+        if self.placeholder != "?":
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('parley schema'))")
+        super()._create_table(cursor)  # type: ignore[misc]
+
 
 class ParleyTables(SideTables):
     """Reads over the event log and Parley's side tables, shared by both recorders."""

@@ -374,9 +374,11 @@ def deliver(database: DatabaseOption = None) -> None:
 def main() -> None:
     from service.cli_export import register as register_export
     from service.cli_import import register as register_import
+    from service.cli_ops import register as register_ops
     from service.cli_read import register as register_read
 
     register_import(cli)
     register_export(cli)
     register_read(cli)
+    register_ops(cli)
     cli()
