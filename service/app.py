@@ -30,6 +30,7 @@ from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.logs import request_context
 from service.problems import EXCEPTION_HANDLERS
+from service.ratelimit import RateLimits
 from service.settings import Settings
 from service.signing import Signer
 from service.web import web_router
@@ -74,10 +75,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 
+    limits = RateLimits(settings, clock)
     app = Litestar(
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, web_router],
-        lifespan=[lifespan],
-        middleware=[request_context],
+        lifespan=[lifespan, limits.lifespan],
+        middleware=[request_context, limits.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_lease: float = 60.0
     checkpoint_every: int = 1000
     checkpoint_hours: float = 24.0
+    rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 6000
+    rate_limit_window: Annotated[int, msgspec.Meta(ge=1)] = 60
+    query_timeout: Annotated[float, msgspec.Meta(ge=0)] = 10.0
 
     @property
     def allow_hosts(self) -> frozenset[str]:

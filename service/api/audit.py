@@ -85,7 +85,8 @@ class AuditController(Controller):
         recorded_at = appended.record.recorded_at.isoformat().replace("+00:00", "Z")
         return _signer(request).checkpoint(appended.position, appended.hash, recorded_at)
 
-    @get("/audit/public-key", operation_id="getPublicKey", summary="The key that signs checkpoints")
+    @get("/audit/public-key", operation_id="getPublicKey", summary="The key that signs checkpoints",
+         responses={429: problems()[429]})
     async def public_key(self, request: Request[Any, Any, Any]) -> PublicKey:
         signer = _signer(request)
         return PublicKey(key_id=signer.key_id, algorithm="Ed25519", public_key=signer.public_key_b64, pem=signer.public_key_pem)
