@@ -109,10 +109,10 @@ def decode_name_cursor(cursor: str | None) -> str:
     return text[1:]
 
 
-def name_page(found: list[T], limit: int, name: Callable[[T], str]) -> Page:
-    """A page from `limit + 1` rows fetched in name order: the extra row only says that more follow."""
+def peek(found: list[T], limit: int, cursor: Callable[[T], str]) -> tuple[list[T], str | None]:
+    """A page of `limit` from up to `limit + 1` items: the extra one only says that more follow, so `next` never leads nowhere."""
     page = found[:limit]
-    return Page(items=page, next=encode_name_cursor(name(page[-1])) if len(found) > limit else None)
+    return page, (cursor(page[-1]) if len(found) > limit else None)
 
 
 def principal(request: Request[Any, Any, Any]) -> Principal:

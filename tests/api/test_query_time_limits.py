@@ -10,8 +10,7 @@ import pytest
 
 from events.errors import QueryTimeoutError
 from projections.timelimit import TimeLimit
-from tests.api.conftest import Api, deadline
-from tests.api.test_rate_limits import served_in_process
+from tests.api.conftest import Api, api_with, deadline
 
 TALKS = "/v1/negotiations/talks"
 QUERIES = [
@@ -35,7 +34,7 @@ def _append(api: Api, count: int) -> None:
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_a_query_over_its_time_limit_is_503_with_retry_after(database_url: str, clock: Any, tmp_path: Path, query: str) -> None:
-    with served_in_process(database_url, clock, tmp_path, query_timeout=1e-6) as api:
+    with api_with(database_url, clock, tmp_path, query_timeout=1e-6) as api:
         _append(api, 300)
         answer = api.get(query)
         assert answer.status_code == 503, answer.text
@@ -46,7 +45,7 @@ def test_a_query_over_its_time_limit_is_503_with_retry_after(database_url: str, 
 
 
 def test_the_same_queries_answer_within_the_default_limit(database_url: str, clock: Any, tmp_path: Path) -> None:
-    with served_in_process(database_url, clock, tmp_path) as api:
+    with api_with(database_url, clock, tmp_path) as api:
         _append(api, 300)
         assert {query: api.get(query).status_code for query in QUERIES} == dict.fromkeys(QUERIES, 200)
 
@@ -57,7 +56,7 @@ def _ticks(allowed_checks: int) -> TimeLimit:
 
 
 def test_a_stopped_catch_up_keeps_what_it_folded_for_the_next_request(database_url: str, clock: Any, tmp_path: Path) -> None:
-    with served_in_process(database_url, clock, tmp_path) as api:
+    with api_with(database_url, clock, tmp_path) as api:
         _append(api, 600)  # 601 events with the opening: more than two checks' worth (256 each) to fold
         states = api.client.app.state.states
         with pytest.raises(QueryTimeoutError):

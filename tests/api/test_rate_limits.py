@@ -4,37 +4,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from litestar.testing import TestClient
 
-from service.app import create_app
 from service.process import free_port
-from service.ratelimit import CountersUnavailableError, PostgresCounters, Quota, counters_path
-from service.settings import Settings
-from tests.api.conftest import Api
+from service.ratelimit import (
+    CountersUnavailableError,
+    PostgresCounters,
+    Quota,
+    counters_path,
+)
+from tests.api.conftest import Api, api_with
 
 LIMIT, WINDOW = 3, 60
 
 
-@contextmanager
-def served_in_process(database_url: str, clock: Any, tmp_path: Path, **settings: Any) -> Iterator[Api]:
-    config = Settings(
-        database_url=database_url, signing_key_file=str(tmp_path / "signing.key"), run_webhooks=False, **settings
-    )
-    with TestClient(create_app(config, clock=clock)) as client:
-        store = client.app.state.key_store
-        keys = {role: store.create(name=f"{role}-key", role=role, created_by="test").key for role in ("reader", "reporter")}
-        yield Api(client, keys)
-
-
 @pytest.fixture
 def limited(database_url: str, clock: Any, tmp_path: Path) -> Iterator[Api]:
-    with served_in_process(database_url, clock, tmp_path, rate_limit=LIMIT, rate_limit_window=WINDOW) as api:
+    with api_with(database_url, clock, tmp_path, rate_limit=LIMIT, rate_limit_window=WINDOW) as api:
         yield api
 
 
@@ -79,7 +69,7 @@ def test_the_quota_comes_back_as_the_clock_moves(limited: Api, clock: Any) -> No
 
 
 def test_keys_are_counted_apart_and_anonymous_reads_by_client_address(database_url: str, clock: Any, tmp_path: Path) -> None:
-    with served_in_process(database_url, clock, tmp_path, rate_limit=LIMIT, public_read=True) as api:
+    with api_with(database_url, clock, tmp_path, rate_limit=LIMIT, public_read=True) as api:
         for _ in range(LIMIT):
             assert api.get("/v1/negotiations", role="reader").status_code == 200
         assert api.get("/v1/negotiations", role="reader").status_code == 429
@@ -105,7 +95,7 @@ def test_health_readiness_schema_and_the_web_page_are_not_limited(limited: Api) 
 
 
 def test_a_limit_of_zero_turns_limiting_off(database_url: str, clock: Any, tmp_path: Path) -> None:
-    with served_in_process(database_url, clock, tmp_path, rate_limit=0) as api:
+    with api_with(database_url, clock, tmp_path, rate_limit=0) as api:
         answers = [api.get("/v1/negotiations") for _ in range(10)]
         assert {a.status_code for a in answers} == {200}
         assert all("ratelimit-limit" not in a.headers for a in answers)
@@ -114,7 +104,7 @@ def test_a_limit_of_zero_turns_limiting_off(database_url: str, clock: Any, tmp_p
 def test_unreachable_sqlite_counters_let_requests_through(clock: Any, tmp_path: Path, capsys: Any) -> None:
     database = tmp_path / "parley.db"
     os.mkdir(counters_path(str(database)))  # a directory where the counters' file should be: it cannot be opened
-    with served_in_process(str(database), clock, tmp_path, rate_limit=1) as api:
+    with api_with(str(database), clock, tmp_path, rate_limit=1) as api:
         answers = [api.get("/v1/negotiations") for _ in range(3)]
     assert {a.status_code for a in answers} == {200}
     assert all("ratelimit-limit" not in a.headers for a in answers)
