@@ -62,3 +62,11 @@ class KeyNotFoundError(ParleyError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"no key {key_id!r}")
         self.key_id = key_id
+
+
+class QueryTimeoutError(ParleyError):
+    """A query ran past its time limit and stopped at a check."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the answer took longer than the {seconds:g} s allowed")
+        self.seconds = seconds

@@ -8,8 +8,12 @@ from contextlib import contextmanager
 
 from events.application import ParleyLog
 from events.errors import NegotiationNotFoundError
-from events.records import Recorded, stream_id
+from events.records import stream_id
 from projections.state import State, fold
+from projections.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
+
+# events read from the store at a time while catching up, so a time limit is checked between reads too
+_PAGE = 5000
 
 
 class LiveStates:
@@ -28,17 +32,26 @@ class LiveStates:
         with lock:
             yield
 
-    def state(self, negotiation_id: str) -> State:
-        """The negotiation's state with every event recorded so far; 404 if it has none."""
+    def state(self, negotiation_id: str, time_limit: TimeLimit = UNLIMITED) -> State:
+        """The negotiation's state with every event recorded so far; 404 if it has none.
+
+        Past its time limit a catch-up stops between events and keeps what it folded, so the next request goes on from there.
+        """
         if negotiation_id.startswith("_"):
             raise NegotiationNotFoundError(negotiation_id)  # system streams are not negotiations
         with self._lock(negotiation_id):
-            cached = self._states.get(negotiation_id)
-            newer: Iterator[Recorded] = self._log.events.get(  # type: ignore[assignment]
-                stream_id(negotiation_id), gt=cached.version if cached else None
-            )
-            state = fold(newer, cached)
+            state = self._states.get(negotiation_id) or State()
+            while True:
+                time_limit.check()
+                page = list(self._log.events.get(stream_id(negotiation_id), gt=state.version or None, limit=_PAGE))
+                for start in range(0, len(page), CHECK_EVERY):
+                    state = fold(page[start : start + CHECK_EVERY], state)  # type: ignore[arg-type]
+                    if state.size:
+                        self._states[negotiation_id] = state
+                    time_limit.check()
+                if len(page) < _PAGE:
+                    break
             if state.size == 0:
                 raise NegotiationNotFoundError(negotiation_id)
-            self._states[negotiation_id] = state
             return state
+

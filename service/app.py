@@ -32,6 +32,7 @@ from service.auth import KeyStore
 from service.logs import request_context
 from service.metrics import Metrics
 from service.problems import EXCEPTION_HANDLERS
+from service.ratelimit import RateLimits
 from service.settings import Settings
 from service.signing import Signer
 from service.web import web_router
@@ -79,10 +80,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 
+    limits = RateLimits(settings, clock)
     app = Litestar(
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router],
-        lifespan=[lifespan],
-        middleware=[request_context, metrics.middleware],
+        lifespan=[lifespan, limits.lifespan],
+        middleware=[request_context, metrics.middleware, limits.middleware],
         before_send=[metrics.count_unrouted],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,

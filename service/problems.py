@@ -20,6 +20,7 @@ from events.errors import (
     NegotiationExistsError,
     NegotiationNotFoundError,
     ParleyError,
+    QueryTimeoutError,
     StoreUnavailableError,
     VersionConflictError,
 )
@@ -106,6 +107,7 @@ _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (EventRejectedError, 422, "Invalid event"),
     (IdempotencyKeyReusedError, 422, "Idempotency-Key reused"),
     (StoreUnavailableError, 503, "Store unavailable"),
+    (QueryTimeoutError, 503, "Query timed out"),
 ]
 
 
@@ -130,6 +132,12 @@ def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
     elif isinstance(error, StoreUnavailableError):
         detail = "the event store cannot be reached right now; nothing was stored"
         headers["Retry-After"] = "2"
+    elif isinstance(error, QueryTimeoutError):
+        detail = (
+            f"the answer took longer than the {error.seconds:g} s this service allows (PARLEY_QUERY_TIMEOUT) and was "
+            "stopped; the events read so far are kept, so a retry goes on from there"
+        )
+        headers["Retry-After"] = "1"
     return Problem(title=title, status=status, detail=detail, errors=errors, **extra), headers
 
 
@@ -149,7 +157,9 @@ def _respond(request: Request[Any, Any, Any], problem: Problem, headers: dict[st
 
 def on_parley_error(request: Request[Any, Any, Any], error: ParleyError) -> Response[Any]:
     problem, headers = problem_for(error)
-    if problem.status >= 500:
+    if isinstance(error, QueryTimeoutError):
+        structlog.get_logger("parley").warning("query_timeout", seconds=error.seconds)
+    elif problem.status >= 500:
         structlog.get_logger("parley").warning("store_unavailable", error=str(error))
     return _respond(request, problem, headers)
 

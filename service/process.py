@@ -83,6 +83,7 @@ PARLEY_TABLES = (
     "parley_outbox",
     "parley_delivery_attempts",
     "parleywebhooks_tracking",
+    "parley_rate_limits",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_hours: float = 24.0
     metrics_dir: str = ""
     ready_max_lag: int = 0
+    rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 6000
+    rate_limit_window: Annotated[int, msgspec.Meta(ge=1)] = 60
+    query_timeout: Annotated[float, msgspec.Meta(ge=0)] = 10.0
 
     @property
     def allow_hosts(self) -> frozenset[str]:

@@ -13,6 +13,7 @@ from service.api.common import (
     encode_cursor,
     in_thread,
     log_of,
+    peek,
     problems,
 )
 from service.api.negotiations import Limit, with_corrections
@@ -33,8 +34,9 @@ class EventController(Controller):
     ) -> Page:
         start = decode_cursor(cursor)
         log = log_of(request)
-        items, more = await in_thread(log.feed, after=start if start is not None else after, limit=limit)
-        return Page(items=await in_thread(with_corrections, log, items), next=encode_cursor(more) if more else None)
+        found, _ = await in_thread(log.feed, after=start if start is not None else after, limit=limit + 1)
+        items, more = peek(found, limit, lambda appended: encode_cursor(appended.position))
+        return Page(items=await in_thread(with_corrections, log, items), next=more)
 
     @get("/{event_id:str}", operation_id="getEvent", summary="One event, with what corrected or retracted it", guards=[require("reader")], responses=problems(404))
     async def get_event(self, request: Request[Any, Any, Any], event_id: str) -> dict[str, Any]:

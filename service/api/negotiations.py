@@ -33,6 +33,7 @@ from service.api.common import (
     expected_version,
     in_thread,
     log_of,
+    peek,
     principal,
     problems,
     request_id,
@@ -179,8 +180,9 @@ class NegotiationController(Controller):
         self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None
     ) -> Page:
         after = decode_cursor(cursor) or 0
-        found, more = await in_thread(log_of(request).negotiations, after=after, limit=limit)
-        return Page(items=[negotiation_out(state) for _, state in found], next=encode_cursor(more) if more else None)
+        found, _ = await in_thread(log_of(request).negotiations, after=after, limit=limit + 1)
+        listed, more = peek(found, limit, lambda pair: encode_cursor(pair[0]))
+        return Page(items=[negotiation_out(state) for _, state in listed], next=more)
 
     @get(
         "/{negotiation_id:str}",
@@ -258,10 +260,11 @@ class NegotiationController(Controller):
             )
 
         log = log_of(request)
-        items, more = await in_thread(
-            log.stream, negotiation_id, after_version=after if after is not None else after_version, limit=limit, match=match
+        found, _ = await in_thread(
+            log.stream, negotiation_id, after_version=after if after is not None else after_version, limit=limit + 1, match=match
         )
-        return Page(items=await in_thread(with_corrections, log, items), next=encode_cursor(more) if more else None)
+        items, more = peek(found, limit, lambda appended: encode_cursor(appended.record.originator_version))
+        return Page(items=await in_thread(with_corrections, log, items), next=more)
 
 
 def with_corrections(log: Any, items: list[Appended]) -> list[dict[str, Any]]:
