@@ -103,7 +103,7 @@ def open_view_tables(log: ParleyLog) -> ViewTables:
     """The views live in the event store's database, behind their own connection pool."""
     env = Environment("ParleyViews", dict(log.env))
     factory = InfrastructureFactory.construct(env)
-    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "")
+    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "").lower()
     return factory.tracking_recorder(PostgresViewTables if postgres else SQLiteViewTables)  # type: ignore[return-value]
 
 

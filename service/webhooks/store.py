@@ -145,5 +145,5 @@ class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
 def open_webhook_tables(log: ParleyLog) -> WebhookTables:
     env = Environment("ParleyWebhooks", dict(log.env))
     factory = InfrastructureFactory.construct(env)
-    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "")
+    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "").lower()
     return factory.tracking_recorder(PostgresWebhookTables if postgres else SQLiteWebhookTables)  # type: ignore[return-value]
