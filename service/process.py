@@ -89,6 +89,7 @@ PARLEY_TABLES = (
     "parley_outbox",
     "parley_delivery_attempts",
     "parleywebhooks_tracking",
+    "parley_parked",
 )
 
 
