@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import psycopg
-from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.persistence import ConnectionPoolClosedError, PersistenceError, StoredEvent
 
 from events.application import ParleyLog
 from events.errors import StoreUnavailableError
@@ -27,7 +27,7 @@ from projections.state import State, evolve
 
 # Errors of the store, not of an event: the batch fails and is tried again, nothing is parked.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    PersistenceError, OSError, sqlite3.Error, psycopg.Error, StoreUnavailableError,
+    PersistenceError, OSError, sqlite3.Error, psycopg.Error, StoreUnavailableError, ConnectionPoolClosedError,
 )
 
 PARKED_TABLE = """CREATE TABLE IF NOT EXISTS parley_parked (

@@ -34,6 +34,7 @@ from projections.parking import (
     Parked,
     Parking,
     attempted,
+    describe,
     fold_skipping_poison,
     is_poison,
     parked_events,
@@ -392,8 +393,14 @@ class ViewRunner(Follower):
         """Recompute negotiations whose rows went stale with the calendar; tracking stays as it is."""
         stale = self.tables.stale(self.spec, self.today())
         for nid in sorted(stale):
-            state = self.current_state(nid)
-            self.tables.replace(self.spec, [nid], self._rows(state, self.today()), None)
+            try:
+                rows = self._rows(self.current_state(nid), self.today())
+            except Exception as error:  # noqa: BLE001 - an event the runner has yet to reach and park; the next tick
+                if not is_poison(error):
+                    raise
+                self._log.warning("refresh_skipped", negotiation_id=nid, error=describe(error))
+                continue
+            self.tables.replace(self.spec, [nid], rows, None)
         return len(stale)
 
     def wait(self, position: int, timeout: float) -> bool:

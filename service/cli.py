@@ -331,16 +331,19 @@ def projections_retry(
         raise typer.Exit(2)
     positions = [position] if position is not None else []
     log, tables, runners = _views(database)
+    hooks = None
     try:
         wanted = parked_events(tables, view, positions)
-        followers = {event.follower for event in wanted}
         failing: list[Parked] = []
-        for name in sorted(followers):
-            follower = runners[name] if name in runners else _relay(log, database) if name == RELAY else None
-            if follower is None:
-                continue
-            failing += follower.retry_parked(positions)
+        for name in sorted({event.follower for event in wanted}):
+            if name == RELAY:
+                hooks = _webhooks(log, database)
+                failing += hooks.relay.retry_parked(positions)
+            elif name in runners:
+                failing += runners[name].retry_parked(positions)
     finally:
+        if hooks is not None:
+            hooks.tables.datastore.close()
         tables.datastore.close()  # type: ignore[attr-defined]
         log.close()
     retried = [event for event in wanted if (event.follower, event.position) not in {(f.follower, f.position) for f in failing}]
@@ -357,17 +360,16 @@ def projections_retry(
         raise typer.Exit(1)
 
 
-def _relay(log, database: str | None):  # type: ignore[no-untyped-def]
-    """The webhook relay, built as `parley deliver` builds it, to retry its parked events."""
+def _webhooks(log, database: str | None):  # type: ignore[no-untyped-def]
+    """The webhook relay and sender, built as `parley deliver` builds them, not started."""
     from events.application import utcnow
     from service.signing import Signer
     from service.webhooks import open_webhooks
 
     settings = _settings(database)
     signer = Signer.load(settings.signing_key, settings.signing_key_file)
-    hooks = open_webhooks(log, secret_key=signer.derive_key("parley webhook secrets"), clock=utcnow,
-                          allow_hosts=settings.allow_hosts, warn_days=settings.warn_days)
-    return hooks.relay
+    return open_webhooks(log, secret_key=signer.derive_key("parley webhook secrets"), clock=utcnow,
+                         allow_hosts=settings.allow_hosts, warn_days=settings.warn_days)
 
 
 @projections_cli.command("rebuild")
