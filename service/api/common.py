@@ -27,7 +27,7 @@ _DESCRIPTIONS = {
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
     422: "Well-formed JSON that breaks a rule.",
-    503: "The store is unreachable.",
+    503: "The store is unreachable, read-only or full (with Retry-After).",
 }
 
 
