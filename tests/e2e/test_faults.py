@@ -111,6 +111,7 @@ def test_postgres_crash_restart_during_1000_appends_loses_no_acknowledged_event(
     headers = {"Authorization": f"Bearer {admin}"}
     outcomes = Outcomes()
     readiness: list[int] = []
+    view_reads: list[int] = []
     restarted: list[tuple[float, float]] = []
     done = threading.Event()
     try:
@@ -128,15 +129,16 @@ def test_postgres_crash_restart_during_1000_appends_loses_no_acknowledged_event(
                 time.sleep(0.05)
             restarted.append(throwaway_postgres.restart(down_for=3.0))
 
-        def probe_readiness() -> None:
-            with httpx.Client(base_url=base_url, timeout=CLIENT_TIMEOUT) as client:
+        def probe_readiness_and_views() -> None:
+            with httpx.Client(base_url=base_url, headers=headers, timeout=CLIENT_TIMEOUT) as client:
                 while not done.is_set():
                     readiness.append(client.get("/ready").status_code)
+                    view_reads.append(client.get("/v1/deadlines", params={"limit": 1}).status_code)
                     time.sleep(0.2)
 
         with futures.ThreadPoolExecutor(6) as pool:
             crash = pool.submit(crash_when_busy)
-            probe = pool.submit(probe_readiness)
+            probe = pool.submit(probe_readiness_and_views)
             writers = [pool.submit(writer, w) for w in range(4)]
             for job in writers:
                 job.result()
@@ -150,6 +152,7 @@ def test_postgres_crash_restart_during_1000_appends_loses_no_acknowledged_event(
         for refusal in outcomes.refusals:
             assert_store_problem(refusal, "Store unavailable")
         assert 503 in readiness and readiness[-1] == 200
+        assert set(view_reads) <= {200, 503} and 503 in view_reads  # a view read while the store is away is no 500 either
 
         (_, up_at), = restarted
         recovered_at = min(answered for sent, answered, status in outcomes.statuses if status == 201 and sent >= up_at)
