@@ -42,7 +42,7 @@ from service.webhooks import checkpoint_of, open_webhooks
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
     if not settings.is_postgres:
         Path(settings.database_url).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size), clock=clock)
+    return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size, store_timeout=settings.store_timeout), clock=clock)
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:

@@ -16,7 +16,7 @@ keys_cli = typer.Typer(help="Create, list and revoke access keys.", no_args_is_h
 cli.add_typer(keys_cli, name="keys")
 audit_cli = typer.Typer(help="Tamper evidence: verify the hash chain, take signed checkpoints.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
-projections_cli = typer.Typer(help="Persisted views: status and rebuilds.", no_args_is_help=True)
+projections_cli = typer.Typer(help="Persisted views and the webhook relay: status, rebuilds, parked events.", no_args_is_help=True)
 cli.add_typer(projections_cli, name="projections")
 console = Console()
 err = Console(stderr=True)
@@ -258,26 +258,123 @@ def _views(database: str | None):  # type: ignore[no-untyped-def]
 
 @projections_cli.command("status")
 def projections_status(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """Each view's position in the global log and how far behind the head it is."""
+    """Each follower's position in the global log, how far behind the head it is, and its parked events."""
     import json
 
+    from projections.parking import parked_events
+    from service.webhooks.store import RELAY, open_webhook_tables
+
     log, tables, runners = _views(database)
+    hooks = open_webhook_tables(log)
     try:
         head = log.head()
+        parked: dict[str, int] = {}
+        for event in parked_events(tables):
+            parked[event.follower] = parked.get(event.follower, 0) + 1
         rows = [
             {"view": name, "table": runner.spec.table, "position": tables.position(runner.spec), "head": head}
             for name, runner in runners.items()
         ]
+        rows.append({"view": RELAY, "table": "parley_outbox", "position": hooks.position(), "head": head})
+        rows = [{**row, "lag": head - row["position"], "parked": parked.get(row["view"], 0)} for row in rows]
         if as_json:
-            print(json.dumps([{**row, "lag": head - row["position"]} for row in rows]))
+            print(json.dumps(rows))
             return
-        table = Table("view", "table", "position", "head", "lag")
+        table = Table("view", "table", "position", "head", "lag", "parked")
         for row in rows:
-            table.add_row(row["view"], row["table"], str(row["position"]), str(head), str(head - row["position"]))
+            table.add_row(row["view"], row["table"], str(row["position"]), str(head), str(row["lag"]),
+                          f"[red]{row['parked']}[/red]" if row["parked"] else "0")
         console.print(table)
+        if any(row["parked"] for row in rows):
+            console.print("Events are parked: see them with [bold]parley projections parked[/bold], "
+                          "fix the cause, then [bold]parley projections retry[/bold].")
+    finally:
+        hooks.datastore.close()  # type: ignore[attr-defined]
+        tables.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+
+
+@projections_cli.command("parked")
+def projections_parked(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Events a view or the webhook relay could not process and went past (poison events), with the error."""
+    import msgspec
+
+    from projections.parking import parked_events
+
+    log, tables, _ = _views(database)
+    try:
+        found = parked_events(tables)
     finally:
         tables.datastore.close()  # type: ignore[attr-defined]
         log.close()
+    if as_json:
+        print(msgspec.json.encode(found).decode())
+        return
+    table = Table("follower", "position", "event", "negotiation", "parked at", "attempts", "error")
+    for event in found:
+        table.add_row(event.follower, str(event.position), event.event_id or "", event.negotiation_id or "",
+                      event.parked_at, str(event.attempts), event.error)
+    console.print(table)
+
+
+@projections_cli.command("retry")
+def projections_retry(
+    position: Annotated[Optional[int], typer.Argument(help="The parked event's position (default: every parked event).")] = None,
+    view: Annotated[Optional[str], typer.Option("--view", help="Only this view, or webhook-relay (default: every follower).")] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Process parked events again, once their cause is fixed; exit 1 if any still fails (it stays parked, with the new error)."""
+    import msgspec
+
+    from projections.parking import Parked, parked_events
+    from projections.views import VIEWS
+    from service.webhooks.store import RELAY
+
+    if view is not None and view not in (*VIEWS, RELAY):
+        err.print(f"[red]error:[/red] no view {view!r}; followers: {', '.join((*VIEWS, RELAY))}")
+        raise typer.Exit(2)
+    positions = [position] if position is not None else []
+    log, tables, runners = _views(database)
+    hooks = None
+    try:
+        wanted = parked_events(tables, view, positions)
+        failing: list[Parked] = []
+        for name in sorted({event.follower for event in wanted}):
+            if name == RELAY:
+                hooks = _webhooks(log, database)
+                failing += hooks.relay.retry_parked(positions)
+            elif name in runners:
+                failing += runners[name].retry_parked(positions)
+    finally:
+        if hooks is not None:
+            hooks.tables.datastore.close()
+        tables.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+    retried = [event for event in wanted if (event.follower, event.position) not in {(f.follower, f.position) for f in failing}]
+    if as_json:
+        print(msgspec.json.encode({"retried": retried, "still_parked": failing}).decode())
+    else:
+        if not wanted:
+            console.print("No parked events" + (f" at position {position}" if position is not None else "") + ".")
+        for event in retried:
+            console.print(f"[green]processed[/green] {event.follower} position {event.position} ({event.event_id})")
+        for event in failing:
+            err.print(f"[red]still parked:[/red] {event.follower} position {event.position}: {event.error}")
+    if failing:
+        raise typer.Exit(1)
+
+
+def _webhooks(log, database: str | None):  # type: ignore[no-untyped-def]
+    """The webhook relay and sender, built as `parley deliver` builds them, not started."""
+    from events.application import utcnow
+    from service.signing import Signer
+    from service.webhooks import open_webhooks
+
+    settings = _settings(database)
+    signer = Signer.load(settings.signing_key, settings.signing_key_file)
+    return open_webhooks(log, secret_key=signer.derive_key("parley webhook secrets"), clock=utcnow,
+                         allow_hosts=settings.allow_hosts, warn_days=settings.warn_days)
 
 
 @projections_cli.command("rebuild")

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -19,9 +20,14 @@ def free_port() -> int:
 
 
 def start_server(
-    database_url: str, log_path: Path, port: int | None = None, env: dict[str, str] | None = None, timeout: float = 30
+    database_url: str,
+    log_path: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    wrapper: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Serve on 127.0.0.1 and return once /ready answers 200."""
+    """Serve on 127.0.0.1 and return once /ready answers 200; `wrapper` runs it under another command (e.g. setpriv)."""
     port = port or free_port()
     environment = {
         **os.environ,
@@ -33,7 +39,7 @@ def start_server(
         **(env or {}),
     }
     with log_path.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=environment, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*wrapper, sys.executable, "-m", "service", "serve"], env=environment, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,6 +90,7 @@ PARLEY_TABLES = (
     "parley_delivery_attempts",
     "parleywebhooks_tracking",
     "parley_rate_limits",
+    "parley_parked",
 )
 
 

@@ -19,6 +19,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pool_size: int = 10
+    store_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
     bootstrap_admin: bool = True
     run_projections: bool = True

@@ -29,7 +29,7 @@ _DESCRIPTIONS = {
     415: "The body is not sent as application/json.",
     422: "Well-formed JSON that breaks a rule.",
     429: "Over the key's rate limit (or the client address's, without a key); see Retry-After and RateLimit-*.",
-    503: "The store is unreachable, or the answer ran past its time limit; see Retry-After.",
+    503: "The store is unreachable, read-only or full, or the answer ran past its time limit; see Retry-After.",
 }
 
 
