@@ -1,4 +1,4 @@
-"""Start and stop `parley serve` as a child process (end-to-end tests, benchmarks, operators' scripts)."""
+"""Start and stop `parley serve`, `parley project` and `parley deliver` as child processes (end-to-end tests, benchmarks, scripts)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 
 
 def free_port() -> int:
@@ -50,12 +51,46 @@ def start_server(
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; for workers too."""
     process.terminate()
     try:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+def start_worker(
+    command: list[str], database_url: str, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `parley <command>` (`project`, `project --view measures`, `deliver`) logging JSON lines to `log_path`."""
+    environment = {**os.environ, "PARLEY_DATABASE_URL": database_url, "PARLEY_LOG_FORMAT": "json", **(env or {})}
+    with log_path.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "service", *command], env=environment, stdout=out, stderr=subprocess.STDOUT)
+
+
+def start_projector(
+    database_url: str, log_path: Path, views: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    return start_worker(["project", *(arg for view in views for arg in ("--view", view))], database_url, log_path, env)
+
+
+def start_deliverer(database_url: str, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return start_worker(["deliver"], database_url, log_path, env)
+
+
+def log_lines(log_path: Path, event: str | None = None) -> list[dict[str, object]]:
+    """The structlog JSON lines a child process wrote, optionally only those of one event."""
+    found = []
+    for line in log_path.read_bytes().splitlines():
+        if line.startswith(b"{"):
+            try:
+                entry = msgspec.json.decode(line)
+            except msgspec.DecodeError:
+                continue  # a line cut off by SIGKILL
+            if event is None or entry.get("event") == event:
+                found.append(entry)
+    return found
 
 
 def create_key(database_url: str, name: str, role: str) -> str:

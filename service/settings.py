@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     bootstrap_admin: bool = True
     run_projections: bool = True
+    lease_poll: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     min_position_wait: float = 5.0
     signing_key: str | None = None
     signing_key_file: str = "var/parley-signing.key"
