@@ -35,7 +35,7 @@ class Lease(Protocol):
         ...
 
     def holder(self) -> str | None:
-        """host:pid of whoever holds the lease now, or None."""
+        """host:pid of whoever holds the lease now, None when nobody does, "unknown" when the store cannot tell."""
         ...
 
     def release(self) -> None:
@@ -95,7 +95,7 @@ class PostgresLease:
             ).fetchone()
         except psycopg.Error:
             self._close()
-            return None
+            return "unknown"
         if row is None:
             return None
         return str(row[0]).removeprefix(self.APPLICATION_PREFIX) or "unknown"
