@@ -127,7 +127,7 @@ def test_two_runners_of_a_view_follow_one_at_a_time_and_the_standby_takes_over(s
         active.stop()
         standby.stop()
     records = [a.record for a in log.stream("talks", after_version=0, limit=1000)[0]]
-    key = lambda row: row["measure_id"]  # noqa: E731
+    key = lambda row: row["measure_id"]
     assert sorted(tables.rows(MEASURES), key=key) == sorted(MEASURES.rows(fold(records), dt.datetime.now(dt.UTC).date()), key=key)
 
 

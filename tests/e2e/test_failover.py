@@ -90,7 +90,7 @@ def test_the_standby_projector_takes_over_when_the_active_one_is_killed(database
         records = [a.record for a in log.stream("talks", after_version=0, limit=1000)[0]]
         today = dt.datetime.now(dt.UTC).date()
         for spec in VIEWS.values():
-            key = lambda row: tuple(str(row[k]) for k in spec.key)  # noqa: E731
+            key = lambda row, spec=spec: tuple(str(row[k]) for k in spec.key)
             assert sorted(tables.rows(spec), key=key) == sorted(spec.rows(fold(records), today), key=key)
     finally:
         for process in (first, second):

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,7 +32,13 @@ from projections.state import fold
 from projections.views import VIEWS
 from service.app import open_log
 from service.auth import KeyStore
-from service.process import log_lines, start_deliverer, start_projector, start_server, stop_server
+from service.process import (
+    log_lines,
+    start_deliverer,
+    start_projector,
+    start_server,
+    stop_server,
+)
 from service.settings import Settings
 from service.webhooks.store import RELAY, open_webhook_tables
 from tests.api.test_webhooks import Receiver
@@ -164,7 +169,6 @@ def test_every_role_in_several_processes_survives_sigkills_without_loss_or_doubl
     tables = open_view_tables(log)
     relay_tables = open_webhook_tables(log)
     processes: dict[str, subprocess.Popen[bytes]] = {}
-    host = socket.gethostname()
     try:
         keys = KeyStore(log)
         admin = keys.create(name="admin", role="admin", created_by="test").key
@@ -237,7 +241,7 @@ def test_every_role_in_several_processes_survives_sigkills_without_loss_or_doubl
         today = dt.datetime.now(dt.UTC).date()
         for spec in VIEWS.values():
             expected = [row for records in stored.values() for row in spec.rows(fold(records), today)]
-            key = lambda row: tuple(str(row[k]) for k in spec.key)  # noqa: E731
+            key = lambda row, spec=spec: tuple(str(row[k]) for k in spec.key)
             assert sorted(tables.rows(spec), key=key) == sorted(expected, key=key), spec.name
 
         # Every message delivered at least once, signed, a duplicate byte for byte the same message.
