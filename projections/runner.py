@@ -2,7 +2,8 @@
 
 A view's rows and its tracking position (eventsourcing's tracking table) are written in one
 transaction, so a runner that dies resumes exactly where its last batch committed. PostgreSQL
-is followed with the library's LISTEN/NOTIFY subscription, SQLite by polling its log.
+is followed with the library's LISTEN/NOTIFY subscription, SQLite by polling its log. Of several
+copies of a follower, the one holding its lease (projections/leases.py) follows; the others stand by.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from projections.parking import (
     refold,
     write_parked,
 )
+from projections.leases import Lease, open_lease, this_process
 from projections.state import State, evolve
 from projections.views import VIEWS, Row, ViewSpec
 
@@ -142,6 +144,9 @@ class Follower:
         self.refresh_seconds = refresh_seconds
         self._states: dict[str, State] = {}
         self._stopping = threading.Event()
+        self._leave = threading.Event()  # set when stopping, or when the lease is lost
+        self._lease: Lease | None = None
+        self.lease_poll = 1.0
         self._threads: list[threading.Thread] = []
         self._subscription: Any = None
         self._log = structlog.get_logger("parley.followers").bind(follower=self.name)
@@ -222,21 +227,64 @@ class Follower:
 
     # --- following in the background -----------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, lease_poll: float = 1.0) -> None:
+        """Follow in the background while this process holds the lease named after the follower.
+
+        Without the lease the follower stands by and tries again every `lease_poll` seconds; holding
+        it, it checks as often that it still does, and leaves the log at a batch boundary if not.
+        """
+        self.lease_poll = lease_poll
+        self._lease = self._lease or open_lease(self.log.env, self.name)
         thread = threading.Thread(target=self._supervise, name=f"follow-{self.name}", daemon=True)
         self._threads = [thread]
         thread.start()
 
     def _supervise(self) -> None:
-        """Follow from the stored position; after any failure, start again from the stored position."""
+        """Stand by until the lease is ours, follow while it stays ours, stand by again when it is not."""
+        assert self._lease is not None
+        waiting = False
         while not self._stopping.is_set():
+            if not self._lease.acquire():
+                if not waiting:
+                    self._log.info("lease_waiting", holder=self._lease.holder(), poll=self.lease_poll)
+                    waiting = True
+                self._stopping.wait(self.lease_poll)
+                continue
+            waiting = False
+            self._log.info("lease_acquired", holder=this_process())
             try:
-                self.tick()
-                self._follow_once()
-            except (PersistenceError, OSError) as error:
-                # IntegrityError included: another runner moved the tracking; resume after it.
-                self._log.warning("follower_restarting", error=str(error))
-                self._stopping.wait(1.0)
+                self._follow_while_leased()
+            finally:
+                self._lease.release()
+
+    def _follow_while_leased(self) -> None:
+        """Follow from the stored position; after any failure, start again from the stored position."""
+        self._leave.clear()
+        if self._stopping.is_set():  # stop() came between acquiring and here
+            return
+        watcher = threading.Thread(target=self._watch_lease, name=f"lease-{self.name}", daemon=True)
+        watcher.start()
+        try:
+            while not self._leave.is_set():
+                try:
+                    self.tick()
+                    self._follow_once()
+                except (PersistenceError, OSError) as error:
+                    # IntegrityError included: another runner moved the tracking; resume after it.
+                    self._log.warning("follower_restarting", error=str(error))
+                    self._leave.wait(1.0)
+        finally:
+            self._leave.set()
+            watcher.join()
+
+    def _watch_lease(self) -> None:
+        assert self._lease is not None
+        while not self._leave.wait(self.lease_poll):
+            if not self._lease.held():
+                self._log.warning("lease_lost", holder=this_process())
+                self._leave.set()
+                if self._subscription is not None:
+                    self._subscription.stop()
 
     def _follow_once(self) -> None:
         received: queue.Queue[Notification | None] = queue.Queue(maxsize=self.batch_size * 4)
@@ -257,7 +305,7 @@ class Follower:
         follower = threading.Thread(target=follow, name=f"follow-{self.name}-read", daemon=True)
         follower.start()
         try:
-            while not self._stopping.is_set():
+            while not self._leave.is_set():
                 try:
                     first = received.get(timeout=self.refresh_seconds)
                 except queue.Empty:
@@ -287,11 +335,15 @@ class Follower:
             raise failure[0]
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Leave the log after the batch in hand is committed, and give up the lease."""
         self._stopping.set()
+        self._leave.set()
         if self._subscription is not None:
             self._subscription.stop()
         for thread in self._threads:
             thread.join(timeout)
+        if self._lease is not None:
+            self._lease.release()
 
 
 class ViewRunner(Follower):

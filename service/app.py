@@ -68,9 +68,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         )
         if settings.run_projections:
             for runner in app.state.runners.values():
-                runner.start()
+                runner.start(lease_poll=settings.lease_poll)
         if settings.run_webhooks:
-            app.state.webhooks.start()
+            app.state.webhooks.start(lease_poll=settings.lease_poll)
         try:
             yield
         finally:

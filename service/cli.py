@@ -258,9 +258,10 @@ def _views(database: str | None):  # type: ignore[no-untyped-def]
 
 @projections_cli.command("status")
 def projections_status(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """Each follower's position in the global log, how far behind the head it is, and its parked events."""
+    """Each follower's position in the global log, how far behind the head it is, its parked events and which process follows it."""
     import json
 
+    from projections.leases import open_lease
     from projections.parking import parked_events
     from service.webhooks.store import RELAY, open_webhook_tables
 
@@ -271,19 +272,24 @@ def projections_status(database: DatabaseOption = None, as_json: JsonOption = Fa
         parked: dict[str, int] = {}
         for event in parked_events(tables):
             parked[event.follower] = parked.get(event.follower, 0) + 1
-        rows = [
-            {"view": name, "table": runner.spec.table, "position": tables.position(runner.spec), "head": head}
-            for name, runner in runners.items()
-        ]
-        rows.append({"view": RELAY, "table": "parley_outbox", "position": hooks.position(), "head": head})
-        rows = [{**row, "lag": head - row["position"], "parked": parked.get(row["view"], 0)} for row in rows]
+        positions = {name: (runner.spec.table, tables.position(runner.spec)) for name, runner in runners.items()}
+        positions[RELAY] = ("parley_outbox", hooks.position())
+        rows = []
+        for name, (table_name, position) in positions.items():
+            lease = open_lease(log.env, name)
+            try:
+                holder = lease.holder()
+            finally:
+                lease.release()
+            rows.append({"view": name, "table": table_name, "position": position, "head": head, "lag": head - position,
+                         "parked": parked.get(name, 0), "holder": holder})
         if as_json:
             print(json.dumps(rows))
             return
-        table = Table("view", "table", "position", "head", "lag", "parked")
+        table = Table("view", "table", "position", "head", "lag", "parked", "followed by")
         for row in rows:
             table.add_row(row["view"], row["table"], str(row["position"]), str(head), str(row["lag"]),
-                          f"[red]{row['parked']}[/red]" if row["parked"] else "0")
+                          f"[red]{row['parked']}[/red]" if row["parked"] else "0", row["holder"] or "[yellow]nobody[/yellow]")
         console.print(table)
         if any(row["parked"] for row in rows):
             console.print("Events are parked: see them with [bold]parley projections parked[/bold], "
@@ -382,7 +388,7 @@ def projections_rebuild(
     name: Annotated[Optional[str], typer.Argument(help="The view to rebuild (default: all).")] = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Rebuild views from position 0, with a progress bar. Stop other runners of the view first."""
+    """Rebuild views from position 0, with a progress bar. Stop the projectors of the view first."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -391,46 +397,66 @@ def projections_rebuild(
         TimeRemainingColumn,
     )
 
+    from projections.leases import open_lease
     from projections.views import VIEWS
 
     if name is not None and name not in VIEWS:
         err.print(f"[red]error:[/red] no view {name!r}; views: {', '.join(VIEWS)}")
         raise typer.Exit(2)
     log, tables, runners = _views(database)
+    chosen = {view_name: runner for view_name, runner in runners.items() if name is None or view_name == name}
+    leases = [open_lease(log.env, view_name) for view_name in chosen]
     try:
+        for lease in leases:  # a runner following the view would write over the rebuild
+            if not lease.acquire():
+                err.print(f"[red]error:[/red] view {lease.name!r} is followed by {lease.holder() or 'another process'}; "
+                          "stop every `parley project` and `parley serve` that runs it first")
+                raise typer.Exit(1)
         head = log.head()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
-            for view_name, runner in runners.items():
-                if name is not None and view_name != name:
-                    continue
+            for view_name, runner in chosen.items():
                 task = bar.add_task(f"rebuilding {view_name}", total=head or 1)
                 count = runner.rebuild(lambda done, total, task=task: bar.update(task, completed=done, total=max(total, 1)))
                 bar.update(task, completed=max(count, 1), total=max(count, 1))
         console.print(f"Rebuilt up to position {head}.")
     finally:
+        for lease in leases:
+            lease.release()
         tables.datastore.close()  # type: ignore[attr-defined]
         log.close()
 
 
 @cli.command()
-def project(database: DatabaseOption = None) -> None:
-    """Run the projection runners in the foreground (for a separate projector process)."""
+def project(
+    view: Annotated[Optional[list[str]], typer.Option("--view", help="Run only this view (repeat for several; default: all).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Run projection runners in the foreground; of several such processes, one follows each view, the others stand by."""
     import signal
     import threading
 
+    from projections.runner import open_runners, open_view_tables
+    from projections.views import VIEWS
+    from service.app import open_log
     from service.logs import configure_logging
 
+    unknown = sorted(set(view or ()) - set(VIEWS))
+    if unknown:
+        err.print(f"[red]error:[/red] no view {', '.join(map(repr, unknown))}; views: {', '.join(VIEWS)}")
+        raise typer.Exit(2)
     settings = _settings(database)
     configure_logging(settings.log_format, settings.log_level)
-    log, tables, runners = _views(database)
+    log = open_log(settings)
+    tables = open_view_tables(log)
+    runners = open_runners(log, tables, view or None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     for runner in runners.values():
-        runner.start()
-    console.print(f"Following the log for views: {', '.join(runners)}")
+        runner.start(lease_poll=settings.lease_poll)
+    console.print(f"Following the log for views: {', '.join(runners)} (standing by for any view another process follows)")
     stop.wait()
-    for runner in runners.values():
+    for runner in runners.values():  # each finishes the batch in hand, then gives up its lease
         runner.stop()
     tables.datastore.close()  # type: ignore[attr-defined]
     log.close()
@@ -438,7 +464,7 @@ def project(database: DatabaseOption = None) -> None:
 
 @cli.command()
 def deliver(database: DatabaseOption = None) -> None:
-    """Run the webhook relay and a sender in the foreground (for separate delivery processes)."""
+    """Run the webhook relay and a sender in the foreground; senders share the outbox, one relay follows the log at a time."""
     import signal
     import threading
 
@@ -461,8 +487,8 @@ def deliver(database: DatabaseOption = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    hooks.start()
-    console.print("Relaying the log to webhook subscribers; Ctrl-C to stop")
+    hooks.start(lease_poll=settings.lease_poll)
+    console.print("Relaying the log to webhook subscribers (the relay stands by while another process holds it); Ctrl-C to stop")
     stop.wait()
     hooks.stop()
     log.close()

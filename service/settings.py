@@ -23,6 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     bootstrap_admin: bool = True
     run_projections: bool = True
+    lease_poll: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     min_position_wait: float = 5.0
     signing_key: str | None = None
     signing_key_file: str = "var/parley-signing.key"
