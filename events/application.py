@@ -22,8 +22,8 @@ from events.errors import (
     EventRejectedError,
     IdempotencyKeyReusedError,
     NegotiationNotFoundError,
-    StoreUnavailableError,
     VersionConflictError,
+    store_unavailable,
 )
 from events.group_commit import GroupCommit
 from events.negotiation import Negotiation, correction_targets, decide, fold
@@ -39,14 +39,14 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def store_env(database_url: str, *, pool_size: int = 10) -> dict[str, str]:
+def store_env(database_url: str, *, pool_size: int = 10, store_timeout: float = 5.0) -> dict[str, str]:
     """The eventsourcing environment for an SQLite path or a postgresql:// URL."""
     common = {"MAPPER_TOPIC": "events.records:ParleyMapper", "CREATE_TABLE": "y"}
     if database_url.startswith(("postgresql://", "postgres://")):
         url = urlsplit(database_url)
         return {
             **common,
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "events.datastores:ParleyPostgresFactory",
             "APPLICATION_RECORDER_TOPIC": "events.store:ParleyPostgresRecorder",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
@@ -55,14 +55,15 @@ def store_env(database_url: str, *, pool_size: int = 10) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(pool_size),
             "POSTGRES_MAX_OVERFLOW": str(pool_size),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # also how long a statement waits for a pooled connection: a request answers 503 after it
+            "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(store_timeout))),
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_PRE_PING": "y",
         }
     path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
     return {
         **common,
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": "events.datastores:ParleySQLiteFactory",
         "APPLICATION_RECORDER_TOPIC": "events.store:ParleySQLiteRecorder",
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "10",
@@ -103,10 +104,16 @@ class ParleyLog(Application):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
+        self.append_listeners: list[Callable[[int], None]] = []
 
     @property
     def store(self) -> ParleyTables:
         return self.recorder  # type: ignore[return-value]
+
+    def _notify(self, recordings: list[Any]) -> None:
+        """After every commit: tell the listeners (metrics) how many events it stored."""
+        for listener in self.append_listeners:
+            listener(len(recordings))
 
     # --- writing -----------------------------------------------------------------------
 
@@ -127,7 +134,8 @@ class ParleyLog(Application):
         event idempotent on its own, as imports need: a key used before fails the whole batch.
         """
         if appending is not None:
-            self._replay_if_seen(appending)
+            with _translated_store_errors():
+                self._replay_if_seen(appending)
         self._check_sources(events)
         with self._stream_lock(negotiation_id), _translated_store_errors():
             # Optimistic: start from the cached state; versions are contiguous per stream, so any
@@ -293,10 +301,10 @@ class ParleyLog(Application):
         found = [(row.position, self.negotiation(self._decode(row).negotiation_id)) for row in rows]
         return found, (rows[-1].position if len(rows) == limit else None)
 
-    def recorded_after(self, negotiation_id: str, version: int | None) -> list[Recorded]:
-        """The negotiation's records after `version` (all of them for None), in version order."""
+    def recorded_after(self, negotiation_id: str, version: int | None, limit: int | None = None) -> list[Recorded]:
+        """The negotiation's records after `version` (all of them for None), in version order; at most `limit`."""
         with _translated_store_errors():
-            return list(self.events.get(stream_id(negotiation_id), gt=version))  # type: ignore[arg-type]
+            return list(self.events.get(stream_id(negotiation_id), gt=version, limit=limit))  # type: ignore[arg-type]
 
     def stream(
         self,
@@ -365,8 +373,8 @@ class ParleyLog(Application):
     def history(self, event_id: str) -> list[Appended]:
         """The event, then every correction and retraction of it, in the order they were recorded."""
         original = self.event(event_id)
-        ids = [row["event_id"] for row in self.store.corrections_of([event_id])]
         with _translated_store_errors():
+            ids = [row["event_id"] for row in self.store.corrections_of([event_id])]
             revisions = self.store.select_events_by_id(ids)
         return [original, *(self._appended(row) for row in revisions)]
 
@@ -402,7 +410,7 @@ def _translated_store_errors() -> Iterator[None]:
     except IntegrityError:
         raise
     except (PersistenceError, OSError, sqlite3.Error, psycopg.Error) as error:
-        raise StoreUnavailableError(str(error)) from error
+        raise store_unavailable(error) from error
 
 
 def envelope(appended: Appended, corrections: dict[str, list[str]] | None = None) -> dict[str, Any]:

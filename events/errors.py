@@ -49,7 +49,25 @@ class IdempotencyKeyReusedError(ParleyError):
 
 
 class StoreUnavailableError(ParleyError):
-    """The database cannot be reached or written right now."""
+    """The database cannot be reached or written right now; `problem` says which: unreachable, read_only, full or io_error."""
+
+    def __init__(self, message: str, problem: str = "unreachable") -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+_PROBLEM_SIGNS = {
+    "read_only": ("readonly database", "read-only", "read only", "permission denied"),
+    "full": ("disk is full", "no space left", "file too large", "could not extend file", "disk full"),
+    "io_error": ("disk i/o error", "input/output error"),
+}
+
+
+def store_unavailable(error: BaseException) -> StoreUnavailableError:
+    """The store error a driver raised, named by what an operator has to fix."""
+    text = str(error).lower()
+    problem = next((name for name, signs in _PROBLEM_SIGNS.items() if any(sign in text for sign in signs)), "unreachable")
+    return StoreUnavailableError(str(error), problem)
 
 
 class KeyNameTakenError(ParleyError):
@@ -62,3 +80,11 @@ class KeyNotFoundError(ParleyError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"no key {key_id!r}")
         self.key_id = key_id
+
+
+class QueryTimeoutError(ParleyError):
+    """A query ran past its time limit and stopped at a check."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the answer took longer than the {seconds:g} s allowed")
+        self.seconds = seconds

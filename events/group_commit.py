@@ -84,11 +84,16 @@ class GroupCommit:
                     pending.done.set_result((recordings[start:end], hashes[start:end]))
                     start = end
                 return
-        for pending in group:
+        for index, pending in enumerate(group):
             hashes = []
             try:
                 recordings = self._save(*pending.records, idempotency=pending.idempotency, hashes=hashes)
-            except (PersistenceError, OSError) as error:
+            except IntegrityError as error:
                 pending.done.set_exception(error)
+            except (PersistenceError, OSError) as error:
+                # The store went away: the others would each wait for it in turn; they fail now, and retry.
+                for waiting in group[index:]:
+                    waiting.done.set_exception(error)
+                return
             else:
                 pending.done.set_result((recordings, hashes))

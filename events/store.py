@@ -173,6 +173,13 @@ class SideTables:
             has_rows = getattr(cursor, "description", True)
             return [dict(row) for row in cursor.fetchall()] if has_rows else []
 
+    def _create_table(self, cursor: Any) -> None:
+        # Processes starting together (replicas, workers, `parley migrate`) deadlock replacing the same
+        # triggers, or race creating the same table; a transaction-scoped lock lets them take turns.
+        if self.placeholder != "?":
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('parley schema'))")
+        super()._create_table(cursor)  # type: ignore[misc]
+
 
 class ParleyTables(SideTables):
     """Reads over the event log and Parley's side tables, shared by both recorders."""
@@ -189,7 +196,8 @@ class ParleyTables(SideTables):
             prev = last["hash"] if last else GENESIS
         rows = _index_rows(prev, stored_events, positions)
         cursor.executemany(self._sql(_INSERT_INDEX), rows)
-        kwargs.get("hashes", []).extend(row[-1] for row in rows)
+        # Replaced, not extended: an insert tried again must not hand back the failed attempt's links.
+        kwargs.get("hashes", [])[:] = [row[-1] for row in rows]
         idempotency = [_idempotency_row(r) for r in kwargs.get("idempotency", ())]
         if idempotency:
             cursor.executemany(self._sql(_INSERT_IDEMPOTENCY), idempotency)
@@ -377,6 +385,12 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
 class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
     placeholder = "%s"
     position_column = "notification_id"
+
+    # The library tries these up to ten times, each waiting for a connection as long as the pool
+    # allows: a request would hang for a minute while the server is down. One attempt, then 503;
+    # the client retries (with its Idempotency-Key, an ambiguous commit answers the first result).
+    insert_events = PostgresApplicationRecorder.insert_events.__wrapped__  # type: ignore[attr-defined]
+    select_events = PostgresApplicationRecorder.select_events.__wrapped__  # type: ignore[attr-defined]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -9,6 +9,10 @@ from contextlib import contextmanager
 from events.application import ParleyLog
 from events.errors import NegotiationNotFoundError
 from projections.state import State, fold
+from projections.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
+
+# events read from the store at a time while catching up, so a time limit is checked between reads too
+_PAGE = 5000
 
 
 class LiveStates:
@@ -27,15 +31,26 @@ class LiveStates:
         with lock:
             yield
 
-    def state(self, negotiation_id: str) -> State:
-        """The negotiation's state with every event recorded so far; 404 if it has none."""
+    def state(self, negotiation_id: str, time_limit: TimeLimit = UNLIMITED) -> State:
+        """The negotiation's state with every event recorded so far; 404 if it has none.
+
+        Past its time limit a catch-up stops between events and keeps what it folded, so the next request goes on from there.
+        """
         if negotiation_id.startswith("_"):
             raise NegotiationNotFoundError(negotiation_id)  # system streams are not negotiations
         with self._lock(negotiation_id):
-            cached = self._states.get(negotiation_id)
-            newer = self._log.recorded_after(negotiation_id, cached.version if cached else None)
-            state = fold(newer, cached)
+            state = self._states.get(negotiation_id) or State()
+            while True:
+                time_limit.check()
+                page = self._log.recorded_after(negotiation_id, state.version or None, limit=_PAGE)
+                for start in range(0, len(page), CHECK_EVERY):
+                    state = fold(page[start : start + CHECK_EVERY], state)  # type: ignore[arg-type]
+                    if state.size:
+                        self._states[negotiation_id] = state
+                    time_limit.check()
+                if len(page) < _PAGE:
+                    break
             if state.size == 0:
                 raise NegotiationNotFoundError(negotiation_id)
-            self._states[negotiation_id] = state
             return state
+

@@ -48,6 +48,7 @@ from events.payloads import (
 )
 from events.records import Recorded
 from projections.index import Sorted, Version, bound, sort_key
+from projections.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
@@ -170,10 +171,12 @@ def evolve(state: State, recorded: Recorded) -> State:
     )
 
 
-def fold(records: Iterable[Recorded], state: State | None = None) -> State:
+def fold(records: Iterable[Recorded], state: State | None = None, time_limit: TimeLimit = UNLIMITED) -> State:
     state = state or State()
-    for recorded in records:
+    for count, recorded in enumerate(records, 1):
         state = evolve(state, recorded)
+        if count % CHECK_EVERY == 0:
+            time_limit.check()
     return state
 
 
@@ -289,12 +292,13 @@ class View:
     state: State
     as_of: dt.date
     known_at: dt.datetime
+    time_limit: TimeLimit = dataclasses.field(default=UNLIMITED, repr=False, compare=False)
     # what read models of this view have already worked out (its scope, deadline book, histories)
     _memo: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
-def view(state: State, as_of: dt.date, known_at: dt.datetime) -> View:
-    return View(state=state, as_of=as_of, known_at=known_at)
+def view(state: State, as_of: dt.date, known_at: dt.datetime, time_limit: TimeLimit = UNLIMITED) -> View:
+    return View(state=state, as_of=as_of, known_at=known_at, time_limit=time_limit)
 
 
 def memo(view: View, name: str, compute: Callable[[], T]) -> T:
@@ -350,16 +354,16 @@ def _scope(view: View) -> Scope:
     if any(ledger.records[p].recorded_at <= view.known_at for p in late):
         # A record stored with an earlier clock than one before it is known, one after it not:
         # what was known is no prefix. Index exactly what was known.
-        kept = _kept(state, view.known_at)
+        kept = _kept(state, view.known_at, view.time_limit)
         return Scope(entities=kept._ledger.entities, cut=kept.size, as_of=view.as_of, limit=bound(view.as_of))
     return Scope(entities=ledger.entities, cut=cut, as_of=view.as_of, limit=bound(view.as_of))
 
 
-def _kept(state: State, known_at: dt.datetime) -> State:
+def _kept(state: State, known_at: dt.datetime, time_limit: TimeLimit) -> State:
     kept = state._ledger.kept
     found = kept.get((state.size, known_at))
     if found is None:
-        found = fold(r for r in state.records if r.recorded_at <= known_at)
+        found = fold((r for r in state.records if r.recorded_at <= known_at), time_limit=time_limit)
         while len(kept) >= 8:
             kept.pop(next(iter(kept)))
         kept[(state.size, known_at)] = found
@@ -395,9 +399,11 @@ def known(view: View, *types: type[E]) -> Iterator[Fact[E]]:
     state = view.state
     ledger = state._ledger
     lists = [ledger.by_type.get(t, []) for t in types]
-    for position in heapq.merge(*lists):
+    for count, position in enumerate(heapq.merge(*lists), 1):
         if position >= state.size:
             break
+        if count % CHECK_EVERY == 0:
+            view.time_limit.check()
         recorded = ledger.records[position]
         if recorded.recorded_at > view.known_at:
             continue

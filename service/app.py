@@ -21,6 +21,7 @@ from service.api.events import EventController
 from service.api.export import ExportController
 from service.api.health import health, ready
 from service.api.keys import KeyController
+from service.api.metrics import metrics as metrics_route
 from service.api.negotiations import NegotiationController
 from service.api.openapi import document_request_bodies
 from service.api.overview import OverviewController
@@ -29,7 +30,9 @@ from service.api.state import StateController
 from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.logs import request_context
+from service.metrics import Metrics
 from service.problems import EXCEPTION_HANDLERS
+from service.ratelimit import RateLimits
 from service.reads import ReadStore, open_read_sides, read_from_header
 from service.settings import Settings
 from service.signing import Signer
@@ -40,17 +43,19 @@ from service.webhooks import checkpoint_of, open_webhooks
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
     if not settings.is_postgres:
         Path(settings.database_url).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size), clock=clock)
+    return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size, store_timeout=settings.store_timeout), clock=clock)
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:
     """The whole service; `resolver` and `connect` let tests see every outbound connection webhooks try."""
     settings.check_read_database()
+    metrics = Metrics(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log = open_log(settings, clock)
         app.state.log = log
+        metrics.count_appends(log)
         app.state.key_store = KeyStore(log)
         app.state.states = LiveStates(log)
         app.state.signer = Signer.load(settings.signing_key, settings.signing_key_file)
@@ -66,9 +71,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         )
         if settings.run_projections:
             for runner in app.state.runners.values():
-                runner.start()
+                runner.start(lease_poll=settings.lease_poll)
         if settings.run_webhooks:
-            app.state.webhooks.start()
+            app.state.webhooks.start(lease_poll=settings.lease_poll)
         try:
             yield
         finally:
@@ -79,13 +84,15 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 
+    limits = RateLimits(settings, clock)
     app = Litestar(
-        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, web_router],
-        lifespan=[lifespan],
-        middleware=[request_context, read_from_header],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router],
+        lifespan=[lifespan, limits.lifespan],
+        middleware=[request_context, read_from_header, metrics.middleware, limits.middleware],
+        before_send=[metrics.count_unrouted],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "metrics": metrics}),
         openapi_config=OpenAPIConfig(
             title="Parley",
             version="1.0.0",

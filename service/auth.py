@@ -151,6 +151,14 @@ class KeyStore:
         return principal
 
 
+async def key_principal(keys: KeyStore, secret: str) -> Principal | None:
+    """Who holds `secret` (None: unknown or revoked), from the one-second cache or else from the store off the event loop."""
+    principal = keys.cached(secret)
+    if principal is _MISS:
+        principal = await anyio.to_thread.run_sync(keys.authenticate, secret)
+    return principal  # type: ignore[return-value]
+
+
 def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(
         401, "Unauthorized", detail, [FieldError("Authorization", detail)], {"WWW-Authenticate": 'Bearer realm="parley"'}
@@ -171,10 +179,7 @@ async def principal_of(
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("the Authorization header must be 'Bearer <key>'")
-    keys: KeyStore = connection.app.state.key_store
-    principal = keys.cached(secret.strip())
-    if principal is _MISS:
-        principal = await anyio.to_thread.run_sync(keys.authenticate, secret.strip())
+    principal = await key_principal(connection.app.state.key_store, secret.strip())
     if principal is None:
         raise _unauthorized("unknown or revoked access key")
     return principal

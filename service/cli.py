@@ -16,7 +16,7 @@ keys_cli = typer.Typer(help="Create, list and revoke access keys.", no_args_is_h
 cli.add_typer(keys_cli, name="keys")
 audit_cli = typer.Typer(help="Tamper evidence: verify the hash chain, take signed checkpoints.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
-projections_cli = typer.Typer(help="Persisted views: status and rebuilds.", no_args_is_help=True)
+projections_cli = typer.Typer(help="Persisted views and the webhook relay: status, rebuilds, parked events.", no_args_is_help=True)
 cli.add_typer(projections_cli, name="projections")
 console = Console()
 err = Console(stderr=True)
@@ -65,12 +65,17 @@ def serve(
     database: DatabaseOption = None,
 ) -> None:
     """Serve the API (the embedded default: one process on the SQLite file)."""
+    settings = _settings(database, serving=True, host=host, port=port)
+    if settings.metrics_dir:  # before prometheus_client is imported, in this process and the workers it starts
+        from service.metrics_dir import prepare_metrics_dir
+
+        prepare_metrics_dir(settings.metrics_dir)
+
     import uvicorn
 
     from service.app import create_app
     from service.logs import configure_logging
 
-    settings = _settings(database, serving=True, host=host, port=port)
     configure_logging(settings.log_format, settings.log_level)
     secret = bootstrap_admin_key(settings) if settings.bootstrap_admin else None
     base = f"http://{settings.host}:{settings.port}"
@@ -256,26 +261,129 @@ def _views(database: str | None):  # type: ignore[no-untyped-def]
 
 @projections_cli.command("status")
 def projections_status(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """Each view's position in the global log and how far behind the head it is."""
+    """Each follower's position in the global log, how far behind the head it is, its parked events and which process follows it."""
     import json
 
+    from projections.leases import open_lease
+    from projections.parking import parked_events
+    from service.webhooks.store import RELAY, open_webhook_tables
+
     log, tables, runners = _views(database)
+    hooks = open_webhook_tables(log)
     try:
         head = log.head()
-        rows = [
-            {"view": name, "table": runner.spec.table, "position": tables.position(runner.spec), "head": head}
-            for name, runner in runners.items()
-        ]
+        parked: dict[str, int] = {}
+        for event in parked_events(tables):
+            parked[event.follower] = parked.get(event.follower, 0) + 1
+        positions = {name: (runner.spec.table, tables.position(runner.spec)) for name, runner in runners.items()}
+        positions[RELAY] = ("parley_outbox", hooks.position())
+        rows = []
+        for name, (table_name, position) in positions.items():
+            lease = open_lease(log.env, name)
+            try:
+                holder = lease.holder()
+            finally:
+                lease.release()
+            rows.append({"view": name, "table": table_name, "position": position, "head": head, "lag": head - position,
+                         "parked": parked.get(name, 0), "holder": holder})
         if as_json:
-            print(json.dumps([{**row, "lag": head - row["position"]} for row in rows]))
+            print(json.dumps(rows))
             return
-        table = Table("view", "table", "position", "head", "lag")
+        table = Table("view", "table", "position", "head", "lag", "parked", "followed by")
         for row in rows:
-            table.add_row(row["view"], row["table"], str(row["position"]), str(head), str(head - row["position"]))
+            table.add_row(row["view"], row["table"], str(row["position"]), str(head), str(row["lag"]),
+                          f"[red]{row['parked']}[/red]" if row["parked"] else "0", row["holder"] or "[yellow]nobody[/yellow]")
         console.print(table)
+        if any(row["parked"] for row in rows):
+            console.print("Events are parked: see them with [bold]parley projections parked[/bold], "
+                          "fix the cause, then [bold]parley projections retry[/bold].")
+    finally:
+        hooks.datastore.close()  # type: ignore[attr-defined]
+        tables.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+
+
+@projections_cli.command("parked")
+def projections_parked(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Events a view or the webhook relay could not process and went past (poison events), with the error."""
+    import msgspec
+
+    from projections.parking import parked_events
+
+    log, tables, _ = _views(database)
+    try:
+        found = parked_events(tables)
     finally:
         tables.datastore.close()  # type: ignore[attr-defined]
         log.close()
+    if as_json:
+        print(msgspec.json.encode(found).decode())
+        return
+    table = Table("follower", "position", "event", "negotiation", "parked at", "attempts", "error")
+    for event in found:
+        table.add_row(event.follower, str(event.position), event.event_id or "", event.negotiation_id or "",
+                      event.parked_at, str(event.attempts), event.error)
+    console.print(table)
+
+
+@projections_cli.command("retry")
+def projections_retry(
+    position: Annotated[Optional[int], typer.Argument(help="The parked event's position (default: every parked event).")] = None,
+    view: Annotated[Optional[str], typer.Option("--view", help="Only this view, or webhook-relay (default: every follower).")] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Process parked events again, once their cause is fixed; exit 1 if any still fails (it stays parked, with the new error)."""
+    import msgspec
+
+    from projections.parking import Parked, parked_events
+    from projections.views import VIEWS
+    from service.webhooks.store import RELAY
+
+    if view is not None and view not in (*VIEWS, RELAY):
+        err.print(f"[red]error:[/red] no view {view!r}; followers: {', '.join((*VIEWS, RELAY))}")
+        raise typer.Exit(2)
+    positions = [position] if position is not None else []
+    log, tables, runners = _views(database)
+    hooks = None
+    try:
+        wanted = parked_events(tables, view, positions)
+        failing: list[Parked] = []
+        for name in sorted({event.follower for event in wanted}):
+            if name == RELAY:
+                hooks = _webhooks(log, database)
+                failing += hooks.relay.retry_parked(positions)
+            elif name in runners:
+                failing += runners[name].retry_parked(positions)
+    finally:
+        if hooks is not None:
+            hooks.tables.datastore.close()
+        tables.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+    retried = [event for event in wanted if (event.follower, event.position) not in {(f.follower, f.position) for f in failing}]
+    if as_json:
+        print(msgspec.json.encode({"retried": retried, "still_parked": failing}).decode())
+    else:
+        if not wanted:
+            console.print("No parked events" + (f" at position {position}" if position is not None else "") + ".")
+        for event in retried:
+            console.print(f"[green]processed[/green] {event.follower} position {event.position} ({event.event_id})")
+        for event in failing:
+            err.print(f"[red]still parked:[/red] {event.follower} position {event.position}: {event.error}")
+    if failing:
+        raise typer.Exit(1)
+
+
+def _webhooks(log, database: str | None):  # type: ignore[no-untyped-def]
+    """The webhook relay and sender, built as `parley deliver` builds them, not started."""
+    from events.application import utcnow
+    from service.signing import Signer
+    from service.webhooks import open_webhooks
+
+    settings = _settings(database)
+    signer = Signer.load(settings.signing_key, settings.signing_key_file)
+    return open_webhooks(log, secret_key=signer.derive_key("parley webhook secrets"), clock=utcnow,
+                         allow_hosts=settings.allow_hosts, warn_days=settings.warn_days)
 
 
 @projections_cli.command("rebuild")
@@ -283,7 +391,7 @@ def projections_rebuild(
     name: Annotated[Optional[str], typer.Argument(help="The view to rebuild (default: all).")] = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Rebuild views from position 0, with a progress bar. Stop other runners of the view first."""
+    """Rebuild views from position 0, with a progress bar. Stop the projectors of the view first."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -292,46 +400,66 @@ def projections_rebuild(
         TimeRemainingColumn,
     )
 
+    from projections.leases import open_lease
     from projections.views import VIEWS
 
     if name is not None and name not in VIEWS:
         err.print(f"[red]error:[/red] no view {name!r}; views: {', '.join(VIEWS)}")
         raise typer.Exit(2)
     log, tables, runners = _views(database)
+    chosen = {view_name: runner for view_name, runner in runners.items() if name is None or view_name == name}
+    leases = [open_lease(log.env, view_name) for view_name in chosen]
     try:
+        for lease in leases:  # a runner following the view would write over the rebuild
+            if not lease.acquire():
+                err.print(f"[red]error:[/red] view {lease.name!r} is followed by {lease.holder() or 'another process'}; "
+                          "stop every `parley project` and `parley serve` that runs it first")
+                raise typer.Exit(1)
         head = log.head()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
-            for view_name, runner in runners.items():
-                if name is not None and view_name != name:
-                    continue
+            for view_name, runner in chosen.items():
                 task = bar.add_task(f"rebuilding {view_name}", total=head or 1)
                 count = runner.rebuild(lambda done, total, task=task: bar.update(task, completed=done, total=max(total, 1)))
                 bar.update(task, completed=max(count, 1), total=max(count, 1))
         console.print(f"Rebuilt up to position {head}.")
     finally:
+        for lease in leases:
+            lease.release()
         tables.datastore.close()  # type: ignore[attr-defined]
         log.close()
 
 
 @cli.command()
-def project(database: DatabaseOption = None) -> None:
-    """Run the projection runners in the foreground (for a separate projector process)."""
+def project(
+    view: Annotated[Optional[list[str]], typer.Option("--view", help="Run only this view (repeat for several; default: all).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Run projection runners in the foreground; of several such processes, one follows each view, the others stand by."""
     import signal
     import threading
 
+    from projections.runner import open_runners, open_view_tables
+    from projections.views import VIEWS
+    from service.app import open_log
     from service.logs import configure_logging
 
+    unknown = sorted(set(view or ()) - set(VIEWS))
+    if unknown:
+        err.print(f"[red]error:[/red] no view {', '.join(map(repr, unknown))}; views: {', '.join(VIEWS)}")
+        raise typer.Exit(2)
     settings = _settings(database)
     configure_logging(settings.log_format, settings.log_level)
-    log, tables, runners = _views(database)
+    log = open_log(settings)
+    tables = open_view_tables(log)
+    runners = open_runners(log, tables, view or None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     for runner in runners.values():
-        runner.start()
-    console.print(f"Following the log for views: {', '.join(runners)}")
+        runner.start(lease_poll=settings.lease_poll)
+    console.print(f"Following the log for views: {', '.join(runners)} (standing by for any view another process follows)")
     stop.wait()
-    for runner in runners.values():
+    for runner in runners.values():  # each finishes the batch in hand, then gives up its lease
         runner.stop()
     tables.datastore.close()  # type: ignore[attr-defined]
     log.close()
@@ -339,7 +467,7 @@ def project(database: DatabaseOption = None) -> None:
 
 @cli.command()
 def deliver(database: DatabaseOption = None) -> None:
-    """Run the webhook relay and a sender in the foreground (for separate delivery processes)."""
+    """Run the webhook relay and a sender in the foreground; senders share the outbox, one relay follows the log at a time."""
     import signal
     import threading
 
@@ -362,8 +490,8 @@ def deliver(database: DatabaseOption = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    hooks.start()
-    console.print("Relaying the log to webhook subscribers; Ctrl-C to stop")
+    hooks.start(lease_poll=settings.lease_poll)
+    console.print("Relaying the log to webhook subscribers (the relay stands by while another process holds it); Ctrl-C to stop")
     stop.wait()
     hooks.stop()
     log.close()
@@ -372,9 +500,11 @@ def deliver(database: DatabaseOption = None) -> None:
 def main() -> None:
     from service.cli_export import register as register_export
     from service.cli_import import register as register_import
+    from service.cli_ops import register as register_ops
     from service.cli_read import register as register_read
 
     register_import(cli)
     register_export(cli)
     register_read(cli)
+    register_ops(cli)
     cli()

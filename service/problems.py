@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 import msgspec
+import psycopg
 import structlog
+from eventsourcing.persistence import DataError, IntegrityError, PersistenceError, ProgrammingError
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -20,8 +23,10 @@ from events.errors import (
     NegotiationExistsError,
     NegotiationNotFoundError,
     ParleyError,
+    QueryTimeoutError,
     StoreUnavailableError,
     VersionConflictError,
+    store_unavailable,
 )
 from events.payloads import EVENT_TYPES, RESERVED_FIELDS, reserved_field_in
 
@@ -106,7 +111,17 @@ _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (EventRejectedError, 422, "Invalid event"),
     (IdempotencyKeyReusedError, 422, "Idempotency-Key reused"),
     (StoreUnavailableError, 503, "Store unavailable"),
+    (QueryTimeoutError, 503, "Query timed out"),
 ]
+
+
+# What a client is told about each store fault; the driver's own message (hosts, paths) stays in the log.
+_STORE_PROBLEMS = {
+    "unreachable": ("Store unavailable", "the event store cannot be reached right now; nothing was stored"),
+    "read_only": ("Store read-only", "the event store cannot be written: its database is read-only; nothing was stored"),
+    "full": ("Store full", "the event store cannot be written: its disk is full; nothing was stored"),
+    "io_error": ("Store I/O error", "the event store's disk failed a read or write; nothing was stored"),
+}
 
 
 def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
@@ -128,8 +143,14 @@ def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
         extra["current_version"] = error.current
         headers["ETag"] = f'"{error.current}"'
     elif isinstance(error, StoreUnavailableError):
-        detail = "the event store cannot be reached right now; nothing was stored"
+        title, detail = _STORE_PROBLEMS.get(error.problem, _STORE_PROBLEMS["unreachable"])
         headers["Retry-After"] = "2"
+    elif isinstance(error, QueryTimeoutError):
+        detail = (
+            f"the answer took longer than the {error.seconds:g} s this service allows (PARLEY_QUERY_TIMEOUT) and was "
+            "stopped; the events read so far are kept, so a retry goes on from there"
+        )
+        headers["Retry-After"] = "1"
     return Problem(title=title, status=status, detail=detail, errors=errors, **extra), headers
 
 
@@ -149,9 +170,25 @@ def _respond(request: Request[Any, Any, Any], problem: Problem, headers: dict[st
 
 def on_parley_error(request: Request[Any, Any, Any], error: ParleyError) -> Response[Any]:
     problem, headers = problem_for(error)
-    if problem.status >= 500:
-        structlog.get_logger("parley").warning("store_unavailable", error=str(error))
+    if isinstance(error, QueryTimeoutError):
+        structlog.get_logger("parley").warning("query_timeout", seconds=error.seconds)
+    elif isinstance(error, StoreUnavailableError):
+        structlog.get_logger("parley").warning("store_unavailable", problem=error.problem, error=str(error))
     return _respond(request, problem, headers)
+
+
+_NOT_FAULTS = (
+    IntegrityError, ProgrammingError, DataError,
+    sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError,
+    psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError,
+)
+
+
+def on_store_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """A store error from the view or webhook tables, which controllers read directly: a fault, or a bug."""
+    if isinstance(error, _NOT_FAULTS):
+        return on_unexpected(request, error)
+    return on_parley_error(request, store_unavailable(error))
 
 
 def on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Response[Any]:
@@ -195,6 +232,9 @@ def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ParleyError: on_parley_error,
+    PersistenceError: on_store_error,
+    sqlite3.Error: on_store_error,
+    psycopg.Error: on_store_error,
     ProblemError: on_problem,
     HTTPException: on_http_exception,
     RecursionError: on_recursion,

@@ -1,4 +1,4 @@
-"""Start and stop `parley serve` as a child process (end-to-end tests, benchmarks, operators' scripts)."""
+"""Start and stop `parley serve`, `parley project` and `parley deliver` as child processes (end-to-end tests, benchmarks, scripts)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import msgspec
 
 
 def free_port() -> int:
@@ -19,9 +21,14 @@ def free_port() -> int:
 
 
 def start_server(
-    database_url: str, log_path: Path, port: int | None = None, env: dict[str, str] | None = None, timeout: float = 30
+    database_url: str,
+    log_path: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    wrapper: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Serve on 127.0.0.1 and return once /ready answers 200."""
+    """Serve on 127.0.0.1 and return once /ready answers 200; `wrapper` runs it under another command (e.g. setpriv)."""
     port = port or free_port()
     environment = {
         **os.environ,
@@ -33,7 +40,7 @@ def start_server(
         **(env or {}),
     }
     with log_path.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=environment, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*wrapper, sys.executable, "-m", "service", "serve"], env=environment, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,12 +57,62 @@ def start_server(
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; for workers too."""
     process.terminate()
     try:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+def start_worker(
+    command: list[str], database_url: str, log_path: Path, followers: int, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start `parley <command>` (JSON logs to `log_path`); return once each of its `followers` holds or waits for its lease."""
+    environment = {**os.environ, "PARLEY_DATABASE_URL": database_url, "PARLEY_LOG_FORMAT": "json", **(env or {})}
+    start = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "service", *command], env=environment, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"parley {' '.join(command)} exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        if len(log_lines(log_path, "lease_acquired", "lease_waiting", offset=start)) >= followers:
+            return process
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"parley {' '.join(command)} did not start following: {log_path.read_text()[-2000:]}")
+
+
+def start_projector(
+    database_url: str, log_path: Path, views: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    from projections.views import VIEWS
+
+    command = ["project", *(arg for view in views for arg in ("--view", view))]
+    return start_worker(command, database_url, log_path, len(views or VIEWS), env)
+
+
+def start_deliverer(database_url: str, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return start_worker(["deliver"], database_url, log_path, 1, env)
+
+
+def log_lines(log_path: Path, *events: str, offset: int = 0) -> list[dict[str, object]]:
+    """The structlog JSON lines a child process wrote (from byte `offset`), optionally only those of some events."""
+    found = []
+    with log_path.open("rb") as file:
+        file.seek(offset)
+        lines = file.read().splitlines()
+    for line in lines:
+        if line.startswith(b"{"):
+            try:
+                entry = msgspec.json.decode(line)
+            except msgspec.DecodeError:
+                continue  # a line cut off by SIGKILL
+            if not events or entry.get("event") in events:
+                found.append(entry)
+    return found
 
 
 def create_key(database_url: str, name: str, role: str) -> str:
@@ -83,6 +140,8 @@ PARLEY_TABLES = (
     "parley_outbox",
     "parley_delivery_attempts",
     "parleywebhooks_tracking",
+    "parley_rate_limits",
+    "parley_parked",
 )
 
 

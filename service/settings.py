@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -20,9 +20,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pool_size: int = 10
+    store_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
     bootstrap_admin: bool = True
     run_projections: bool = True
+    lease_poll: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     min_position_wait: float = 5.0
     signing_key: str | None = None
     signing_key_file: str = "var/parley-signing.key"
@@ -33,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_lease: float = 60.0
     checkpoint_every: int = 1000
     checkpoint_hours: float = 24.0
+    metrics_dir: str = ""
+    ready_max_lag: int = 0
+    rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 6000
+    rate_limit_window: Annotated[int, msgspec.Meta(ge=1)] = 60
+    query_timeout: Annotated[float, msgspec.Meta(ge=0)] = 10.0
 
     @property
     def allow_hosts(self) -> frozenset[str]:

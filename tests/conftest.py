@@ -15,6 +15,7 @@ import pytest
 
 from service.process import create_key, drop_postgres_tables, start_server, stop_server
 from service.settings import Settings
+from tests.throwaway_postgres import throwaway_postgres  # noqa: F401 - a fixture for every test
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("PARLEY_REQUIRE_POSTGRES") == "1"

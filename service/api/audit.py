@@ -19,6 +19,7 @@ from service.api.common import (
     encode_cursor,
     in_thread,
     log_of,
+    peek,
     problems,
 )
 from service.api.negotiations import Limit
@@ -86,7 +87,8 @@ class AuditController(Controller):
         recorded_at = appended.record.recorded_at.isoformat().replace("+00:00", "Z")
         return _signer(request).checkpoint(appended.position, appended.hash, recorded_at)
 
-    @get("/audit/public-key", operation_id="getPublicKey", summary="The key that signs checkpoints")
+    @get("/audit/public-key", operation_id="getPublicKey", summary="The key that signs checkpoints",
+         responses={429: problems()[429]})
     async def public_key(self, request: Request[Any, Any, Any]) -> PublicKey:
         signer = _signer(request)
         return PublicKey(key_id=signer.key_id, algorithm="Ed25519", public_key=signer.public_key_b64, pem=signer.public_key_pem)
@@ -158,19 +160,18 @@ class AuditController(Controller):
                                                {event_source.name.lower(), (event_source.id or "").lower()}))
             )
 
-        def scan(store: ReadStore) -> tuple[list[dict[str, Any]], int | None]:
+        def scan(store: ReadStore) -> list[Any]:
             after, found = decode_cursor(cursor) or 0, []
-            while len(found) < limit:
+            while True:
                 page, more = store.log.feed(after=after, limit=1000)
                 for item in page:
                     after = item.position
                     if keep(item):
-                        found.append(envelope(item))
-                        if len(found) == limit:
-                            return found, after
+                        found.append(item)
+                        if len(found) > limit:
+                            return found
                 if more is None:
-                    return found, None
-            return found, after
+                    return found
 
-        items, next_after = await read(request, scan, min_position)
-        return Page(items=items, next=encode_cursor(next_after) if next_after is not None else None)
+        items, more = peek(await read(request, scan, min_position), limit, lambda appended: encode_cursor(appended.position))
+        return Page(items=[envelope(item) for item in items], next=more)

@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from projections.claims import CLAIM_STATUSES, ClaimStatus, claims
 from projections.live import LiveStates
 from projections.state import view
+from projections.timelimit import TimeLimit
 from service.api.common import Page, decode_cursor, problems
 from service.api.negotiations import Limit
 from service.api.state import (
@@ -18,6 +19,7 @@ from service.api.state import (
     KnownAt,
     MinPosition,
     moment,
+    time_limit,
     world_key,
     world_page,
 )
@@ -35,11 +37,11 @@ def _status(value: str | None) -> ClaimStatus | None:
 
 def _claims(
     states: LiveStates, negotiation_id: str, as_of: dt.date, known_at: dt.datetime,
-    status: ClaimStatus | None, after: int | None, limit: int,
+    status: ClaimStatus | None, after: int | None, limit: int, time_limit: TimeLimit,
 ) -> Page:
-    state = states.state(negotiation_id)
+    state = states.state(negotiation_id, time_limit)
     versions = {r.event_id: r.originator_version for r in state.records}
-    subjects = claims(view(state, as_of, known_at), status).subjects
+    subjects = claims(view(state, as_of, known_at, time_limit), status).subjects
     first = ((world_key(s.values[0].occurred_on, versions[s.values[0].event_id]), s) for s in subjects)
     items, more = world_page(first, after, limit)
     return Page(items=items, next=more)
@@ -75,5 +77,8 @@ class ClaimController(Controller):
     ) -> Page:
         wanted = _status(status)
         after = decode_cursor(cursor)
+        budget = time_limit(request)
         day, at = await moment(request, as_of, known_at, min_position)
-        return await read(request, lambda r: _claims(r.states, negotiation_id, day, at, wanted, after, limit), min_position)
+        return await read(
+            request, lambda r: _claims(r.states, negotiation_id, day, at, wanted, after, limit, budget), min_position
+        )

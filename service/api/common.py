@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,7 +28,8 @@ _DESCRIPTIONS = {
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
     422: "Well-formed JSON that breaks a rule.",
-    503: "The store is unreachable.",
+    429: "Over the key's rate limit (or the client address's, without a key); see Retry-After and RateLimit-*.",
+    503: "The store is unreachable, read-only or full, or the answer ran past its time limit; see Retry-After.",
 }
 
 
@@ -35,7 +37,7 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """Declare the problem responses a route can give, for the OpenAPI schema."""
     return {
         status: ResponseSpec(data_container=Problem, description=_DESCRIPTIONS[status], media_type="application/problem+json")
-        for status in sorted({400, 401, 503, *statuses})
+        for status in sorted({400, 401, 429, 503, *statuses})
     }
 
 
@@ -88,6 +90,29 @@ def decode_cursor(cursor: str | None, field: str = "cursor") -> int | None:
     except ValueError:
         raise ProblemError(400, "Bad request", "the cursor is not one this service gave out", [FieldError(field, "unknown cursor")]) from None
     return value
+
+
+def encode_name_cursor(last: str) -> str:
+    """A cursor after `last` for lists ordered by a name or an id."""
+    return base64.urlsafe_b64encode(f"s{last}".encode()).decode().rstrip("=")
+
+
+def decode_name_cursor(cursor: str | None) -> str:
+    if cursor is None:
+        return ""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.startswith("s"):
+        raise ProblemError(400, "Bad request", "the cursor is not one this service gave out", [FieldError("cursor", "unknown cursor")])
+    return text[1:]
+
+
+def peek(found: list[T], limit: int, cursor: Callable[[T], str]) -> tuple[list[T], str | None]:
+    """A page of `limit` from up to `limit + 1` items: the extra one only says that more follow, so `next` never leads nowhere."""
+    page = found[:limit]
+    return page, (cursor(page[-1]) if len(found) > limit else None)
 
 
 def principal(request: Request[Any, Any, Any]) -> Principal:

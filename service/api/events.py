@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from service.api.common import Page, decode_cursor, encode_cursor, problems
+from service.api.common import Page, decode_cursor, encode_cursor, peek, problems
 from service.api.negotiations import Limit, with_corrections
 from service.auth import require
 from service.reads import ReadPosition, ReadStore, read
@@ -29,8 +29,9 @@ class EventController(Controller):
         start = decode_cursor(cursor)
 
         def page(store: ReadStore) -> Page:
-            items, more = store.log.feed(after=start if start is not None else after, limit=limit)
-            return Page(items=with_corrections(store.log, items), next=encode_cursor(more) if more else None)
+            found, _ = store.log.feed(after=start if start is not None else after, limit=limit + 1)
+            items, more = peek(found, limit, lambda appended: encode_cursor(appended.position))
+            return Page(items=with_corrections(store.log, items), next=more)
 
         return await read(request, page, min_position)
 

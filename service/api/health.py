@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, get
+from litestar.openapi.datastructures import ResponseSpec
 
-from service.api.common import in_thread, log_of, problems
+from service.api.common import in_thread, log_of
+from service.problems import PROBLEM, FieldError, Problem, ProblemError
+from service.progress import followers_of, read_progress, views_behind
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    position: int
+    lag: dict[str, int]
 
 
 @get("/health", operation_id="health", summary="The process is up", tags=["operations"])
@@ -14,8 +24,29 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", operation_id="ready", summary="The store answers", tags=["operations"], responses={503: problems()[503]})
-async def ready(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    log = log_of(request)
-    await in_thread(log.ping)
-    return {"status": "ready", "position": await in_thread(log.head)}
+@get(
+    "/ready",
+    operation_id="ready",
+    summary="The store answers and the persisted views keep up",
+    description="503 when the store cannot be reached, or when a persisted view is more than PARLEY_READY_MAX_LAG events "
+    "behind the log (when that is set). `lag` is each view's distance from the head, in events.",
+    tags=["operations"],
+    responses={
+        503: ResponseSpec(
+            data_container=Problem, media_type=PROBLEM,
+            description="The store is unreachable, or a persisted view lags the log by more than PARLEY_READY_MAX_LAG events.",
+        )
+    },
+)
+async def ready(request: Request[Any, Any, Any]) -> Readiness:
+    progress = await in_thread(read_progress, log_of(request), followers_of(request.app.state))
+    bound = request.app.state.settings.ready_max_lag
+    behind = views_behind(progress, bound)
+    if behind:
+        raise ProblemError(
+            503, "Not ready", "; ".join(f"view {name} is {lag} events behind the log" for name, lag in sorted(behind.items())),
+            [FieldError(f"views.{name}", f"{lag} events behind the log; at most {bound} (PARLEY_READY_MAX_LAG)")
+             for name, lag in sorted(behind.items())],
+            headers={"Retry-After": "5"},
+        )
+    return Readiness(status="ready", position=progress.head, lag=progress.view_lag())

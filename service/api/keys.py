@@ -10,7 +10,10 @@ from litestar import Controller, Request, Response, delete, get, post
 from service.api.common import (
     Page,
     decode,
+    decode_name_cursor,
+    encode_name_cursor,
     in_thread,
+    peek,
     principal,
     problems,
     require_json,
@@ -43,8 +46,8 @@ class KeyController(Controller):
 
     @get("/", operation_id="listKeys", summary="List access keys (never their secrets)", responses=problems(403))
     async def list_keys(self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None) -> Page:
-        found = await in_thread(_keys(request).list, after=cursor or "", limit=limit)
-        return Page(items=found, next=found[-1].name if len(found) == limit else None)
+        found = await in_thread(_keys(request).list, after=decode_name_cursor(cursor), limit=limit + 1)
+        return Page(*peek(found, limit, lambda key: encode_name_cursor(key.name)))
 
     @get("/{key_id:str}", operation_id="getKey", summary="One access key", responses=problems(403, 404))
     async def get_key(self, request: Request[Any, Any, Any], key_id: str) -> KeyRecord:

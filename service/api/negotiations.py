@@ -33,6 +33,7 @@ from service.api.common import (
     expected_version,
     in_thread,
     log_of,
+    peek,
     principal,
     problems,
     request_id,
@@ -180,8 +181,9 @@ class NegotiationController(Controller):
         self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None, min_position: ReadPosition = None
     ) -> Page:
         after = decode_cursor(cursor) or 0
-        found, more = await read(request, lambda r: r.log.negotiations(after=after, limit=limit), min_position)
-        return Page(items=[negotiation_out(state) for _, state in found], next=encode_cursor(more) if more else None)
+        found, _ = await read(request, lambda r: r.log.negotiations(after=after, limit=limit + 1), min_position)
+        listed, more = peek(found, limit, lambda pair: encode_cursor(pair[0]))
+        return Page(items=[negotiation_out(state) for _, state in listed], next=more)
 
     @get(
         "/{negotiation_id:str}",
@@ -263,8 +265,9 @@ class NegotiationController(Controller):
 
         def page(store: ReadStore) -> Page:
             start = after if after is not None else after_version
-            items, more = store.log.stream(negotiation_id, after_version=start, limit=limit, match=match)
-            return Page(items=with_corrections(store.log, items), next=encode_cursor(more) if more else None)
+            found, _ = store.log.stream(negotiation_id, after_version=start, limit=limit + 1, match=match)
+            items, more = peek(found, limit, lambda appended: encode_cursor(appended.record.originator_version))
+            return Page(items=with_corrections(store.log, items), next=more)
 
         return await read(request, page, min_position)
 

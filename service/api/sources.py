@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
@@ -18,8 +16,11 @@ from events.records import Recorded
 from service.api.common import (
     Page,
     decode,
+    decode_name_cursor,
+    encode_name_cursor,
     in_thread,
     log_of,
+    peek,
     principal,
     problems,
     require_json,
@@ -120,22 +121,6 @@ def _exists(source_id: str) -> ProblemError:
     return ProblemError(409, "Source exists", f"a source {source_id!r} is already registered", [FieldError("id", "is taken")])
 
 
-def _cursor(last: str) -> str:
-    return base64.urlsafe_b64encode(f"s{last}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> str:
-    if cursor is None:
-        return ""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.startswith("s"):
-        raise ProblemError(400, "Bad request", "the cursor is not one this service gave out", [FieldError("cursor", "unknown cursor")])
-    return text[1:]
-
-
 # --- the sources behind an answer ------------------------------------------------------------
 
 
@@ -217,9 +202,9 @@ class SourceController(Controller):
 
     @get("/", operation_id="listSources", summary="Registered sources by id", guards=[require("reader")], responses=problems())
     async def list_sources(self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None) -> Page:
-        found = await read(request, lambda r: SourceRegistry(r.log).list(after=_after(cursor), limit=limit + 1))
-        page = found[:limit]
-        return Page(items=page, next=_cursor(page[-1].id) if len(found) > limit else None)
+        after = decode_name_cursor(cursor)
+        found = await read(request, lambda r: SourceRegistry(r.log).list(after=after, limit=limit + 1))
+        return Page(*peek(found, limit, lambda source: encode_name_cursor(source.id)))
 
     @get(
         "/{source_id:str}", operation_id="getSource", summary="One registered source", guards=[require("reader")], responses=problems(404)

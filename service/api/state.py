@@ -32,6 +32,7 @@ from projections import (
     view,
 )
 from projections.live import LiveStates
+from projections.timelimit import TimeLimit
 from service.api.common import (
     Page,
     decode_cursor,
@@ -171,6 +172,11 @@ async def moment(
 # --- reading the state -----------------------------------------------------------------------
 
 
+def time_limit(request: Request[Any, Any, Any]) -> TimeLimit:
+    """How long this request's answer may compute from now (PARLEY_QUERY_TIMEOUT); past it, a 503."""
+    return TimeLimit.starting_now(request.app.state.settings.query_timeout)
+
+
 def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
     versions = [r.originator_version for r in state.records if r.recorded_at <= known_at]
     if not versions:
@@ -180,31 +186,28 @@ def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
 
 
 def _state(
-    states: LiveStates, log: ParleyLog, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None
+    states: LiveStates, log: ParleyLog, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None,
+    limit: TimeLimit,
 ) -> StateOut:
-    state = states.state(negotiation_id)
-    seen = view(state, as_of, known_at)
-    answer = StateOut(
-        as_of=as_of,
-        known_at=known_at,
-        position=_position(log, state, known_at),
-        truce=truce(seen),
-        tariffs=tariff_schedule(seen, legal_basis=legal_basis),
-        measures=measures(seen),
-        deadlines=deadlines(seen),
-        issues=issues(seen),
-        rounds=rounds(seen),
-    )
+    state = states.state(negotiation_id, limit)
+    seen = view(state, as_of, known_at, limit)
+    parts: dict[str, Any] = {}
+    for part, build in PARTS.items():
+        limit.check()
+        parts[part] = build(seen, legal_basis)
+    answer = StateOut(as_of=as_of, known_at=known_at, position=_position(log, state, known_at), **parts)
+    limit.check()
     sources, corroboration = _sourced(state, log, msgspec.to_builtins(answer))
     return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration)
 
 
 def _part(
     states: LiveStates, log: ParleyLog, negotiation_id: str, part: str, as_of: dt.date, known_at: dt.datetime,
-    legal_basis: str | None,
+    legal_basis: str | None, limit: TimeLimit,
 ) -> dict[str, Any]:
-    state = states.state(negotiation_id)
-    value = PARTS[part](view(state, as_of, known_at), legal_basis)
+    state = states.state(negotiation_id, limit)
+    value = PARTS[part](view(state, as_of, known_at, limit), legal_basis)
+    limit.check()
     sources, corroboration = _sourced(state, log, {part: msgspec.to_builtins(value)})
     return {
         "as_of": as_of,
@@ -246,11 +249,11 @@ def world_page(keyed: Iterable[tuple[int, Any]], after: int | None, limit: int) 
 
 def _statements(
     states: LiveStates, negotiation_id: str, as_of: dt.date, known_at: dt.datetime,
-    filters: dict[str, str | None], after: int | None, limit: int,
+    filters: dict[str, str | None], after: int | None, limit: int, time_limit: TimeLimit,
 ) -> Page:
-    state = states.state(negotiation_id)
+    state = states.state(negotiation_id, time_limit)
     versions = {r.event_id: r.originator_version for r in state.records}
-    said = statements(view(state, as_of, known_at), **filters).statements
+    said = statements(view(state, as_of, known_at, time_limit), **filters).statements
     items, more = world_page(((world_key(s.occurred_on, versions[s.event_id]), s) for s in said), after, limit)
     return Page(items=items, next=more)
 
@@ -272,10 +275,11 @@ def _appended(log: ParleyLog, negotiation_id: str, records: list[Recorded]) -> l
 
 def _timeline(
     states: LiveStates, log: ParleyLog, negotiation_id: str, start: dt.date | None, end: dt.date | None,
-    known_at: dt.datetime, after: int | None, limit: int,
+    known_at: dt.datetime, after: int | None, limit: int, time_limit: TimeLimit,
 ) -> Page:
-    state = states.state(negotiation_id)
+    state = states.state(negotiation_id, time_limit)
     known = [r for r in state.records if r.recorded_at <= known_at]
+    time_limit.check()
     ids = {r.event_id for r in known}
     keyed = sorted(
         (
@@ -371,10 +375,11 @@ def changes_between(
 
 def _diff(
     states: LiveStates, log: ParleyLog, negotiation_id: str,
-    before: tuple[dt.date, dt.datetime], after: tuple[dt.date, dt.datetime], legal_basis: str | None,
+    before: tuple[dt.date, dt.datetime], after: tuple[dt.date, dt.datetime], legal_basis: str | None, limit: TimeLimit,
 ) -> DiffOut:
-    first = _state(states, log, negotiation_id, *before, legal_basis)
-    second = _state(states, log, negotiation_id, *after, legal_basis)
+    first = _state(states, log, negotiation_id, *before, legal_basis, limit)
+    second = _state(states, log, negotiation_id, *after, legal_basis, limit)
+    limit.check()
     return DiffOut(
         before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),
         after=Moment(as_of=second.as_of, known_at=second.known_at, position=second.position),
@@ -441,8 +446,9 @@ class StateController(Controller):
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
     ) -> StateOut:
+        limit = time_limit(request)
         day, at = await moment(request, as_of, known_at, min_position)
-        return await read(request, lambda r: _state(r.states, r.log, negotiation_id, day, at, legal_basis), min_position)
+        return await read(request, lambda r: _state(r.states, r.log, negotiation_id, day, at, legal_basis, limit), min_position)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -468,8 +474,11 @@ class StateController(Controller):
                 404, "Not found", f"no state part {part!r}; the parts are {allowed}",
                 [FieldError("part", f"must be one of {allowed}")],
             )
+        limit = time_limit(request)
         day, at = await moment(request, as_of, known_at, min_position)
-        return await read(request, lambda r: _part(r.states, r.log, negotiation_id, part, day, at, legal_basis), min_position)
+        return await read(
+            request, lambda r: _part(r.states, r.log, negotiation_id, part, day, at, legal_basis, limit), min_position
+        )
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -492,9 +501,12 @@ class StateController(Controller):
         cursor: str | None = None,
     ) -> Page:
         after = decode_cursor(cursor)
+        budget = time_limit(request)
         day, at = await moment(request, as_of, known_at, min_position)
         filters = {"speaker": speaker, "party": party, "topic": topic}
-        return await read(request, lambda r: _statements(r.states, negotiation_id, day, at, filters, after, limit), min_position)
+        return await read(
+            request, lambda r: _statements(r.states, negotiation_id, day, at, filters, after, limit, budget), min_position
+        )
 
     @get(
         "/{negotiation_id:str}/timeline",
@@ -517,9 +529,12 @@ class StateController(Controller):
         start, end = parse_date(from_, "from"), parse_date(to, "to")
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)
+        budget = time_limit(request)
         now = await _now(request, min_position)
         return await read(
-            request, lambda r: _timeline(r.states, r.log, negotiation_id, start, end, at or now, after, limit), min_position
+            request,
+            lambda r: _timeline(r.states, r.log, negotiation_id, start, end, at or now, after, limit, budget),
+            min_position,
         )
 
     @get(
@@ -547,6 +562,9 @@ class StateController(Controller):
     ) -> DiffOut:
         given = {"from": from_, "to": to, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
         moments = _diff_moments(given)
+        limit = time_limit(request)
         now = await _now(request, min_position)
         before, after = ((day or now.date(), at or now) for day, at in moments)
-        return await read(request, lambda r: _diff(r.states, r.log, negotiation_id, before, after, legal_basis), min_position)
+        return await read(
+            request, lambda r: _diff(r.states, r.log, negotiation_id, before, after, legal_basis, limit), min_position
+        )

@@ -12,7 +12,10 @@ from litestar.params import Parameter
 from service.api.common import (
     Page,
     decode,
+    decode_name_cursor,
+    encode_name_cursor,
     in_thread,
+    peek,
     principal,
     problems,
     require_json,
@@ -107,8 +110,8 @@ class WebhookController(Controller):
 
     @get("/", operation_id="listWebhooks", summary="Subscriptions", responses=problems(403))
     async def list_webhooks(self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None) -> Page:
-        found = await in_thread(_subs(request).list, after=cursor or "", limit=limit)
-        return Page(items=found, next=found[-1].id if len(found) == limit else None)
+        found = await in_thread(_subs(request).list, after=decode_name_cursor(cursor), limit=limit + 1)
+        return Page(*peek(found, limit, lambda subscription: encode_name_cursor(subscription.id)))
 
     @get("/{webhook_id:str}", operation_id="getWebhook", summary="One subscription", responses=problems(403, 404))
     async def get_webhook(self, request: Request[Any, Any, Any], webhook_id: str) -> Subscription:
@@ -173,12 +176,13 @@ class WebhookController(Controller):
             params.append(iso(until))
         if cursor:
             where.append("message_id > ?")
-            params.append(cursor)
-        rows = await in_thread(
+            params.append(decode_name_cursor(cursor))
+        found = await in_thread(
             tables.run,
             "SELECT message_id, type, position, created_at, status, attempts, next_attempt_at, last_status FROM parley_outbox "
-            f"WHERE {' AND '.join(where)} ORDER BY message_id LIMIT ?", (*params, limit),
+            f"WHERE {' AND '.join(where)} ORDER BY message_id LIMIT ?", (*params, limit + 1),
         )
+        rows, more = peek(found, limit, lambda row: encode_name_cursor(row["message_id"]))
         for row in rows:
             row["id"] = row["message_id"]
             row["attempt_log"] = await in_thread(
@@ -186,7 +190,7 @@ class WebhookController(Controller):
                 "SELECT attempt, attempted_at, status_code, latency_ms, response_head, error FROM parley_delivery_attempts "
                 "WHERE message_id = ? AND subscription_id = ? ORDER BY attempt", (row["message_id"], webhook_id),
             )
-        return Page(items=rows, next=rows[-1]["message_id"] if len(rows) == limit else None)
+        return Page(items=rows, next=more)
 
     @post("/{webhook_id:str}/deliveries/{delivery_id:str}/retry", operation_id="retryWebhookDelivery",
           summary="Send one message again now", status_code=202, responses=problems(403, 404))

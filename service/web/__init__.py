@@ -28,6 +28,7 @@ from service.api.state import (
     _now,
     parse_date,
     parse_timestamp,
+    time_limit,
 )
 from service.auth import require
 from service.problems import FieldError, Problem, ProblemError
@@ -123,9 +124,11 @@ async def _chart(
     if start and end and end < start:
         raise ProblemError(400, "Bad request", "to: must be on or after from", [FieldError("to", "must be on or after from")])
 
+    limit = time_limit(request)
+
     def build(store: ReadStore) -> Any:
-        state = store.states.state(negotiation_id)
-        data = chart_data(state, at, title=_title(state), start=start, end=end, legal_basis=legal_basis)
+        state = store.states.state(negotiation_id, limit)
+        data = chart_data(state, at, title=_title(state), start=start, end=end, legal_basis=legal_basis, time_limit=limit)
         if (data.end - data.start).days > MAX_DAYS:
             raise ProblemError(
                 400, "Bad request", f"the range may span at most {MAX_DAYS} days",

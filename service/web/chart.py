@@ -23,6 +23,7 @@ from typing import Any
 from events.payloads import MeasureChanged
 from events.records import Recorded
 from projections import MeasureRate, State, rounds, tariff_schedule, view
+from projections.timelimit import UNLIMITED, TimeLimit
 from projections.truce import truces
 from service.exports import amendments_in, believed
 
@@ -102,14 +103,16 @@ def _signature(rates: Sequence[MeasureRate]) -> tuple[tuple[str, float | None, s
 
 
 def tariff_series(
-    state: State, start: dt.date, end: dt.date, known_at: dt.datetime, legal_basis: str | None = None
+    state: State, start: dt.date, end: dt.date, known_at: dt.datetime, legal_basis: str | None = None,
+    time_limit: TimeLimit = UNLIMITED,
 ) -> tuple[Series, ...]:
     """Per direction, the runs of days with the same duties in force, from `start` to `end` inclusive."""
     runs: dict[str, list[list[Any]]] = {}
     names: dict[str, tuple[str, str]] = {}
     day = start
     while day <= end:
-        schedule = tariff_schedule(view(state, day, known_at), legal_basis=legal_basis)
+        time_limit.check()
+        schedule = tariff_schedule(view(state, day, known_at, time_limit), legal_basis=legal_basis)
         seen = set()
         for direction in schedule.directions:
             key = f"{direction.imposed_by}->{direction.applies_to}"
@@ -152,6 +155,7 @@ def chart_data(
     start: dt.date | None = None,
     end: dt.date | None = None,
     legal_basis: str | None = None,
+    time_limit: TimeLimit = UNLIMITED,
 ) -> ChartData:
     records = known(state, known_at)
     first, last = default_range(records)
@@ -192,7 +196,7 @@ def chart_data(
         end=end,
         last_recorded_on=max((r.event.occurred_on for r in records), default=None),
         legal_basis=legal_basis,
-        series=tariff_series(state, start, end, known_at, legal_basis),
+        series=tariff_series(state, start, end, known_at, legal_basis, time_limit),
         markers=tuple(sorted(markers, key=lambda m: (m.start, m.kind))),
         measure_names=measure_names,
         summaries=summaries,

@@ -22,8 +22,8 @@ class Webhooks:
     allow_hosts: frozenset[str]
     resolver: Any
 
-    def start(self) -> None:
-        self.relay.start()
+    def start(self, *, lease_poll: float = 1.0) -> None:
+        self.relay.start(lease_poll=lease_poll)
         self.sender.start()
 
     def stop(self) -> None:

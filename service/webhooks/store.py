@@ -7,7 +7,7 @@ table), so a replay of the log never enqueues a message twice; senders claim due
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -18,6 +18,7 @@ from eventsourcing.utils import Environment
 
 from events.application import ParleyLog
 from events.store import SideTables
+from projections.parking import PARKED_TABLE, Parked, write_parked
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS parley_webhooks (
@@ -77,8 +78,12 @@ class Enqueued(msgspec.Struct, frozen=True):
 
 
 class WebhookTables(SideTables):
-    def enqueue(self, rows: Sequence[tuple[Enqueued, str]], now: dt.datetime, tracking: Tracking | None) -> int:
-        """Insert outbox rows with their status (a row already there is left alone) and advance the relay, at once."""
+    def enqueue(
+        self, rows: Sequence[tuple[Enqueued, str]], now: dt.datetime, tracking: Tracking | None,
+        parked: Sequence[Parked] = (), resolved: Iterable[int] = (),
+    ) -> int:
+        """Insert outbox rows with their status (a row already there is left alone), park poison events, unpark
+        retried ones and advance the relay, at once."""
         insert = self._sql(
             "INSERT INTO parley_outbox (message_id, subscription_id, type, body, position, created_at, status, attempts, "
             "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
@@ -91,6 +96,7 @@ class WebhookTables(SideTables):
                     insert,
                     [(r.message_id, r.subscription_id, r.type, r.body.decode(), r.position, stamp, status, stamp) for r, status in rows],
                 )
+            write_parked(self, cursor, parked, [(RELAY, position) for position in resolved])
             if tracking is not None:
                 self._insert_tracking(cursor, tracking)  # type: ignore[attr-defined]
         return len(rows)
@@ -129,7 +135,7 @@ class WebhookTables(SideTables):
 
 class SQLiteWebhookTables(WebhookTables, SQLiteTrackingRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *_TABLES]
+        return [*super().construct_create_table_statements(), *_TABLES, PARKED_TABLE]
 
 
 class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
@@ -139,11 +145,11 @@ class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
         from psycopg.sql import SQL
 
         super().__init__(*args, **kwargs)
-        self.sql_create_statements.extend(SQL(s) for s in _TABLES)  # type: ignore[arg-type]
+        self.sql_create_statements.extend(SQL(s) for s in (*_TABLES, PARKED_TABLE))  # type: ignore[arg-type]
 
 
 def open_webhook_tables(log: ParleyLog) -> WebhookTables:
     env = Environment("ParleyWebhooks", dict(log.env))
     factory = InfrastructureFactory.construct(env)
-    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "")
+    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "").lower()
     return factory.tracking_recorder(PostgresWebhookTables if postgres else SQLiteWebhookTables)  # type: ignore[return-value]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,16 @@ def api(database_url: str, clock: Any, tmp_path: Any) -> Iterator[Api]:
         store.revoke(revoked.id, revoked_by="test")
         keys["revoked"] = revoked.key
         keys["bad"] = "pk_not-a-key"
+        yield Api(client, keys)
+
+
+@contextmanager
+def api_with(database_url: str, clock: Any, tmp_path: Any, **settings: Any) -> Iterator[Api]:
+    """An in-process client like `api`, on other settings (the webhook sender stays off)."""
+    config = Settings(database_url=database_url, signing_key_file=str(tmp_path / "signing.key"), run_webhooks=False, **settings)
+    with TestClient(create_app(config, clock=clock)) as client:
+        store = client.app.state.key_store
+        keys = {role: store.create(name=f"{role}-key", role=role, created_by="test").key for role in ("reader", "reporter", "admin")}
         yield Api(client, keys)
 
 
