@@ -373,6 +373,9 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
         return PollingSubscription(self, gt=gt, topics=topics)
 
 
+# The advisory lock that serializes creating Parley's tables on PostgreSQL (any number, the same in every process).
+SCHEMA_LOCK = 0x7061726C6579
+
 
 class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
     placeholder = "%s"
@@ -382,6 +385,11 @@ class ParleyPostgresRecorder(ParleyTables, PostgresApplicationRecorder):
         super().__init__(*args, **kwargs)
         statements = [*_TABLES, *immutability_triggers(self.events_table_name, "postgres")]
         self.sql_create_statements.extend(SQL(statement) for statement in statements)  # type: ignore[arg-type]
+
+    def _create_table(self, curs: Any) -> None:
+        # Processes starting together (server workers, replicas) would deadlock replacing the trigger function.
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        super()._create_table(curs)
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
