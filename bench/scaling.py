@@ -18,6 +18,7 @@ import argparse
 import concurrent.futures as futures
 import contextlib
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from bench.rawhttp import RawClient
 from service.process import create_key, drop_postgres_tables, free_port, start_server, stop_server
 from service.serving import APP_FACTORY
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO = "us-china-trade-2025"
 READS = {
     "state": f"/v1/negotiations/{DEMO}/state?as_of=2025-07-28",
@@ -64,6 +65,8 @@ def _client(kind: str, base_url: str, key: str, window: Window) -> int:
             negotiation = f"scaling-{uuid.uuid4().hex[:10]}"
             status, body = http.request("POST", "/v1/negotiations", msgspec.json.encode({"id": negotiation, "title": "S", "parties": ["US"]}))
             assert status == 201, body
+        if time.time() > window.count_from:
+            raise RuntimeError("a client connected after the measurement began; the machine is too busy for this run")
         time.sleep(max(0.0, window.start - time.time()))
         counted = n = 0
         while (now := time.time()) < window.stop:
@@ -81,6 +84,10 @@ def _client(kind: str, base_url: str, key: str, window: Window) -> int:
 def _client_process(kind: str, targets: Sequence[str], key: str, window: Window) -> int:
     with futures.ThreadPoolExecutor(len(targets)) as pool:
         return sum(pool.map(lambda url: _client(kind, url, key, window), targets))
+
+
+def _started(_: int) -> int:
+    return os.getpid()
 
 
 def load(pool: futures.ProcessPoolExecutor, processes: int, kind: str, base_urls: Sequence[str], key: str, clients: int, seconds: float) -> float:
@@ -129,6 +136,7 @@ def main() -> None:
     drop_postgres_tables(args.database)
     with tempfile.TemporaryDirectory() as tmp, futures.ProcessPoolExecutor(args.client_processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         workdir = Path(tmp)
+        list(pool.map(_started, range(args.client_processes)))  # client processes up before any window opens
         subprocess.run([sys.executable, "-m", "service", "demo", "load", "--database", args.database], check=True, capture_output=True)
         key = create_key(args.database, "bench-scaling", "reporter")
 

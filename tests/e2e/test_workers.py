@@ -23,9 +23,9 @@ pytestmark = pytest.mark.slow
 SMALL_POOLS = {"PARLEY_POOL_SIZE": "2", "PARLEY_POOL_MAX_OVERFLOW": "4"}
 
 
-def _fresh(base_url: str, key: str, method: str, path: str, request_id: str, **kwargs: object) -> httpx.Response:
+def _fresh(base_url: str, key: str, method: str, path: str, request_id: str, headers: dict[str, str] | None = None, **kwargs: object) -> httpx.Response:
     """One request on a new connection: new connections are spread over the workers."""
-    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id}
+    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id, **(headers or {})}
     return httpx.request(method, f"{base_url}{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
@@ -54,13 +54,21 @@ def test_two_workers_take_cli_options_share_keys_and_append_with_contiguous_vers
         def append(n: int) -> int:
             return _fresh(base_url, desk, "POST", "/v1/negotiations/talks/events", f"append-{n}", json=deadline(f"d{n}")).status_code
 
+        def append_if_at_41(n: int) -> int:
+            return _fresh(
+                base_url, desk, "POST", "/v1/negotiations/talks/events", f"if-match-{n}", json=deadline(f"m{n}"), headers={"If-Match": '"41"'},
+            ).status_code
+
         with futures.ThreadPoolExecutor(4) as pool:
             statuses = list(pool.map(append, range(40)))
-        assert statuses == [201] * 40
+            assert statuses == [201] * 40
+            # Each worker's cached version of the stream may be behind the other's: If-Match still holds once.
+            racing = sorted(pool.map(append_if_at_41, range(12)))
+        assert racing == [201] + [409] * 11
         events = _fresh(base_url, desk, "GET", "/v1/negotiations/talks/events?limit=1000", "list").json()["items"]
     finally:
         assert stop_server(process) == 0
-    assert [e["version"] for e in events] == list(range(1, 42))
+    assert [e["version"] for e in events] == list(range(1, 43))
     positions = [e["position"] for e in events]
     assert positions == sorted(set(positions))
     assert {e["recorded_by"] for e in events} == {"desk"}
