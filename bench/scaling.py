@@ -31,7 +31,13 @@ import msgspec
 
 from bench.append import payload
 from bench.rawhttp import RawClient
-from service.process import create_key, drop_postgres_tables, free_port, start_server, stop_server
+from service.process import (
+    create_key,
+    drop_postgres_tables,
+    free_port,
+    start_server,
+    stop_server,
+)
 from service.serving import APP_FACTORY
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -48,13 +48,12 @@ def serve(
     workers: Annotated[Optional[int], typer.Option(help="Server worker processes (default $PARLEY_WORKERS or 1).")] = None,
 ) -> None:
     """Serve the API: one process on the SQLite file by default, `--workers N` processes for more."""
-    from service.logs import configure_logging
-    from service.serving import prepare
-    from service.serving import serve as run_server
-
     from eventsourcing.persistence import PersistenceError
 
     from events.errors import ParleyError
+    from service.logs import configure_logging
+    from service.serving import prepare
+    from service.serving import serve as run_server
 
     settings = _settings(database, host=host, port=port, workers=workers)
     configure_logging(settings.log_format, settings.log_level)
