@@ -168,8 +168,9 @@ def prepare(base_url: str, key: str) -> None:
 
 def start_baseline(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "bench.baseline_app:create_baseline", "--port", str(port),
-               "--log-level", "warning", "--no-access-log"]
+    # the server `parley serve` runs (granian, one worker, uvloop, HTTP/1.1), serving one trivial route
+    command = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop", "--http", "1",
+               "--no-ws", "--log-level", "warning", "--port", str(port), "bench.baseline_app:create_baseline"]
     with (workdir / "baseline.log").open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"

@@ -39,8 +39,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def store_env(database_url: str, *, pool_size: int = 10, store_timeout: float = 5.0) -> dict[str, str]:
-    """The eventsourcing environment for an SQLite path or a postgresql:// URL."""
+def store_env(database_url: str, *, pool_size: int = 2, max_overflow: int = 10, store_timeout: float = 5.0) -> dict[str, str]:
+    """The eventsourcing environment for an SQLite path or a postgresql:// URL.
+
+    On PostgreSQL every pool built from it (the log's, the views', the webhooks') keeps `pool_size`
+    connections open and opens up to `max_overflow` more under load.
+    """
     common = {"MAPPER_TOPIC": "events.records:ParleyMapper", "CREATE_TABLE": "y"}
     if database_url.startswith(("postgresql://", "postgres://")):
         url = urlsplit(database_url)
@@ -54,7 +58,7 @@ def store_env(database_url: str, *, pool_size: int = 10, store_timeout: float = 
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(max_overflow),
             # also how long a statement waits for a pooled connection: a request answers 503 after it
             "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(store_timeout))),
             "POSTGRES_LOCK_TIMEOUT": "10",

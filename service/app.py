@@ -43,7 +43,8 @@ from service.webhooks import checkpoint_of, open_webhooks
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
     if not settings.is_postgres:
         Path(settings.database_url).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return ParleyLog(store_env(settings.database_url, pool_size=settings.pool_size, store_timeout=settings.store_timeout), clock=clock)
+    env = store_env(settings.database_url, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow, store_timeout=settings.store_timeout)
+    return ParleyLog(env, clock=clock)
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:
@@ -105,3 +106,12 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
     )
     document_request_bodies(app)
     return app
+
+
+def app_from_env() -> Litestar:
+    """The app from PARLEY_* variables: the factory every server worker process calls (`service.app:app_from_env`)."""
+    from service.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

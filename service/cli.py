@@ -43,41 +43,33 @@ def _settings(database: str | None = None, *, serving: bool = False, **overrides
         raise typer.Exit(2) from None
 
 
-def bootstrap_admin_key(settings: Settings) -> str | None:
-    """On first start (no keys at all), create an admin key and return its secret."""
-    from service.app import open_log
-    from service.auth import KeyStore
-
-    log = open_log(settings)
-    try:
-        keys = KeyStore(log)
-        if keys.count() > 0:
-            return None
-        return keys.create(name="admin", role="admin", created_by="parley-bootstrap").key
-    finally:
-        log.close()
-
-
 @cli.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
     database: DatabaseOption = None,
+    workers: Annotated[Optional[int], typer.Option(help="Server worker processes (default $PARLEY_WORKERS or 1).")] = None,
 ) -> None:
-    """Serve the API (the embedded default: one process on the SQLite file)."""
-    settings = _settings(database, serving=True, host=host, port=port)
+    """Serve the API: one process on the SQLite file by default, `--workers N` processes for more."""
+    settings = _settings(database, serving=True, host=host, port=port, workers=workers)
     if settings.metrics_dir:  # before prometheus_client is imported, in this process and the workers it starts
         from service.metrics_dir import prepare_metrics_dir
 
         prepare_metrics_dir(settings.metrics_dir)
 
-    import uvicorn
+    from eventsourcing.persistence import PersistenceError
 
-    from service.app import create_app
+    from events.errors import ParleyError
     from service.logs import configure_logging
+    from service.serving import prepare
+    from service.serving import serve as run_server
 
     configure_logging(settings.log_format, settings.log_level)
-    secret = bootstrap_admin_key(settings) if settings.bootstrap_admin else None
+    try:
+        secret = prepare(settings)
+    except (ParleyError, PersistenceError, OSError) as error:
+        err.print(f"[red]error:[/red] cannot prepare the store: {type(error).__name__}: {error}")
+        raise typer.Exit(1) from None
     base = f"http://{settings.host}:{settings.port}"
     if secret:
         console.rule("[bold]Parley: first start")
@@ -87,15 +79,9 @@ def serve(
         console.print(f"    curl -s -H 'Authorization: Bearer {secret}' {base}/v1/negotiations\n", soft_wrap=True)
         console.rule()
     store = "PostgreSQL" if settings.is_postgres else f"SQLite file {os.path.abspath(settings.database_url)}"
-    console.print(f"Serving Parley on [bold]{base}[/bold] (API docs: {base}/schema) on {store}")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    processes = f" with {settings.workers} workers" if settings.workers > 1 else ""
+    console.print(f"Serving Parley on [bold]{base}[/bold]{processes} (API docs: {base}/schema) on {store}")
+    run_server(settings)
 
 
 @keys_cli.command("create")

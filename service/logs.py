@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -22,6 +23,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _process_id,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
@@ -30,6 +32,12 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def _process_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Which server worker process wrote the line (`parley serve --workers N`)."""
+    event["pid"] = os.getpid()
+    return event
 
 
 def request_context(app: ASGIApp) -> ASGIApp:

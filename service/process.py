@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,9 +27,16 @@ def start_server(
     port: int | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 30,
+    workers: int | None = None,
+    command: Sequence[str] | None = None,
     wrapper: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Serve on 127.0.0.1 and return once /ready answers 200; `wrapper` runs it under another command (e.g. setpriv)."""
+    """Serve on 127.0.0.1 and return once /ready answers 200.
+
+    `workers` sets PARLEY_WORKERS; `command` serves with another command line (default `parley serve`),
+    which gets the same PARLEY_* environment; `wrapper` runs it under another command (e.g. setpriv).
+    The server leads its own process group, so that `stop_server` reaches its worker processes too.
+    """
     port = port or free_port()
     environment = {
         **os.environ,
@@ -37,10 +45,12 @@ def start_server(
         "PARLEY_PORT": str(port),
         "PARLEY_LOG_FORMAT": "json",
         "PARLEY_BOOTSTRAP_ADMIN": "0",
+        **({"PARLEY_WORKERS": str(workers)} if workers is not None else {}),
         **(env or {}),
     }
+    argv = list(command) if command is not None else [sys.executable, "-m", "service", "serve"]
     with log_path.open("ab") as out:
-        process = subprocess.Popen([*wrapper, sys.executable, "-m", "service", "serve"], env=environment, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*wrapper, *argv], env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,18 +62,29 @@ def start_server(
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    process.kill()
+    kill_server(process)
     raise RuntimeError(f"server did not become ready: {log_path.read_text()[-2000:]}")
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s; for workers too."""
+def stop_server(process: subprocess.Popen[bytes], timeout: float = 10) -> int:
+    """SIGTERM, as an orchestrator stops it; after `timeout` seconds SIGKILL its whole process group. Returns the exit code."""
     process.terminate()
     try:
-        process.wait(10)
+        code = process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
+        kill_server(process)
+        return process.wait(10)
+    kill_server(process)  # workers orphaned by an earlier SIGKILL of the server itself
+    return code
+
+
+def kill_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the server and every worker process it started (its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
 
 
 def start_worker(

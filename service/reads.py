@@ -58,9 +58,13 @@ class ReplicaLog(ParleyLog):
 
     name = "Parley"  # the same tables as the primary's (the library names them after the application)
 
-    def __init__(self, database_url: str, *, pool_size: int, clock: Clock) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock) -> None:
+        env = store_env(
+            settings.read_database_url, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
+            store_timeout=settings.store_timeout,
+        )
         try:
-            super().__init__({**store_env(database_url, pool_size=pool_size), "CREATE_TABLE": "n"}, clock=clock)
+            super().__init__({**env, "CREATE_TABLE": "n"}, clock=clock)
         except (PersistenceError, OSError):
             # the recorder connects while it is built; do not leave its pool retrying behind us
             if hasattr(self, "factory"):
@@ -94,7 +98,7 @@ class ReadStore:
 
 
 def open_replica(settings: Settings, clock: Clock) -> ReadStore:
-    log = ReplicaLog(settings.read_database_url, pool_size=settings.pool_size, clock=clock)
+    log = ReplicaLog(settings, clock=clock)
     try:
         return ReadStore("replica", log, LiveStates(log), open_view_tables(log))
     except (PersistenceError, OSError):

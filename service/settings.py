@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 
 _TRUE = {"1", "true", "yes", "on", "y"}
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+NotNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -19,7 +21,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_read: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    pool_size: int = 10
+    workers: AtLeastOne = 1
+    shutdown_grace: AtLeastOne = 20
+    pool_size: AtLeastOne = 2
+    pool_max_overflow: NotNegative = 10
     store_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
     bootstrap_admin: bool = True
@@ -64,6 +69,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not _is_postgres(self.read_database_url):
             raise SettingsError("PARLEY_READ_DATABASE_URL must be a postgresql:// URL of a replica of PARLEY_DATABASE_URL")
+
+    def to_env(self) -> dict[str, str]:
+        """Every field as its PARLEY_<FIELD> variable: what `from_env` reads back as these same settings."""
+        env = {}
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                env[env_name(field.name)] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -38,3 +38,16 @@ def test_empty_variables_keep_the_default_and_overrides_win() -> None:
 def test_a_variable_that_does_not_parse_names_itself(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_settings_written_to_the_environment_read_back_the_same() -> None:
+    """How `parley serve` hands its CLI options to every worker process."""
+    settings = Settings.from_env({"PARLEY_PUBLIC_READ": "1", "PARLEY_SIGNING_KEY": "abc"}, port=9002, workers=3, database_url="postgresql://db/p")
+    assert Settings.from_env(settings.to_env()) == settings
+    assert settings.to_env()["PARLEY_WORKERS"] == "3"
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PARLEY_WORKERS", "0"), ("PARLEY_POOL_SIZE", "0"), ("PARLEY_POOL_MAX_OVERFLOW", "-1"), ("PARLEY_SHUTDOWN_GRACE", "0")])
+def test_counts_out_of_range_name_their_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})

@@ -1,0 +1,117 @@
+"""`parley serve --workers N` against a real store: workers share everything through it, and SIGTERM drains."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.process import create_key, free_port, start_server, stop_server
+from tests.api.conftest import deadline
+
+pytestmark = pytest.mark.slow
+
+# Small pools: two workers x three pools per test stay well below PostgreSQL's max_connections.
+SMALL_POOLS = {"PARLEY_POOL_SIZE": "2", "PARLEY_POOL_MAX_OVERFLOW": "4"}
+
+
+def _fresh(base_url: str, key: str, method: str, path: str, request_id: str, headers: dict[str, str] | None = None, **kwargs: object) -> httpx.Response:
+    """One request on a new connection: new connections are spread over the workers."""
+    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id, **(headers or {})}
+    return httpx.request(method, f"{base_url}{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def _served_by(log_path: Path) -> dict[str, int]:
+    """request_id -> pid of the worker process that answered it, from the JSON request lines."""
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    return {line["request_id"]: line["pid"] for line in lines if line.get("event") == "request"}
+
+
+def test_two_workers_take_cli_options_share_keys_and_append_with_contiguous_versions(database_url, tmp_path):
+    admin = create_key(database_url, "admin", "admin")
+    port = free_port()
+    # The environment names another store; the CLI's --database must win in every worker.
+    decoy = str(tmp_path / "decoy.db")
+    serve = [sys.executable, "-m", "service", "serve", "--workers", "2", "--port", str(port), "--database", database_url]
+    log_path = tmp_path / "server.log"
+    env = {**SMALL_POOLS, "PARLEY_SIGNING_KEY_FILE": str(tmp_path / "signing.key")}
+    process, base_url = start_server(decoy, log_path, port=port, env=env, command=serve)
+    try:
+        created = _fresh(base_url, admin, "POST", "/v1/keys", "create-key", json={"name": "desk", "role": "reporter"})
+        assert created.status_code == 201, created.text
+        desk = created.json()["key"]
+        opened = _fresh(base_url, desk, "POST", "/v1/negotiations", "open", json={"id": "talks", "title": "Talks", "parties": ["US", "CN"]})
+        assert opened.status_code == 201, opened.text
+
+        def append(n: int) -> int:
+            return _fresh(base_url, desk, "POST", "/v1/negotiations/talks/events", f"append-{n}", json=deadline(f"d{n}")).status_code
+
+        def append_if_at_41(n: int) -> int:
+            return _fresh(
+                base_url, desk, "POST", "/v1/negotiations/talks/events", f"if-match-{n}", json=deadline(f"m{n}"), headers={"If-Match": '"41"'},
+            ).status_code
+
+        with futures.ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(append, range(40)))
+            assert statuses == [201] * 40
+            # Each worker's cached version of the stream may be behind the other's: If-Match still holds once.
+            racing = sorted(pool.map(append_if_at_41, range(12)))
+        assert racing == [201] + [409] * 11
+        events = _fresh(base_url, desk, "GET", "/v1/negotiations/talks/events?limit=1000", "list").json()["items"]
+    finally:
+        assert stop_server(process) == 0
+    assert [e["version"] for e in events] == list(range(1, 43))
+    positions = [e["position"] for e in events]
+    assert positions == sorted(set(positions))
+    assert {e["recorded_by"] for e in events} == {"desk"}
+    served_by = _served_by(log_path)
+    appenders = {served_by[f"append-{n}"] for n in range(40)}
+    assert len(appenders) == 2, "new connections should reach both workers"
+    assert appenders - {served_by["create-key"]}, "the key created in one worker was used in the other"
+    assert not Path(decoy).exists()
+
+
+def test_a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits_0(database_url, tmp_path):
+    """A read waiting for the deadlines view (min_position) is answered after SIGTERM, once a projector catches up."""
+    admin = create_key(database_url, "admin", "admin")
+    env = {
+        **SMALL_POOLS,
+        "PARLEY_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
+        "PARLEY_RUN_PROJECTIONS": "0",  # nothing in the server moves the view: the read waits until we say
+        "PARLEY_MIN_POSITION_WAIT": "60",
+        "PARLEY_SHUTDOWN_GRACE": "60",
+    }
+    process, base_url = start_server(database_url, tmp_path / "server.log", env=env, workers=2)
+    projector = None
+    try:
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin}"}, timeout=90) as client:
+            assert client.post("/v1/negotiations", json={"id": "talks", "title": "Talks", "parties": ["US", "CN"]}).status_code == 201
+            position = client.post("/v1/negotiations/talks/events", json=deadline("truce-expiry")).json()["events"][0]["position"]
+        with futures.ThreadPoolExecutor(1) as pool, httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin}"}, timeout=90) as slow:
+            waiting = pool.submit(slow.get, "/v1/deadlines", params={"min_position": position})
+            time.sleep(1.0)  # the request has reached a worker and waits for the view
+            assert not waiting.done(), waiting.result().text
+            process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert process.poll() is None, "the server should wait for the request in flight"
+            projector = subprocess.Popen(
+                [sys.executable, "-m", "service", "project", "--database", database_url],
+                env={**os.environ, "PARLEY_LOG_FORMAT": "json"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            answer = waiting.result(timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert [row["deadline_id"] for row in answer.json()["items"]] == ["truce-expiry"]
+        assert process.wait(30) == 0
+    finally:
+        if projector is not None:
+            projector.terminate()
+            projector.wait(20)
+        stop_server(process)
