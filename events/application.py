@@ -6,7 +6,7 @@ import datetime as dt
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -72,6 +72,11 @@ def store_env(database_url: str, *, pool_size: int = 2, max_overflow: int = 10, 
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "10",
     }
+
+
+def is_postgres_env(env: Mapping[str, str]) -> bool:
+    """Whether an eventsourcing environment made by `store_env` describes PostgreSQL."""
+    return "postgres" in env.get("PERSISTENCE_MODULE", "").lower()
 
 
 class Appended(msgspec.Struct, frozen=True):

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from events.application import is_postgres_env
+
 
 def this_process() -> str:
     """How a holder is named: host and pid."""
@@ -204,7 +206,7 @@ def lease_key(name: str) -> int:
 
 def open_lease(env: Mapping[str, str], name: str) -> Lease:
     """The lease named `name` in the store described by an eventsourcing environment (`ParleyLog.env`)."""
-    if "postgres" in env.get("PERSISTENCE_MODULE", ""):
+    if is_postgres_env(env):
         return PostgresLease(name, postgres_connector(env))
     path = env.get("SQLITE_DBNAME", "")
     if path in ("", ":memory:") or path.startswith("file:"):

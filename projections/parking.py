@@ -18,7 +18,11 @@ from typing import Any, TypeVar
 
 import msgspec
 import psycopg
-from eventsourcing.persistence import ConnectionPoolClosedError, PersistenceError, StoredEvent
+from eventsourcing.persistence import (
+    ConnectionPoolClosedError,
+    PersistenceError,
+    StoredEvent,
+)
 
 from events.application import ParleyLog
 from events.errors import StoreUnavailableError

@@ -26,9 +26,10 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 
-from events.application import ParleyLog
+from events.application import ParleyLog, is_postgres_env
 from events.records import Recorded
 from events.store import SideTables
+from projections.leases import Lease, open_lease, this_process
 from projections.parking import (
     INFRASTRUCTURE_ERRORS,
     PARKED_TABLE,
@@ -42,7 +43,6 @@ from projections.parking import (
     refold,
     write_parked,
 )
-from projections.leases import Lease, open_lease, this_process
 from projections.state import State, evolve
 from projections.views import VIEWS, Row, ViewSpec
 
@@ -124,7 +124,7 @@ def open_view_tables(log: ParleyLog) -> ViewTables:
     """The views live in the event store's database, behind their own connection pool."""
     env = Environment("ParleyViews", dict(log.env))
     factory = InfrastructureFactory.construct(env)
-    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "").lower()
+    postgres = is_postgres_env(env)
     return factory.tracking_recorder(PostgresViewTables if postgres else SQLiteViewTables)  # type: ignore[return-value]
 
 

@@ -9,7 +9,12 @@ from typing import Any
 import msgspec
 import psycopg
 import structlog
-from eventsourcing.persistence import DataError, IntegrityError, PersistenceError, ProgrammingError
+from eventsourcing.persistence import (
+    DataError,
+    IntegrityError,
+    PersistenceError,
+    ProgrammingError,
+)
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR

@@ -13,7 +13,15 @@ from eventsourcing.persistence import Notification, PersistenceError, Tracking
 from standardwebhooks.webhooks import Webhook
 
 from events.application import ParleyLog
-from projections.parking import Parked, attempted, decode, describe, is_poison, parked_events, refold
+from projections.parking import (
+    Parked,
+    attempted,
+    decode,
+    describe,
+    is_poison,
+    parked_events,
+    refold,
+)
 from projections.runner import Follower
 from projections.state import evolve
 from service.webhooks.messages import (

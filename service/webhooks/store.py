@@ -16,7 +16,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 
-from events.application import ParleyLog
+from events.application import ParleyLog, is_postgres_env
 from events.store import SideTables
 from projections.parking import PARKED_TABLE, Parked, write_parked
 
@@ -151,5 +151,5 @@ class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
 def open_webhook_tables(log: ParleyLog) -> WebhookTables:
     env = Environment("ParleyWebhooks", dict(log.env))
     factory = InfrastructureFactory.construct(env)
-    postgres = "postgres" in env.get("PERSISTENCE_MODULE", "").lower()
+    postgres = is_postgres_env(env)
     return factory.tracking_recorder(PostgresWebhookTables if postgres else SQLiteWebhookTables)  # type: ignore[return-value]

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import Notification
 
-from events.application import ParleyLog
+from events.application import ParleyLog, is_postgres_env
 from events.payloads import MeasureChanged, NegotiationOpened
 from projections.leases import lease_key, open_lease, this_process
 from projections.runner import ViewRunner, ViewTables, open_view_tables
@@ -64,7 +64,7 @@ def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
 def _lose_lease(log: ParleyLog, name: str) -> None:
     """What a holder sees when its database session ends, or someone removes its lock file."""
     env = log.env
-    if "postgres" in env["PERSISTENCE_MODULE"]:
+    if is_postgres_env(env):
         key = lease_key(name)
         with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
                              user=env["POSTGRES_USER"], autocommit=True) as conn:

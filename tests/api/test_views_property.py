@@ -8,7 +8,12 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.payloads import DeadlineExtended, DeadlineSet, MeasureChanged, NegotiationOpened
+from events.payloads import (
+    DeadlineExtended,
+    DeadlineSet,
+    MeasureChanged,
+    NegotiationOpened,
+)
 from projections.runner import ViewRunner, open_view_tables
 from projections.state import fold
 from projections.views import VIEWS
