@@ -26,8 +26,8 @@ _DESCRIPTIONS = {
     409: "Stale If-Match version, or an id that exists.",
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
-    422: "Well-formed JSON that breaks a rule.",
-    503: "The store is unreachable.",
+    422: "Well-formed JSON that breaks a rule, or a parameter out of its range (e.g. a min_position no write has answered).",
+    503: "The store is unreachable, or a view has not reached min_position within the wait (see Retry-After).",
 }
 
 
@@ -69,6 +69,12 @@ def require_json(request: Request[Any, Any, Any]) -> None:
             415, "Unsupported media type", f"send JSON with Content-Type: application/json, not {media!r}",
             [FieldError("Content-Type", "must be application/json")],
         )
+
+
+def beyond_head(min_position: int, head: int) -> ProblemError:
+    """No write has answered a position past the head, so waiting for it would never end."""
+    message = f"is beyond the latest recorded position {head}"
+    return ProblemError(422, "Invalid request", f"min_position: {min_position} {message}", [FieldError("min_position", message)])
 
 
 def encode_cursor(value: int) -> str:
