@@ -11,7 +11,14 @@ from litestar.params import Parameter
 
 from projections.runner import ViewRunner
 from projections.views import DEADLINES, MEASURES, ViewSpec
-from service.api.common import Page, beyond_head, decode_cursor, encode_cursor, in_thread, problems
+from service.api.common import (
+    Page,
+    beyond_head,
+    decode_cursor,
+    encode_cursor,
+    in_thread,
+    problems,
+)
 from service.api.negotiations import Limit
 from service.auth import require
 from service.problems import FieldError, ProblemError
