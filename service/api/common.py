@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import msgspec
 from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 from events.application import Appending, ParleyLog
@@ -69,6 +71,15 @@ def require_json(request: Request[Any, Any, Any]) -> None:
             415, "Unsupported media type", f"send JSON with Content-Type: application/json, not {media!r}",
             [FieldError("Content-Type", "must be application/json")],
         )
+
+
+def refuse_nul_in_url(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """No id or filter holds a NUL character, and PostgreSQL cannot compare one: 400 naming the parameter."""
+    given = [*connection.path_params.items(), *connection.query_params.multi_items()]
+    for name, value in given:
+        if isinstance(value, str) and "\x00" in value:
+            message = "must not contain NUL characters"
+            raise ProblemError(400, "Bad request", f"{name}: {message}", [FieldError(name, message)])
 
 
 def beyond_head(min_position: int, head: int) -> ProblemError:

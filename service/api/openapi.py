@@ -1,5 +1,5 @@
-"""Request bodies and export media types in the OpenAPI schema: handlers decode their own bodies and stream
-their exports, so declare them here."""
+"""What litestar cannot see in the handlers, declared in the OpenAPI schema: request bodies (handlers decode
+their own), the media types of exports (streamed), and links from a write to what reads it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.spec import OpenAPIMediaType, Reference, RequestBody, Schema
+from litestar.openapi.spec import Link, OpenAPIMediaType, Reference, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 from events.payloads import AnyEvent
@@ -39,6 +39,43 @@ EXPORTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/negotiations/{negotiation_id}/export", "get"): tuple(MEDIA_TYPES.values()),
 }
 
+_NEGOTIATION = {"negotiation_id": "$response.body#/id"}
+_APPENDED_TO = {"negotiation_id": "$request.path.negotiation_id", "min_position": "$response.body#/position"}
+_EVENT = {"event_id": "$response.body#/events/0/event_id"}
+_WRITTEN = {"min_position": "$response.body#/position"}
+_WEBHOOK = {"webhook_id": "$response.body#/webhook/id"}
+# (path, method, status) -> {link name: (operationId, its parameters from this answer)}
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("/v1/negotiations", "post", "201"): {
+        "AppendEvents": ("appendEvents", _NEGOTIATION),
+        "ReadState": ("getNegotiationState", {**_NEGOTIATION, **_WRITTEN}),
+        "ReadEvents": ("listNegotiationEvents", _NEGOTIATION),
+        "ReadTimeline": ("getNegotiationTimeline", {**_NEGOTIATION, **_WRITTEN}),
+    },
+    ("/v1/negotiations/{negotiation_id}/events", "post", "201"): {
+        "AppendMore": ("appendEvents", {"negotiation_id": "$request.path.negotiation_id"}),
+        "ReadState": ("getNegotiationState", _APPENDED_TO),
+        "ReadStatePart": ("getNegotiationStatePart", _APPENDED_TO),
+        "ReadStatements": ("listNegotiationStatements", _APPENDED_TO),
+        "ReadTimeline": ("getNegotiationTimeline", _APPENDED_TO),
+        "ReadClaims": ("listNegotiationClaims", _APPENDED_TO),
+        "ReadEvent": ("getEvent", _EVENT),
+        "ReadEventHistory": ("getEventHistory", _EVENT),
+        "ReadDeadlines": ("listDeadlines", _WRITTEN),
+        "ReadMeasures": ("listMeasures", _WRITTEN),
+    },
+    ("/v1/webhooks", "post", "201"): {
+        "ReadWebhook": ("getWebhook", _WEBHOOK),
+        "UpdateWebhook": ("updateWebhook", _WEBHOOK),
+        "RotateSecret": ("rotateWebhookSecret", _WEBHOOK),
+        "SendTest": ("testWebhook", _WEBHOOK),
+        "ReadDeliveries": ("listWebhookDeliveries", _WEBHOOK),
+        "Recover": ("recoverWebhook", _WEBHOOK),
+        "Replay": ("replayWebhook", _WEBHOOK),
+        "Delete": ("deleteWebhook", _WEBHOOK),
+    },
+}
+
 
 def document_request_bodies(app: Litestar) -> None:
     """Declare what handlers read and stream themselves: request bodies, and the media types of exports."""
@@ -62,6 +99,9 @@ def document_request_bodies(app: Litestar) -> None:
             media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT if media_type.endswith("json") else OpenAPIType.STRING))
             for media_type in media_types
         }
+    for (path, method, status), links in LINKS.items():
+        answer = getattr(openapi.paths[path], method).responses[status]  # type: ignore[index]
+        answer.links = {name: Link(operation_id=target, parameters=parameters) for name, (target, parameters) in links.items()}
 
 
 def _as_ref(schema: dict[str, Any]) -> Any:
