@@ -292,8 +292,7 @@ def test_an_encoded_slash_never_reaches_another_resource(api):
     assert _head(api) == head
 
 
-LIST_ROUTES = ["/v1/negotiations", "/v1/negotiations/talks/events", "/v1/negotiations/talks/timeline", "/v1/events",
-               "/v1/keys", "/v1/webhooks", "/v1/sources", "/v1/deadlines", "/v1/audit/events"]
+LIST_ROUTES = ["/v1/negotiations", "/v1/negotiations/talks/timeline", "/v1/keys", "/v1/webhooks", "/v1/deadlines", "/v1/audit/events"]
 
 
 @pytest.mark.parametrize(("limit", "words"), [("0", ">= 1"), ("-1", ">= 1"), ("1001", "<= 1000"), (str(10**30), "<= 1000"), ("abc", "Expected `int`")])
@@ -315,7 +314,7 @@ def test_absurd_limits_are_400_naming_limit(api, route, limit, words):
         ({"as_of": "2025-02-30"}, "as_of", "between 1800-01-01 and 2999-12-31"),
         ({"known_at": "10000-01-01T00:00:00Z"}, "known_at", "RFC 3339"),
         ({"known_at": "2026-01-01T00:00:00Z\r\nX-Injected: 1"}, "known_at", "RFC 3339"),
-        ({"known_at": "2026-01-01T00:00:00Z\x00"}, "known_at", "RFC 3339"),
+        ({"known_at": "2026-01-01T00:00:00Z\x00"}, "known_at", "must not contain NUL"),
     ],
     ids=["as_of before 1800", "as_of in 3000", "as_of in year 0", "as_of on 30 February", "known_at in year 10000",
          "known_at with CR LF", "known_at with NUL"],
