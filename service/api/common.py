@@ -73,8 +73,13 @@ def require_json(request: Request[Any, Any, Any]) -> None:
         )
 
 
-def refuse_nul_in_url(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """No id or filter holds a NUL character, and PostgreSQL cannot compare one: 400 naming the parameter."""
+def refuse_odd_urls(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """No id holds a '/' or '\\', nor an id or filter a NUL character (PostgreSQL cannot compare one)."""
+    raw_path = connection.scope.get("raw_path") or b""
+    if b"%2f" in raw_path.lower() or b"%5c" in raw_path.lower():
+        # Decoded, an encoded slash would end the id early and reach another resource.
+        message = "an id never contains an encoded '/' or '\\'"
+        raise ProblemError(404, "Not found", message, [FieldError("path", message)])
     given = [*connection.path_params.items(), *connection.query_params.multi_items()]
     for name, value in given:
         if isinstance(value, str) and "\x00" in value:
