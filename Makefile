@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+PARLEY_FUZZ_SEED     ?= 20261129
+PARLEY_FUZZ_EXAMPLES ?= 8
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
@@ -24,6 +26,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not slow'
+
+# Schemathesis against the OpenAPI schema on SQLite and PostgreSQL; CI runs a fixed seed.
+# A longer random run: make fuzz PARLEY_FUZZ_SEED=random PARLEY_FUZZ_EXAMPLES=50
+fuzz: $(STAMP)
+	PARLEY_FUZZ_SEED=$(PARLEY_FUZZ_SEED) PARLEY_FUZZ_EXAMPLES=$(PARLEY_FUZZ_EXAMPLES) $(PY) -m pytest -s -p no:cacheprovider tests/api/test_schema_fuzz.py
 
 bench: $(STAMP)
 	$(PY) -m bench.append

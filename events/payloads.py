@@ -35,6 +35,14 @@ Percent = Annotated[float, Meta(ge=0, le=10000, description="Ad valorem rate in 
 Tags = Annotated[tuple[Slug, ...], Meta(max_length=32)]
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Stockholm")]
 
+# The one range of world dates the service accepts, in bodies and in query parameters alike.
+FIRST_WORLD_DATE, LAST_WORLD_DATE = dt.date(1800, 1, 1), dt.date(2999, 12, 31)
+WORLD_DATE_RANGE = f"between {FIRST_WORLD_DATE} and {LAST_WORLD_DATE}"
+WorldDate = Annotated[
+    dt.date,
+    Meta(description=f"A date YYYY-MM-DD {WORLD_DATE_RANGE}.", extra_json_schema={"pattern": r"^(1[89]|2[0-9])[0-9]{2}-"}),
+]
+
 Reliability = Literal["A", "B", "C", "D", "E", "F"]
 Credibility = Annotated[int, Meta(ge=1, le=6)]
 MeasureKind = Literal[
@@ -74,11 +82,19 @@ def _no_nul(struct: Struct) -> None:
                     raise RuleViolation(name, "must not contain NUL characters")
 
 
+def _world_dates_in_range(struct: Struct) -> None:
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, dt.date) and not FIRST_WORLD_DATE <= value <= LAST_WORLD_DATE:
+            raise RuleViolation(name, f"must be {WORLD_DATE_RANGE}")
+
+
 class Part(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of nested values (sources, people): strict and free of NUL characters."""
 
     def __post_init__(self) -> None:
         _no_nul(self)
+        _world_dates_in_range(self)
 
 
 class Source(Part, kw_only=True):
@@ -89,7 +105,7 @@ class Source(Part, kw_only=True):
     kind: Literal["official", "wire", "newspaper", "analyst", "social", "other"] | None = None
     title: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
     url: Url | None = None
-    published_at: dt.date | None = None
+    published_at: WorldDate | None = None
     reliability: Reliability | None = None
     credibility: Credibility | None = None
 
@@ -119,7 +135,7 @@ class Event(
 ):
     """Fields every event carries: when it happened in the world and who reported it."""
 
-    occurred_on: Annotated[dt.date, Meta(description="World date when it was said or done.")]
+    occurred_on: Annotated[WorldDate, Meta(description="World date when it was said or done.")]
     occurred_time: dt.time | None = None
     time_zone: TimeZone | None = None
     date_precision: Literal["day", "month", "year"] = "day"
@@ -135,8 +151,7 @@ class Event(
                 zoneinfo.ZoneInfo(self.time_zone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise RuleViolation("time_zone", f"unknown IANA time zone {self.time_zone!r}") from None
-        if not dt.date(1800, 1, 1) <= self.occurred_on <= dt.date(2999, 12, 31):
-            raise RuleViolation("occurred_on", "must be between 1800-01-01 and 2999-12-31")
+        _world_dates_in_range(self)
 
     @property
     def type(self) -> str:
@@ -162,8 +177,8 @@ class _Round(Event, kw_only=True):
     round_id: Slug
     name: Name
     location: Name | None = None
-    starts_on: dt.date
-    ends_on: dt.date | None = None
+    starts_on: WorldDate
+    ends_on: WorldDate | None = None
     delegations: dict[PartyCode, tuple[Person, ...]] = {}
     outcome: Text | None = None
 
@@ -220,8 +235,8 @@ class MeasureChanged(Event, tag="measure_changed", kw_only=True):
     legal_basis: Name | None = None
     rate_pct: Percent | None = None
     scope: Text | None = None
-    effective_from: dt.date | None = None
-    effective_until: dt.date | None = None
+    effective_from: WorldDate | None = None
+    effective_until: WorldDate | None = None
     until_deadline: Slug | None = None
     coverage: Annotated[
         Literal["all", "partial"],
@@ -239,7 +254,7 @@ class _Truce(Event, kw_only=True):
     truce_id: Slug
     parties: Annotated[tuple[PartyCode, ...], Meta(max_length=50)] = ()
     terms: Text | None = None
-    effective_from: dt.date | None = None
+    effective_from: WorldDate | None = None
     deadline_id: Slug | None = None
     suspends: Tags = ()
 
@@ -259,13 +274,13 @@ class TruceEnded(_Truce, tag="truce_ended", kw_only=True):
 class DeadlineSet(Event, tag="deadline_set", kw_only=True):
     deadline_id: Slug
     title: Name
-    due_on: dt.date
+    due_on: WorldDate
     consequence: Text | None = None
 
 
 class DeadlineExtended(Event, tag="deadline_extended", kw_only=True):
     deadline_id: Slug
-    due_on: dt.date
+    due_on: WorldDate
     reason: Text | None = None
 
 
@@ -294,7 +309,7 @@ class AgreementReached(Event, tag="agreement_reached", kw_only=True):
     title: Name
     parties: Annotated[tuple[PartyCode, ...], Meta(max_length=50)] = ()
     terms: Text | None = None
-    signed_on: dt.date | None = None
+    signed_on: WorldDate | None = None
 
 
 EventId = Annotated[

@@ -17,6 +17,7 @@ from projections.live import LiveStates
 from projections.runner import open_runners, open_view_tables
 from service.api.audit import AuditController
 from service.api.claims import ClaimController
+from service.api.common import refuse_odd_urls
 from service.api.events import EventController
 from service.api.export import ExportController
 from service.api.health import health, ready
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         lifespan=[lifespan, limits.lifespan],
         middleware=[request_context, read_from_header, metrics.middleware, limits.middleware],
         before_send=[metrics.count_unrouted],
+        guards=[refuse_odd_urls],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings, "metrics": metrics}),

@@ -34,6 +34,7 @@ from events.errors import (
     store_unavailable,
 )
 from events.payloads import EVENT_TYPES, RESERVED_FIELDS, reserved_field_in
+from service.webhooks.subscriptions import WebhookNotFoundError
 
 PROBLEM = "application/problem+json"
 
@@ -110,6 +111,7 @@ _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (NegotiationNotFoundError, 404, "Negotiation not found"),
     (EventNotFoundError, 404, "Event not found"),
     (KeyNotFoundError, 404, "Key not found"),
+    (WebhookNotFoundError, 404, "Webhook not found"),
     (NegotiationExistsError, 409, "Negotiation exists"),
     (KeyNameTakenError, 409, "Key name taken"),
     (VersionConflictError, 409, "Version conflict"),

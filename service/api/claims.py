@@ -62,7 +62,7 @@ class ClaimController(Controller):
         "Subjects settled so far: `truce.extension` (by a truce or deadline extension, or the truce's end) and "
         "`<party>.tariff_on_lapse_pct` (by the suspended rates that return when the truce runs out).",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def list_claims(
         self,

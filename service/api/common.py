@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import msgspec
 from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 from events.application import Appending, ParleyLog
@@ -27,9 +29,9 @@ _DESCRIPTIONS = {
     409: "Stale If-Match version, or an id that exists.",
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
-    422: "Well-formed JSON that breaks a rule.",
+    422: "Well-formed JSON that breaks a rule, or a parameter out of its range (e.g. a min_position no write has answered).",
     429: "Over the key's rate limit (or the client address's, without a key); see Retry-After and RateLimit-*.",
-    503: "The store is unreachable, read-only or full, or the answer ran past its time limit; see Retry-After.",
+    503: "The store is unreachable, read-only or full, a view has not reached min_position within the wait, or the answer ran past its time limit; see Retry-After.",
 }
 
 
@@ -71,6 +73,26 @@ def require_json(request: Request[Any, Any, Any]) -> None:
             415, "Unsupported media type", f"send JSON with Content-Type: application/json, not {media!r}",
             [FieldError("Content-Type", "must be application/json")],
         )
+
+
+def refuse_odd_urls(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """No id holds a '/' or '\\', nor an id or filter a NUL character (PostgreSQL cannot compare one)."""
+    raw_path = connection.scope.get("raw_path") or b""
+    if b"%2f" in raw_path.lower() or b"%5c" in raw_path.lower():
+        # Decoded, an encoded slash would end the id early and reach another resource.
+        message = "an id never contains an encoded '/' or '\\'"
+        raise ProblemError(404, "Not found", message, [FieldError("path", message)])
+    given = [*connection.path_params.items(), *connection.query_params.multi_items()]
+    for name, value in given:
+        if isinstance(value, str) and "\x00" in value:
+            message = "must not contain NUL characters"
+            raise ProblemError(400, "Bad request", f"{name}: {message}", [FieldError(name, message)])
+
+
+def beyond_head(min_position: int, head: int) -> ProblemError:
+    """No write has answered a position past the head, so waiting for it would never end."""
+    message = f"is beyond the latest recorded position {head}"
+    return ProblemError(422, "Invalid request", f"min_position: {min_position} {message}", [FieldError("min_position", message)])
 
 
 def encode_cursor(value: int) -> str:

@@ -182,6 +182,7 @@ class ExportController(Controller):
         summary="The negotiation's deadlines as an iCalendar feed, for a calendar subscription",
         description="One all-day event per deadline on its current due date. Its UID stays the same when the "
         "deadline moves and its SEQUENCE counts the extensions, so subscribed calendars move the event.",
+        media_type=MEDIA_TYPES["ics"],
         guards=[require("reader", query_key=True)],
         responses=problems(404),
     )

@@ -22,6 +22,7 @@ from events.payloads import (
     Source,
     Tags,
     Text,
+    WorldDate,
 )
 from events.records import Recorded
 from service.api.common import (
@@ -52,7 +53,7 @@ class NegotiationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     title: Name
     parties: Annotated[tuple[PartyCode, ...], msgspec.Meta(min_length=1, max_length=50)]
     description: Text | None = None
-    occurred_on: dt.date | None = None
+    occurred_on: WorldDate | None = None
     source: Source | None = None
     topics: Tags = ()
 

@@ -1,4 +1,5 @@
-"""Request bodies in the OpenAPI schema: handlers decode their own bodies, so declare them here."""
+"""What litestar cannot see in the handlers, declared in the OpenAPI schema: request bodies (handlers decode
+their own), the media types of exports (streamed), and links from a write to what reads it."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.spec import OpenAPIMediaType, Reference, RequestBody
+from litestar.openapi.spec import Link, OpenAPIMediaType, Reference, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 from events.payloads import AnyEvent
+from service.api.export import MEDIA_TYPES
 from service.api.keys import KeyCreate
 from service.api.negotiations import EventBatch, NegotiationCreate
 from service.api.sources import SourceCreate
+from service.api.webhooks import Replay, Rotate, WebhookCreate, WebhookPatch, Window
 
 _REF = "#/components/schemas/{name}"
 
@@ -24,10 +28,57 @@ BODIES: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {
     ),
     ("/v1/keys", "post"): ((KeyCreate,), "The key to create."),
     ("/v1/sources", "post"): ((SourceCreate,), "The source to register."),
+    ("/v1/webhooks", "post"): ((WebhookCreate,), "The URL to subscribe and what to send it."),
+    ("/v1/webhooks/{webhook_id}", "patch"): ((WebhookPatch,), "The fields to change; the others stay."),
+    ("/v1/webhooks/{webhook_id}/rotate-secret", "post"): ((Rotate,), "How long the old secret still signs; `{}` for a day."),
+    ("/v1/webhooks/{webhook_id}/recover", "post"): ((Window,), "The window whose failed messages to send again."),
+    ("/v1/webhooks/{webhook_id}/replay", "post"): ((Replay,), "Send again everything after this log position."),
+}
+# (path, method) -> the media types its 200 answer may have, one per `format`
+EXPORTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("/v1/negotiations/{negotiation_id}/export", "get"): tuple(MEDIA_TYPES.values()),
+}
+
+_NEGOTIATION = {"negotiation_id": "$response.body#/id"}
+_APPENDED_TO = {"negotiation_id": "$request.path.negotiation_id", "min_position": "$response.body#/position"}
+_EVENT = {"event_id": "$response.body#/events/0/event_id"}
+_WRITTEN = {"min_position": "$response.body#/position"}
+_WEBHOOK = {"webhook_id": "$response.body#/webhook/id"}
+# (path, method, status) -> {link name: (operationId, its parameters from this answer)}
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("/v1/negotiations", "post", "201"): {
+        "AppendEvents": ("appendEvents", _NEGOTIATION),
+        "ReadState": ("getNegotiationState", {**_NEGOTIATION, **_WRITTEN}),
+        "ReadEvents": ("listNegotiationEvents", _NEGOTIATION),
+        "ReadTimeline": ("getNegotiationTimeline", {**_NEGOTIATION, **_WRITTEN}),
+    },
+    ("/v1/negotiations/{negotiation_id}/events", "post", "201"): {
+        "AppendMore": ("appendEvents", {"negotiation_id": "$request.path.negotiation_id"}),
+        "ReadState": ("getNegotiationState", _APPENDED_TO),
+        "ReadStatePart": ("getNegotiationStatePart", _APPENDED_TO),
+        "ReadStatements": ("listNegotiationStatements", _APPENDED_TO),
+        "ReadTimeline": ("getNegotiationTimeline", _APPENDED_TO),
+        "ReadClaims": ("listNegotiationClaims", _APPENDED_TO),
+        "ReadEvent": ("getEvent", _EVENT),
+        "ReadEventHistory": ("getEventHistory", _EVENT),
+        "ReadDeadlines": ("listDeadlines", _WRITTEN),
+        "ReadMeasures": ("listMeasures", _WRITTEN),
+    },
+    ("/v1/webhooks", "post", "201"): {
+        "ReadWebhook": ("getWebhook", _WEBHOOK),
+        "UpdateWebhook": ("updateWebhook", _WEBHOOK),
+        "RotateSecret": ("rotateWebhookSecret", _WEBHOOK),
+        "SendTest": ("testWebhook", _WEBHOOK),
+        "ReadDeliveries": ("listWebhookDeliveries", _WEBHOOK),
+        "Recover": ("recoverWebhook", _WEBHOOK),
+        "Replay": ("replayWebhook", _WEBHOOK),
+        "Delete": ("deleteWebhook", _WEBHOOK),
+    },
 }
 
 
 def document_request_bodies(app: Litestar) -> None:
+    """Declare what handlers read and stream themselves: request bodies, and the media types of exports."""
     openapi = app.openapi_schema
     types = [body for bodies, _ in BODIES.values() for body in bodies]
     schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
@@ -42,6 +93,15 @@ def document_request_bodies(app: Litestar) -> None:
             description=description,
             required=True,
         )
+    for (path, method), media_types in EXPORTS.items():
+        answer = getattr(openapi.paths[path], method).responses["200"]  # type: ignore[index]
+        answer.content = {
+            media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT if media_type.endswith("json") else OpenAPIType.STRING))
+            for media_type in media_types
+        }
+    for (path, method, status), links in LINKS.items():
+        answer = getattr(openapi.paths[path], method).responses[status]  # type: ignore[index]
+        answer.links = {name: Link(operation_id=target, parameters=parameters) for name, (target, parameters) in links.items()}
 
 
 def _as_ref(schema: dict[str, Any]) -> Any:

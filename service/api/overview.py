@@ -11,7 +11,14 @@ from litestar.params import Parameter
 
 from projections.runner import ViewRunner, ViewTables
 from projections.views import DEADLINES, MEASURES, ViewSpec
-from service.api.common import Page, decode_cursor, encode_cursor, in_thread, problems
+from service.api.common import (
+    Page,
+    beyond_head,
+    decode_cursor,
+    encode_cursor,
+    in_thread,
+    problems,
+)
 from service.api.negotiations import Limit
 from service.auth import require
 from service.problems import FieldError, ProblemError
@@ -19,15 +26,18 @@ from service.reads import replica_view
 
 MinPosition = Annotated[
     int | None,
-    Parameter(ge=0, le=2**62, description="Wait (PARLEY_MIN_POSITION_WAIT, 5 s) until the view includes this position, else 503."),
+    Parameter(
+        ge=0, le=2**62,
+        description="Wait (PARLEY_MIN_POSITION_WAIT, 5 s) until the view includes this position, else 503; 422 past the log's head.",
+    ),
 ]
 
 
 async def _view_at(request: Request[Any, Any, Any], spec: ViewSpec, min_position: int | None) -> ViewRunner:
     runner: ViewRunner = request.app.state.runners[spec.name]
     wait = request.app.state.settings.min_position_wait
-    if min_position is not None and min_position > await in_thread(request.app.state.log.head):
-        wait = 0.0  # no write has answered that position yet: waiting would not bring it
+    if min_position is not None and min_position > (head := await in_thread(request.app.state.log.head)):
+        raise beyond_head(min_position, head)  # no write has answered that position: waiting would not bring it
     if min_position is not None and not await in_thread(runner.wait, min_position, wait):
         raise ProblemError(
             503, "View behind", f"the {spec.name} view has not reached position {min_position} yet; retry shortly",
@@ -62,7 +72,7 @@ class OverviewController(Controller):
         operation_id="listDeadlines",
         summary="Deadlines across negotiations, soonest first",
         guards=[require("reader")],
-        responses=problems(),
+        responses=problems(422),
     )
     async def list_deadlines(
         self,
@@ -98,7 +108,7 @@ class OverviewController(Controller):
         operation_id="listMeasures",
         summary="Measures across negotiations, with what applies today",
         guards=[require("reader")],
-        responses=problems(),
+        responses=problems(422),
     )
     async def list_measures(
         self,

@@ -12,6 +12,7 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from events.application import Appended, ParleyLog
+from events.payloads import FIRST_WORLD_DATE, LAST_WORLD_DATE, WORLD_DATE_RANGE
 from events.records import Recorded
 from projections import (
     DeadlinesView,
@@ -35,6 +36,7 @@ from projections.live import LiveStates
 from projections.timelimit import TimeLimit
 from service.api.common import (
     Page,
+    beyond_head,
     decode_cursor,
     encode_cursor,
     in_thread,
@@ -54,16 +56,16 @@ from service.auth import require
 from service.problems import FieldError, ProblemError
 from service.reads import read
 
-AsOf = Annotated[str | None, Parameter(description="World date YYYY-MM-DD; default today (UTC).")]
+AsOf = Annotated[str | None, Parameter(description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}; default today (UTC).")]
 KnownAt = Annotated[
     str | None, Parameter(description="RFC 3339 timestamp with an offset or Z: use what was recorded by then; default now.")
 ]
 MinPosition = Annotated[
-    int | None, Parameter(ge=0, le=2**62, description="Answer 503 (Retry-After) until the log has reached this position.")
+    int | None, Parameter(ge=0, le=2**62, description="A position a write answered: read at least up to it (422 past the log's head).")
 ]
 LegalBasis = Annotated[str | None, Parameter(description="Keep tariffs whose legal basis contains this (case-blind).")]
-WorldFrom = Annotated[str | None, Parameter(query="from", description="World date YYYY-MM-DD.")]
-WorldTo = Annotated[str | None, Parameter(query="to", description="World date YYYY-MM-DD.")]
+WorldFrom = Annotated[str | None, Parameter(query="from", description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}.")]
+WorldTo = Annotated[str | None, Parameter(query="to", description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}.")]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A '+' in an unencoded query string arrives as a space; the offset it began is still unambiguous.
@@ -124,14 +126,18 @@ def _bad(field: str, message: str) -> ProblemError:
 
 
 def parse_date(value: str | None, field: str) -> dt.date | None:
+    """A world date, in the range event bodies accept."""
     if value is None:
         return None
     try:
         if not _DATE.fullmatch(value):
             raise ValueError(value)
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
+        if not FIRST_WORLD_DATE <= day <= LAST_WORLD_DATE:
+            raise ValueError(value)
     except ValueError:
-        raise _bad(field, "must be a date YYYY-MM-DD between 0001-01-01 and 9999-12-31") from None
+        raise _bad(field, f"must be a date YYYY-MM-DD {WORLD_DATE_RANGE}") from None
+    return day
 
 
 def parse_timestamp(value: str | None, field: str) -> dt.datetime | None:
@@ -151,13 +157,10 @@ def parse_timestamp(value: str | None, field: str) -> dt.datetime | None:
 
 
 async def _now(request: Request[Any, Any, Any], min_position: int | None) -> dt.datetime:
-    """The log's clock; 503 while the log has not reached `min_position`."""
+    """The log's clock; 422 for a `min_position` past the log's head."""
     log = log_of(request)
-    if min_position is not None and min_position > await in_thread(log.head):
-        raise ProblemError(
-            503, "Not yet at position", f"the log has not reached position {min_position} yet; retry shortly",
-            [FieldError("min_position", "is beyond the latest recorded position")], headers={"Retry-After": "1"},
-        )
+    if min_position is not None and min_position > (head := await in_thread(log.head)):
+        raise beyond_head(min_position, head)
     return log.clock().astimezone(dt.UTC)
 
 
@@ -435,7 +438,7 @@ class StateController(Controller):
         summary="Every read model on as_of, as known at known_at, with the sources behind each value",
         description=_SOURCED,
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def state(
         self,
@@ -456,7 +459,7 @@ class StateController(Controller):
         summary="One read model (truce, tariffs, measures, deadlines, issues, rounds) on as_of, as known at known_at",
         description=_SOURCED,
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def state_part(
         self,
@@ -485,7 +488,7 @@ class StateController(Controller):
         operation_id="listNegotiationStatements",
         summary="Statements made by as_of, as known at known_at, in world order, filtered and cursor-paged",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def list_statements(
         self,
@@ -513,7 +516,7 @@ class StateController(Controller):
         operation_id="getNegotiationTimeline",
         summary="The negotiation's events in world order (occurred_on, then position), as known at known_at, cursor-paged",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def timeline(
         self,
@@ -545,7 +548,7 @@ class StateController(Controller):
         "(recording times, on one `as_of`). Each change names a path keyed by stable ids, "
         "its value before and after, and the events behind it.",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def diff(
         self,

@@ -460,16 +460,16 @@ def test_known_at_takes_any_offset_and_fractions(api, clock):
         assert response.json()["position"] > 0
 
 
-def test_a_position_the_log_has_not_reached_is_503_with_retry_after(api):
+def test_a_position_no_write_has_answered_is_422_naming_the_head(api):
     open_talks(api)
     stored = append(api, deadline())[0]
 
     ahead = api.get(f"{BASE}/state", params={"min_position": stored["position"] + 1})
     reached = api.get(f"{BASE}/state", params={"min_position": stored["position"]})
 
-    assert ahead.status_code == 503
-    assert ahead.headers["retry-after"] == "1"
+    assert ahead.status_code == 422
     assert field_of(ahead) == {"min_position"}
+    assert ahead.json()["errors"][0]["message"] == f"is beyond the latest recorded position {stored['position']}"
     assert reached.status_code == 200
     assert reached.json()["position"] == stored["position"]
 

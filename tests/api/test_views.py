@@ -35,13 +35,22 @@ def test_cross_negotiation_deadlines_and_measures_read_their_writes(api):
     assert _ids(eu) == [("b", "eu-steel-cn")]
 
 
-def test_a_view_not_at_min_position_answers_503(database_url):
-    settings = Settings(database_url=database_url, min_position_wait=0.2, public_read=True)
+def test_a_view_not_at_min_position_answers_503_and_a_position_past_the_head_422(database_url):
+    settings = Settings(database_url=database_url, min_position_wait=0.2, run_projections=False)
     with TestClient(create_app(settings)) as client:
-        response = client.get("/v1/deadlines", params={"min_position": 10_000})
-        assert response.status_code == 503
-        assert response.headers["retry-after"] == "1"
-        assert response.json()["errors"][0]["field"] == "min_position"
+        key = client.app.state.key_store.create(name="reporter", role="reporter", created_by="test").key
+        client.headers["Authorization"] = f"Bearer {key}"
+        client.post("/v1/negotiations", json={"id": "a", "title": "A", "parties": ["US"]})
+        position = client.post("/v1/negotiations/a/events", json=deadline()).json()["position"]
+
+        behind = client.get("/v1/deadlines", params={"min_position": position})
+        beyond = client.get("/v1/measures", params={"min_position": position + 1})
+
+        assert behind.status_code == 503
+        assert behind.headers["retry-after"] == "1"
+        assert behind.json()["errors"][0]["field"] == "min_position"
+        assert beyond.status_code == 422
+        assert beyond.json()["errors"] == [{"field": "min_position", "message": f"is beyond the latest recorded position {position}"}]
 
 
 def test_view_rows_equal_a_fold_of_all_events_at_the_same_position(api):
