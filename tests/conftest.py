@@ -39,6 +39,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The same test on the embedded SQLite file and on a real PostgreSQL."""
     if request.param == "sqlite":
         return str(tmp_path / "parley.db")
+    return emptied_postgres()
+
+
+def emptied_postgres() -> str:
+    """The PostgreSQL test database without Parley's tables; skipped when unreachable, failed when CI requires it."""
     problem = _postgres_reachable()
     if problem is not None:
         if REQUIRE_POSTGRES:

@@ -27,7 +27,7 @@ from service.process import free_port
 from service.reads import ReplicaWriteError
 from service.settings import Settings, SettingsError
 from tests.api.conftest import deadline, measure
-from tests.conftest import POSTGRES_URL, _postgres_reachable, reset_postgres
+from tests.conftest import emptied_postgres
 
 READ_FROM = "x-parley-read-from"
 
@@ -57,11 +57,7 @@ class Client:
 
 @pytest.fixture
 def primary_url() -> str:
-    problem = _postgres_reachable()
-    if problem is not None:
-        pytest.skip(f"PostgreSQL unreachable: {problem}")
-    reset_postgres()
-    return POSTGRES_URL
+    return emptied_postgres()
 
 
 @contextmanager

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.process import create_key, free_port, start_server, stop_server
+from service.process import create_key, free_port, log_lines, start_server, stop_server
+from tests.conftest import emptied_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,9 @@ def test_processes_sharing_a_metrics_dir_add_up_their_counts(database_url, tmp_p
                 assert requests(found, "/v1/negotiations", "POST", 201) == 1
                 assert requests(found, "/v1/negotiations/{negotiation_id}/events", "POST", 201) == 1
                 assert found[("parley_events_appended_total", frozenset())] == 2
-            assert {p.name.split("_")[-1] for p in (tmp_path / "metrics").glob("counter_*.db")} == {f"{first.pid}.db", f"{second.pid}.db"}
+            serving = {line["pid"] for name in ("first", "second") for line in log_lines(tmp_path / f"{name}.log", "request")}
+            assert len(serving) == 2, "each server's requests come from its own worker process"
+            assert {p.name.split("_")[-1] for p in (tmp_path / "metrics").glob("counter_*.db")} == {f"{pid}.db" for pid in serving}
         finally:
             stop_server(second)
     finally:
@@ -93,6 +96,10 @@ class Outage:
     def cut(self) -> None:
         with self._guard:
             if self._listener is not None:
+                try:  # wakes the thread blocked in accept(), which close() alone would leave accepting
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 self._listener.close()
                 self._listener = None
             for sock in self._open:
@@ -131,10 +138,14 @@ class Outage:
 
 
 @pytest.fixture
-def outage(database_url: str) -> Iterator[Outage]:
-    if not database_url.startswith("postgresql://"):
-        pytest.skip("an unreachable store is a network outage: PostgreSQL only")
-    parts = urlsplit(database_url)
+def postgres_url() -> str:
+    """An unreachable store is a network outage: PostgreSQL only."""
+    return emptied_postgres()
+
+
+@pytest.fixture
+def outage(postgres_url: str) -> Iterator[Outage]:
+    parts = urlsplit(postgres_url)
     relay = Outage((parts.hostname or "127.0.0.1", parts.port or 5432))
     relay.restore()
     yield relay
@@ -150,8 +161,8 @@ def wait_for(check: Any, timeout: float = 30) -> Any:
         time.sleep(0.2)
 
 
-def test_ready_is_503_while_the_database_is_unreachable_and_200_once_it_is_back(database_url, outage, tmp_path: Path):
-    through = outage.url_for(database_url)
+def test_ready_is_503_while_the_database_is_unreachable_and_200_once_it_is_back(postgres_url, outage, tmp_path: Path):
+    through = outage.url_for(postgres_url)
     process, base_url = start_server(through, tmp_path / "server.log", env={"PARLEY_SIGNING_KEY_FILE": str(tmp_path / "signing.key")})
     try:
         assert httpx.get(f"{base_url}/ready", timeout=30).status_code == 200
