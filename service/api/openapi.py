@@ -7,7 +7,15 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.spec import Link, OpenAPIMediaType, Reference, RequestBody, Schema
+from litestar._openapi.plugin import OpenAPIPlugin
+from litestar.openapi.spec import (
+    Link,
+    OpenAPI,
+    OpenAPIMediaType,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.openapi.spec.enums import OpenAPIType
 
 from events.payloads import AnyEvent
@@ -78,8 +86,21 @@ LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
 
 
 def document_request_bodies(app: Litestar) -> None:
-    """Declare what handlers read and stream themselves: request bodies, and the media types of exports."""
-    openapi = app.openapi_schema
+    """Declare what handlers read and stream themselves (request bodies, export media types, links)
+    whenever litestar builds the OpenAPI document: on first use, not at every app's construction."""
+    app.plugins.get(OpenAPIPlugin).__class__ = _DocumentedOpenAPIPlugin
+
+
+class _DocumentedOpenAPIPlugin(OpenAPIPlugin):
+    __slots__ = ()
+
+    def _build_openapi(self) -> OpenAPI:
+        openapi = super()._build_openapi()
+        _document(openapi)
+        return openapi
+
+
+def _document(openapi: OpenAPI) -> None:
     types = [body for bodies, _ in BODIES.values() for body in bodies]
     schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
     openapi.components.schemas.update(components)  # type: ignore[arg-type]
