@@ -34,12 +34,15 @@ def create_tables(settings: Settings) -> list[str]:
     """Create the event store with its side tables, the persisted views and the webhook tables; return the tables there."""
     from projections.runner import open_view_tables
     from service.app import open_log
+    from service.ratelimit import create_postgres_counters
     from service.webhooks.store import open_webhook_tables
 
     log = open_log(settings)
     try:
         for tables in (open_view_tables(log), open_webhook_tables(log)):
             tables.datastore.close()  # type: ignore[attr-defined]
+        if settings.is_postgres:
+            create_postgres_counters(log)
         if settings.is_postgres:  # a database Parley may share: its tables are the parley ones
             query = "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE ?"
             pattern = "parley%"

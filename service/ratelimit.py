@@ -217,6 +217,11 @@ def _named(style: str, *names: str) -> dict[str, str]:
     return {name: style.format(name) for name in names}
 
 
+def create_postgres_counters(log: Any) -> None:
+    """The counters' table on a PostgreSQL store (`parley migrate`); the limiter also creates it on first use."""
+    log.store.run(_CREATE.format(unlogged="UNLOGGED"), commit=True)
+
+
 def counters_path(database_url: str) -> str:
     """The SQLite file that holds the counters: beside the database, `<database>-ratelimit`."""
     path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
