@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/parley serve
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not slow'

@@ -220,6 +220,7 @@ def state(
 ) -> None:
     """The negotiation on a day: tariffs by direction, truce, measures, open issues, upcoming deadlines."""
     from projections.live import LiveStates
+    from projections.timelimit import UNLIMITED
     from service.api.state import _state
 
     with _reported():
@@ -227,7 +228,7 @@ def state(
         with _log(database) as log:
             negotiation = log.negotiation(negotiation_id)
             now = log.clock().astimezone(dt.UTC)
-            answer = _state(LiveStates(log), log, negotiation_id, day or now.date(), at or now, legal_basis)
+            answer = _state(LiveStates(log), log, negotiation_id, day or now.date(), at or now, legal_basis, UNLIMITED)
         _print_state(negotiation, answer, json)
 
 
@@ -502,6 +503,7 @@ def timeline(
     """The negotiation's events in world order (occurred_on, then version)."""
     from projections.live import LiveStates
     from service.api.common import decode_cursor
+    from projections.timelimit import UNLIMITED
     from service.api.state import _timeline
 
     with _reported():
@@ -514,7 +516,7 @@ def timeline(
             items: list[dict[str, Any]] = []
             after: int | None = None
             while True:
-                page = _timeline(states, log, negotiation_id, first, last, at or now, after, PAGE)
+                page = _timeline(states, log, negotiation_id, first, last, at or now, after, PAGE, UNLIMITED)
                 items += page.items
                 if page.next is None:
                     break

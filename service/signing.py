@@ -30,11 +30,18 @@ class Signer:
             return cls(Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed_b64)))
         path = Path(key_file)
         if not path.exists():
+            # written aside, then linked into place: processes starting together all read one whole key
             path.parent.mkdir(parents=True, exist_ok=True)
-            seed = os.urandom(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            aside = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
-                out.write(base64.b64encode(seed) + b"\n")
+                out.write(base64.b64encode(os.urandom(32)) + b"\n")
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass
+            finally:
+                aside.unlink()
         return cls(Ed25519PrivateKey.from_private_bytes(base64.b64decode(path.read_bytes().strip())))
 
     def derive_key(self, purpose: str) -> bytes:

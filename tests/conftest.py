@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -17,7 +18,24 @@ from service.process import create_key, drop_postgres_tables, start_server, stop
 from service.settings import Settings
 from tests.throwaway_postgres import throwaway_postgres  # noqa: F401 - a fixture for every test
 
-POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+def _database_per_worker(url: str) -> str:
+    """Under pytest-xdist each worker gets a database of its own (created on first use), as tests drop every table."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'postgres'}_{worker}"
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error:
+        pass  # the fixtures report an unreachable server
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+POSTGRES_URL = _database_per_worker(os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 REQUIRE_POSTGRES = os.environ.get("PARLEY_REQUIRE_POSTGRES") == "1"
 
 

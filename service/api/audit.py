@@ -95,7 +95,7 @@ class AuditController(Controller):
 
     @get("/events/{event_id:str}/history", operation_id="getEventHistory",
          summary="An event, then every correction and retraction of it, each with who recorded it and when",
-         guards=[require("reader")], responses=problems(404))
+         guards=[require("reader")], responses=problems(404, 422))
     async def history(self, request: Request[Any, Any, Any], event_id: str, min_position: ReadPosition = None) -> History:
         records = await read(request, lambda r: r.log.history(event_id.lower()), min_position)
         return History(event_id=event_id.lower(), records=[envelope(a) for a in records])
@@ -132,7 +132,7 @@ class AuditController(Controller):
         return await in_thread(gather)
 
     @get("/audit/events", operation_id="listAuditEvents",
-         summary="Who recorded what, when, from which request and source", guards=[require("reader")], responses=problems())
+         summary="Who recorded what, when, from which request and source", guards=[require("reader")], responses=problems(422))
     async def audit_events(
         self,
         request: Request[Any, Any, Any],

@@ -17,7 +17,7 @@ class EventController(Controller):
     path = "/v1/events"
     tags = ["events"]
 
-    @get("/", operation_id="listEvents", summary="The global log in position order: the pull feed", guards=[require("reader")], responses=problems())
+    @get("/", operation_id="listEvents", summary="The global log in position order: the pull feed", guards=[require("reader")], responses=problems(422))
     async def feed(
         self,
         request: Request[Any, Any, Any],
@@ -35,6 +35,6 @@ class EventController(Controller):
 
         return await read(request, page, min_position)
 
-    @get("/{event_id:str}", operation_id="getEvent", summary="One event, with what corrected or retracted it", guards=[require("reader")], responses=problems(404))
+    @get("/{event_id:str}", operation_id="getEvent", summary="One event, with what corrected or retracted it", guards=[require("reader")], responses=problems(404, 422))
     async def get_event(self, request: Request[Any, Any, Any], event_id: str, min_position: ReadPosition = None) -> dict[str, Any]:
         return await read(request, lambda r: with_corrections(r.log, [r.log.event(event_id.lower())])[0], min_position)

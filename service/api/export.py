@@ -159,7 +159,7 @@ class ExportController(Controller):
         "then the other lines to its events. timelinejs shows events as slides and truces as eras; ics has one "
         "all-day event per deadline on its current due date; csv has one row per tariff change.",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def export_negotiation(
         self,

@@ -177,7 +177,7 @@ class NegotiationController(Controller):
         response.headers["Location"] = f"/v1/negotiations/{state.negotiation_id}"
         return response
 
-    @get("/", operation_id="listNegotiations", summary="List negotiations", guards=[require("reader")], responses=problems())
+    @get("/", operation_id="listNegotiations", summary="List negotiations", guards=[require("reader")], responses=problems(422))
     async def list_negotiations(
         self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None, min_position: ReadPosition = None
     ) -> Page:
@@ -191,7 +191,7 @@ class NegotiationController(Controller):
         operation_id="getNegotiation",
         summary="One negotiation: title, parties, version, event count, first and last occurred_on",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def get_negotiation(
         self, request: Request[Any, Any, Any], negotiation_id: str, min_position: ReadPosition = None
@@ -237,7 +237,7 @@ class NegotiationController(Controller):
         operation_id="listNegotiationEvents",
         summary="A negotiation's events in stream order, filtered and cursor-paged",
         guards=[require("reader")],
-        responses=problems(404),
+        responses=problems(404, 422),
     )
     async def list_events(
         self,
