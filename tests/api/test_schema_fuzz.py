@@ -132,7 +132,8 @@ def _refused(ip: str, port: int, timeout: float | None) -> socket.socket:
 
 @pytest.fixture
 def fuzzed(database_url: str, tmp_path: Path) -> Iterator[Fuzzed]:
-    settings = Settings(database_url=database_url, signing_key_file=str(tmp_path / "signing.key"))
+    # a busy CI machine may keep a pooled connection waiting: this test is about schemas, not the 503 of a slow store
+    settings = Settings(database_url=database_url, signing_key_file=str(tmp_path / "signing.key"), store_timeout=30)
     # Webhook URLs resolve to a public address, and no connection is ever made.
     app = create_app(settings, resolver=lambda host, port: ["93.184.216.34"], connect=_refused)
     try:

@@ -131,7 +131,7 @@ def _holder_pid(log, name: str) -> int | None:
     return int(host_pid[1]) if len(host_pid) == 2 else None
 
 
-def _holders_among(log, names: tuple[str, ...], pids: dict[int, str], timeout: float = 30) -> dict[str, int]:
+def _holders_among(log, names: tuple[str, ...], pids: dict[int, str], timeout: float = 60) -> dict[str, int]:
     """The pid holding each lease, asked until each is one of `pids` (the store may not answer at once)."""
     deadline = time.monotonic() + timeout
     while True:
