@@ -16,7 +16,7 @@ from service.app import create_app
 from service.metrics import Metrics
 from service.settings import Settings, SettingsError
 from tests.api.conftest import deadline, measure
-from tests.api.test_webhooks import Receiver
+from tests.api.test_webhooks import Receiver, receiver  # noqa: F401 - the same receiving server as the webhook tests
 
 
 def scrape(client: TestClient[Any]) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -151,15 +151,7 @@ def test_a_running_projection_brings_the_lag_back_to_zero(api):
     assert value(samples, "parley_projection_lag_events", view="measures") == 0
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.start()
-    yield r
-    r.stop()
-
-
-def test_the_webhook_queue_and_failed_deliveries_come_from_the_outbox(database_url, tmp_path, clock, receiver):
+def test_the_webhook_queue_and_failed_deliveries_come_from_the_outbox(database_url, tmp_path, clock, receiver):  # noqa: F811 - the imported fixture
     clock.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     settings = {"run_projections": False, "run_webhooks": False, "webhook_allow_hosts": "127.0.0.1"}
     with served_app(database_url, tmp_path, clock, **settings) as (client, admin):
