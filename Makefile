@@ -22,7 +22,8 @@ run: $(STAMP)
 	$(VENV)/bin/parley serve
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile -m 'not serial'
+	$(PY) -m pytest -m serial
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not slow'

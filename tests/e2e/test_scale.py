@@ -43,7 +43,7 @@ from service.settings import Settings
 from service.webhooks.store import RELAY, open_webhook_tables
 from tests.api.test_webhooks import Receiver
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 # PARLEY_SCALE_APPENDS makes a smaller smoke run on a busy machine; the acceptance figure is 5,000.
 APPENDS = int(os.environ.get("PARLEY_SCALE_APPENDS", "5000"))
