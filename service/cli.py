@@ -441,9 +441,10 @@ def project(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # announced before the runners' threads start, so this line never splits one of their log lines in a shared output
+    console.print(f"Following the log for views: {', '.join(runners)} (standing by for any view another process follows)")
     for runner in runners.values():
         runner.start(lease_poll=settings.lease_poll)
-    console.print(f"Following the log for views: {', '.join(runners)} (standing by for any view another process follows)")
     stop.wait()
     for runner in runners.values():  # each finishes the batch in hand, then gives up its lease
         runner.stop()
@@ -476,8 +477,8 @@ def deliver(database: DatabaseOption = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    hooks.start(lease_poll=settings.lease_poll)
     console.print("Relaying the log to webhook subscribers (the relay stands by while another process holds it); Ctrl-C to stop")
+    hooks.start(lease_poll=settings.lease_poll)
     stop.wait()
     hooks.stop()
     log.close()
