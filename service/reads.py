@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import structlog
 from eventsourcing.persistence import PersistenceError
 from litestar import Request
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from events.application import Clock, ParleyLog, store_env
@@ -41,7 +41,7 @@ RETRY_OPEN_SECONDS = 1.0
 
 ReadPosition = Annotated[
     int | None,
-    Parameter(
+    QueryParameter(
         ge=0, le=2**62,
         description="Read your writes: answer from a store that includes this position (a write's `position`); "
         "the read replica when it has reached it, else the primary.",

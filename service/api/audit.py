@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from events.application import envelope
 from events.audit import ChainReport, Checkpoint
@@ -137,7 +137,7 @@ class AuditController(Controller):
         self,
         request: Request[Any, Any, Any],
         recorded_by: str | None = None,
-        source: Annotated[str | None, Parameter(description="Source name or registered id (case-blind).")] = None,
+        source: Annotated[str | None, QueryParameter(description="Source name or registered id (case-blind).")] = None,
         negotiation: str | None = None,
         recorded_from: dt.datetime | None = None,
         recorded_to: dt.datetime | None = None,

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from projections.claims import CLAIM_STATUSES, ClaimStatus, claims
 from projections.live import LiveStates
@@ -68,7 +68,7 @@ class ClaimController(Controller):
         self,
         request: Request[Any, Any, Any],
         negotiation_id: str,
-        status: Annotated[str | None, Parameter(description="single, disputed, confirmed or contradicted.")] = None,
+        status: Annotated[str | None, QueryParameter(description="single, disputed, confirmed or contradicted.")] = None,
         as_of: AsOf = None,
         known_at: KnownAt = None,
         min_position: MinPosition = None,

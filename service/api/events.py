@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from service.api.common import Page, decode_cursor, encode_cursor, peek, problems
 from service.api.negotiations import Limit, with_corrections
@@ -21,7 +21,7 @@ class EventController(Controller):
     async def feed(
         self,
         request: Request[Any, Any, Any],
-        after: Annotated[int, Parameter(ge=0, le=2**62, description="Return events after this position.")] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=2**62, description="Return events after this position.")] = 0,
         limit: Limit = 100,
         cursor: str | None = None,
         min_position: ReadPosition = None,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from events.application import ParleyLog
@@ -34,14 +34,14 @@ HISTORIES = ("current", "full")
 
 FormatParam = Annotated[
     str,
-    Parameter(
+    QueryParameter(
         description="jsonl (one event a line, re-importable), timelinejs (TimelineJS3 JSON), "
         "ics (iCalendar feed of deadlines) or csv (tariff changes over time).",
     ),
 ]
 HistoryParam = Annotated[
     str,
-    Parameter(
+    QueryParameter(
         description="jsonl only. current: events as now believed (corrections applied, retracted events left out), "
         "re-importable; full: every event as recorded, corrections and retractions included, for archives.",
     ),
@@ -192,7 +192,7 @@ class ExportController(Controller):
         negotiation_id: str,
         known_at: KnownAt = None,
         key: Annotated[
-            str | None, Parameter(description="An access key, for calendar clients that cannot send an Authorization header.")
+            str | None, QueryParameter(description="An access key, for calendar clients that cannot send an Authorization header.")
         ] = None,
     ) -> Stream:
         del key  # read by the guard

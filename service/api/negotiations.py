@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from events.application import Appended, IdempotentReplay, envelope
 from events.negotiation import Negotiation
@@ -44,8 +44,8 @@ from service.auth import require
 from service.problems import FieldError, ProblemError, field_errors, invalid
 from service.reads import ReadPosition, ReadStore, read
 
-Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size, at most 1,000.")]
-Version = Annotated[int, Parameter(ge=0, le=2**62)]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size, at most 1,000.")]
+Version = Annotated[int, QueryParameter(ge=0, le=2**62)]
 
 
 class NegotiationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from projections.runner import ViewRunner, ViewTables
 from projections.views import DEADLINES, MEASURES, ViewSpec
@@ -26,7 +26,7 @@ from service.reads import replica_view
 
 MinPosition = Annotated[
     int | None,
-    Parameter(
+    QueryParameter(
         ge=0, le=2**62,
         description="Wait (PARLEY_MIN_POSITION_WAIT, 5 s) until the view includes this position, else 503; 422 past the log's head.",
     ),

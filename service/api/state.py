@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from events.application import Appended, ParleyLog
 from events.payloads import FIRST_WORLD_DATE, LAST_WORLD_DATE, WORLD_DATE_RANGE
@@ -56,16 +56,16 @@ from service.auth import require
 from service.problems import FieldError, ProblemError
 from service.reads import read
 
-AsOf = Annotated[str | None, Parameter(description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}; default today (UTC).")]
+AsOf = Annotated[str | None, QueryParameter(description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}; default today (UTC).")]
 KnownAt = Annotated[
-    str | None, Parameter(description="RFC 3339 timestamp with an offset or Z: use what was recorded by then; default now.")
+    str | None, QueryParameter(description="RFC 3339 timestamp with an offset or Z: use what was recorded by then; default now.")
 ]
 MinPosition = Annotated[
-    int | None, Parameter(ge=0, le=2**62, description="A position a write answered: read at least up to it (422 past the log's head).")
+    int | None, QueryParameter(ge=0, le=2**62, description="A position a write answered: read at least up to it (422 past the log's head).")
 ]
-LegalBasis = Annotated[str | None, Parameter(description="Keep tariffs whose legal basis contains this (case-blind).")]
-WorldFrom = Annotated[str | None, Parameter(query="from", description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}.")]
-WorldTo = Annotated[str | None, Parameter(query="to", description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}.")]
+LegalBasis = Annotated[str | None, QueryParameter(description="Keep tariffs whose legal basis contains this (case-blind).")]
+WorldFrom = Annotated[str | None, QueryParameter(name="from", description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}.")]
+WorldTo = Annotated[str | None, QueryParameter(name="to", description=f"World date YYYY-MM-DD {WORLD_DATE_RANGE}.")]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A '+' in an unencoded query string arrives as a space; the offset it began is still unambiguous.
@@ -494,9 +494,9 @@ class StateController(Controller):
         self,
         request: Request[Any, Any, Any],
         negotiation_id: str,
-        speaker: Annotated[str | None, Parameter(description="The speaker's name, case-blind.")] = None,
-        party: Annotated[str | None, Parameter(description="The speaker's party code.")] = None,
-        topic: Annotated[str | None, Parameter(description="A topic, or an issue or measure id the statement is about.")] = None,
+        speaker: Annotated[str | None, QueryParameter(description="The speaker's name, case-blind.")] = None,
+        party: Annotated[str | None, QueryParameter(description="The speaker's party code.")] = None,
+        topic: Annotated[str | None, QueryParameter(description="A topic, or an issue or measure id the statement is about.")] = None,
         as_of: AsOf = None,
         known_at: KnownAt = None,
         min_position: MinPosition = None,
@@ -556,8 +556,8 @@ class StateController(Controller):
         negotiation_id: str,
         from_: WorldFrom = None,
         to: WorldTo = None,
-        known_from: Annotated[str | None, Parameter(description="RFC 3339 recording time before.")] = None,
-        known_to: Annotated[str | None, Parameter(description="RFC 3339 recording time after.")] = None,
+        known_from: Annotated[str | None, QueryParameter(description="RFC 3339 recording time before.")] = None,
+        known_to: Annotated[str | None, QueryParameter(description="RFC 3339 recording time after.")] = None,
         as_of: AsOf = None,
         known_at: KnownAt = None,
         min_position: MinPosition = None,

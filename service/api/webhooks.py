@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from service.api.common import (
     Page,
@@ -156,7 +156,7 @@ class WebhookController(Controller):
         self,
         request: Request[Any, Any, Any],
         webhook_id: str,
-        status: Annotated[str | None, Parameter(pattern="^(pending|delivering|delivered|failed|skipped)$")] = None,
+        status: Annotated[str | None, QueryParameter(pattern="^(pending|delivering|delivered|failed|skipped)$")] = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         limit: Limit = 100,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Request, Response, Router, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.static_files import create_static_files_router
 
 from events.payloads import NegotiationOpened
@@ -93,8 +93,8 @@ static_router = create_static_files_router(
 
 # --- the tariff chart ------------------------------------------------------------------------
 
-Width = Annotated[int, Parameter(ge=480, le=2400, description="Width in CSS pixels.")]
-Height = Annotated[int, Parameter(ge=240, le=1600, description="Height in CSS pixels.")]
+Width = Annotated[int, QueryParameter(ge=480, le=2400, description="Width in CSS pixels.")]
+Height = Annotated[int, QueryParameter(ge=240, le=1600, description="Height in CSS pixels.")]
 
 _CHART_DESCRIPTION = (
     "The total additional tariff in force per direction (`total_additional_pct` of the tariff schedule, "
