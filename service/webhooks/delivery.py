@@ -38,7 +38,7 @@ from service.webhooks.outbound import (
     post,
 )
 from service.webhooks.store import RELAY, Enqueued, WebhookTables, iso
-from service.webhooks.subscriptions import Subscriptions, WebhookNotFoundError
+from service.webhooks.subscriptions import SecretUnreadableError, Subscriptions, WebhookNotFoundError
 
 Clock = Callable[[], dt.datetime]
 # After the first attempt fails, the retries come this long after each failure (each +-20%).
@@ -254,9 +254,14 @@ class Sender:
             return
         now = self.clock()
         body: bytes = row["body"].encode() if isinstance(row["body"], str) else row["body"]
-        signatures = " ".join(
-            Webhook(secret).sign(row["message_id"], now, body.decode()) for secret in self.subscriptions.signing_secrets(sub, now)
-        )
+        try:
+            secrets = self.subscriptions.signing_secrets(sub, now)
+        except SecretUnreadableError as unreadable:
+            # never send unsigned or wrongly signed: stop, and say how to recover (nothing is dropped: pending turns skipped)
+            self._finish(key, "skipped", row["attempts"], None)
+            self._disable(sub, now, f"{unreadable}; rotate its secret, re-enable it and recover the skipped messages")
+            return
+        signatures = " ".join(Webhook(secret).sign(row["message_id"], now, body.decode()) for secret in secrets)
         headers = {
             "content-type": "application/json",
             "webhook-id": row["message_id"],

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import msgspec
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from events.errors import ParleyError
@@ -21,6 +22,13 @@ class WebhookNotFoundError(ParleyError):
     def __init__(self, webhook_id: str) -> None:
         super().__init__(f"no webhook {webhook_id!r}")
         self.webhook_id = webhook_id
+
+
+class SecretUnreadableError(ParleyError):
+    """A secret sealed under another key: the server's signing key was changed after the webhook was created."""
+
+    def __init__(self) -> None:
+        super().__init__("the signing secret was sealed under another server signing key")
 
 
 class SecretBox:
@@ -35,7 +43,10 @@ class SecretBox:
 
     def open(self, sealed: str) -> str:
         raw = base64.b64decode(sealed)
-        return self._aead.decrypt(raw[:12], raw[12:], b"parley-webhook").decode()
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], b"parley-webhook").decode()
+        except InvalidTag:
+            raise SecretUnreadableError() from None
 
 
 def new_secret() -> str:
@@ -131,10 +142,13 @@ class Subscriptions:
         return secret
 
     def signing_secrets(self, row: dict[str, Any], now: dt.datetime) -> list[str]:
-        """The current secret, and the previous one while its grace period lasts."""
+        """The current secret, and the previous one while its grace period lasts (and this server can read it)."""
         found = [self.box.open(row["secret"])]
         if row.get("previous_secret") and row.get("previous_until") and iso(now) < row["previous_until"]:
-            found.append(self.box.open(row["previous_secret"]))
+            try:
+                found.append(self.box.open(row["previous_secret"]))
+            except SecretUnreadableError:
+                pass  # rotated away from a secret sealed under an earlier signing key: sign with the new one alone
         return found
 
     def all(self) -> list[dict[str, Any]]:

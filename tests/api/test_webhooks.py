@@ -354,3 +354,32 @@ def test_retry_and_recover_send_failed_messages_again_with_their_ids(hooks, rece
         assert Webhook(secret).sign(headers["webhook-id"], hooks.clock.now, body.decode()) in headers["webhook-signature"]
     missing = hooks.client.post(f"/v1/webhooks/{webhook_id}/deliveries/nope/retry", headers=hooks.admin)
     assert missing.status_code == 404
+
+
+def test_a_secret_sealed_under_another_signing_key_disables_its_webhook_until_rotated(hooks, receiver, database_url, tmp_path):
+    webhook_id, _ = hooks.subscribe(receiver.url, event_types=["event.*"])
+    hooks.append(deadline("a"))
+    hooks.webhooks.relay.catch_up()
+    # the same database served with another signing key (a lost or replaced key file)
+    settings = Settings(
+        database_url=database_url, signing_key_file=str(tmp_path / "another"), run_webhooks=False, run_projections=False,
+        webhook_allow_hosts="127.0.0.1", webhook_timeout=5,
+    )
+    with TestClient(create_app(settings, clock=hooks.clock)) as other:
+        sender = other.app.state.webhooks.sender
+        assert sender.deliver_due() == 1
+        assert receiver.received == []  # never sent unsigned or signed with a guess
+        sub = other.get(f"/v1/webhooks/{webhook_id}", headers=hooks.admin).json()
+        assert sub["status"] == "disabled" and "another server signing key" in sub["disabled_reason"]
+        assert [r["status"] for r in hooks.outbox(webhook_id)] == ["skipped"]
+
+        rotated = other.post(f"/v1/webhooks/{webhook_id}/rotate-secret", json={"grace_seconds": 3600}, headers=hooks.admin)
+        assert rotated.status_code == 200, rotated.text
+        other.patch(f"/v1/webhooks/{webhook_id}", json={"status": "active"}, headers=hooks.admin)
+        since = (hooks.clock.now - dt.timedelta(hours=1)).isoformat()
+        assert other.post(f"/v1/webhooks/{webhook_id}/recover", json={"since": since}, headers=hooks.admin).json()["queued"] == 1
+        while sender.deliver_due():
+            pass
+    (headers, body), = receiver.received
+    assert verify(rotated.json()["secret"], headers, body)["type"] == "event.deadline_set"
+    assert headers["webhook-signature"].count("v1,") == 1  # the unreadable previous secret signs nothing
