@@ -88,3 +88,16 @@ class QueryTimeoutError(ParleyError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"the answer took longer than the {seconds:g} s allowed")
         self.seconds = seconds
+
+
+class EventUnreadableError(ParleyError):
+    """A stored event this version cannot decode: written by a newer Parley (a type or field it does not know yet)."""
+
+    def __init__(self, negotiation_id: str, version: int, event_type: str, reason: str) -> None:
+        super().__init__(
+            f"event {version} of {negotiation_id!r} has type {event_type!r}, which this server cannot read ({reason}); "
+            "it was written by a newer Parley: retry (another replica may be upgraded) or upgrade this one"
+        )
+        self.negotiation_id = negotiation_id
+        self.version = version
+        self.event_type = event_type

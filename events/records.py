@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from events.errors import EventUnreadableError
 from events.payloads import AnyEvent, SystemEvent
 
 # Streams are keyed by UUID in the library's tables; a negotiation's slug maps to one.
@@ -91,7 +92,11 @@ class ParleyMapper(Mapper):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Recorded:
-        state = _decode_state(stored_event.state)
+        try:
+            state = _decode_state(stored_event.state)
+        except msgspec.ValidationError as error:
+            negotiation = msgspec.json.decode(stored_event.state).get("negotiation_id", str(stored_event.originator_id))
+            raise EventUnreadableError(negotiation, stored_event.originator_version, stored_event.topic, str(error)) from error
         originator_id = stored_event.originator_id
         return Recorded(
             originator_id=originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(str(originator_id)),

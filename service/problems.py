@@ -22,6 +22,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from events.errors import (
     EventNotFoundError,
     EventRejectedError,
+    EventUnreadableError,
     IdempotencyKeyReusedError,
     KeyNameTakenError,
     KeyNotFoundError,
@@ -119,6 +120,7 @@ _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (IdempotencyKeyReusedError, 422, "Idempotency-Key reused"),
     (StoreUnavailableError, 503, "Store unavailable"),
     (QueryTimeoutError, 503, "Query timed out"),
+    (EventUnreadableError, 503, "Event from a newer version"),
 ]
 
 
@@ -158,6 +160,8 @@ def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
             "stopped; the events read so far are kept, so a retry goes on from there"
         )
         headers["Retry-After"] = "1"
+    elif isinstance(error, EventUnreadableError):
+        headers["Retry-After"] = "5"  # a rolling upgrade: another replica, or this one soon, reads it
     return Problem(title=title, status=status, detail=detail, errors=errors, **extra), headers
 
 
@@ -181,6 +185,9 @@ def on_parley_error(request: Request[Any, Any, Any], error: ParleyError) -> Resp
         structlog.get_logger("parley").warning("query_timeout", seconds=error.seconds)
     elif isinstance(error, StoreUnavailableError):
         structlog.get_logger("parley").warning("store_unavailable", problem=error.problem, error=str(error))
+    elif isinstance(error, EventUnreadableError):
+        structlog.get_logger("parley").error("event_unreadable", negotiation_id=error.negotiation_id, version=error.version,
+                                             event_type=error.event_type)
     return _respond(request, problem, headers)
 
 

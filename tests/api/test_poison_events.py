@@ -216,3 +216,26 @@ def _relay(log: ParleyLog, hooks: Any) -> Any:
     from service.webhooks.subscriptions import SecretBox, Subscriptions
 
     return Relay(log, hooks, Subscriptions(hooks, SecretBox(b"k" * 32)))
+
+
+def test_reads_and_appends_on_a_negotiation_holding_a_newer_event_answer_503_naming_it(api):
+    api.open("talks")
+    api.open("other")
+    assert api.post("/v1/negotiations/talks/events", {"events": [
+        {"type": "deadline_set", "occurred_on": "2025-05-12", "deadline_id": "truce", "title": "Truce expiry", "due_on": "2025-08-12"},
+    ]}).status_code == 201
+    from_a_newer_version(api.client.app.state.log, "talks", "truce", "2025-11-10")
+    paths = ["/v1/negotiations/talks", "/v1/negotiations/talks/state", "/v1/negotiations/talks/state?as_of=2025-06-01",
+             "/v1/negotiations/talks/events", "/v1/negotiations/talks/timeline", "/v1/negotiations/talks/diff?from=2025-05-01&to=2025-06-01",
+             "/v1/negotiations/talks/export?format=jsonl", "/v1/events"]
+    answers = {path: api.get(path) for path in paths}
+    answers["append"] = api.post("/v1/negotiations/talks/events", {"events": [
+        {"type": "deadline_set", "occurred_on": "2025-05-13", "deadline_id": "other", "title": "Other", "due_on": "2025-09-01"},
+    ]})
+    assert {name: r.status_code for name, r in answers.items() if r.status_code != 503} == {}
+    for response in answers.values():
+        problem = response.json()
+        assert problem["title"] == "Event from a newer version"
+        assert "deadline_rescheduled" in problem["detail"] and "talks" in problem["detail"]
+        assert response.headers["Retry-After"]
+    assert api.get("/v1/negotiations/other/state").status_code == 200  # the other negotiations answer as before
