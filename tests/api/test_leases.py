@@ -70,7 +70,9 @@ def _lose_lease(log: ParleyLog, name: str) -> None:
                              user=env["POSTGRES_USER"], autocommit=True) as conn:
             ended = conn.execute(
                 "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid::bigint = %s AND objid::bigint = %s", (key >> 32, key & 0xFFFFFFFF),
+                "AND classid::bigint = %s AND objid::bigint = %s "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",  # not another test run's
+                (key >> 32, key & 0xFFFFFFFF),
             ).fetchall()
         assert ended == [(True,)]
     else:
