@@ -13,7 +13,10 @@ after a few seconds instead, and the next statement that needs a connection trie
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,13 +28,48 @@ from eventsourcing.sqlite import SQLiteConnection, SQLiteDatastore, SQLiteFactor
 RECONNECT_GIVE_UP_SECONDS = 2.0
 
 
+class _FileFaults:
+    """What every datastore on one SQLite file in this process knows of its faults.
+
+    Shared, because SQLite shares a file's state between all of a process's connections to it (the
+    WAL index among them): one connection left open from the fault, in any datastore, keeps the
+    file read-only for every connection the process opens later.
+    """
+
+    _by_file: dict[str, _FileFaults] = {}
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.failing = False  # from a fault until a write commits again
+        self.datastores: weakref.WeakSet[RenewingSQLiteDatastore] = weakref.WeakSet()
+
+    def fault(self) -> None:
+        """Connections opened until now are stale: close the idle ones now; those in use go when put back or next taken."""
+        self.count += 1
+        self.failing = True
+        for datastore in list(self.datastores):
+            datastore.close_idle_connections()
+
+    @classmethod
+    def of(cls, db_name: str) -> _FileFaults:
+        with cls._lock:
+            return cls._by_file.setdefault(os.path.realpath(db_name), cls())
+
+
 class RenewingSQLiteDatastore(SQLiteDatastore):
     """Connections opened before a store fault, or while it lasts, are closed instead of reused."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._faults = 0
-        self._failing = False  # from a fault until a write commits again
+        self._file = _FileFaults() if self.pool.is_sqlite_memory_mode else _FileFaults.of(self.pool.db_name)
+        self._file.datastores.add(self)
+
+    def close_idle_connections(self) -> None:
+        pool = self.pool
+        with pool._put_condition:  # eventsourcing 9.5.6's pool has no public way to drop only its idle connections
+            while pool._pool:
+                pool._pool.popleft().close()
 
     @contextmanager
     def get_connection(self, *, commit: bool) -> Iterator[SQLiteConnection]:
@@ -45,14 +83,13 @@ class RenewingSQLiteDatastore(SQLiteDatastore):
         except IntegrityError:
             raise
         except (PersistenceError, sqlite3.Error):
-            self._faults += 1
-            self._failing = True
+            self._file.fault()
             raise
         else:
             if commit:
-                self._failing = False
+                self._file.failing = False
         finally:
-            if self._failing:
+            if self._file.failing:
                 conn.close()
             self.pool.put_connection(conn)
 
@@ -60,8 +97,8 @@ class RenewingSQLiteDatastore(SQLiteDatastore):
         while True:
             conn = self.pool.get_connection(is_writer=commit)
             if not hasattr(conn, "parley_faults_seen"):
-                conn.parley_faults_seen = self._faults  # type: ignore[attr-defined]
-            if conn.parley_faults_seen == self._faults:  # type: ignore[attr-defined]
+                conn.parley_faults_seen = self._file.count  # type: ignore[attr-defined]
+            if conn.parley_faults_seen == self._file.count:  # type: ignore[attr-defined]
                 return conn
             conn.close()
             self.pool.put_connection(conn)

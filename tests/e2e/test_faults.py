@@ -194,21 +194,22 @@ def _without_capabilities() -> tuple[str, ...]:
     return ("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--") if os.geteuid() == 0 else ()
 
 
-_READ_ONLY_SQLITE_UNDER_GRANIAN = pytest.mark.xfail(
-    reason="known gap: since the server runs granian workers, a worker that started on a read-only SQLite file "
-    "keeps answering 503 after the file is writable again (a restart recovers); the 503 and the intact log are checked",
-    strict=False,
-)
-
-
-@pytest.fixture(params=[pytest.param("sqlite", marks=_READ_ONLY_SQLITE_UNDER_GRANIAN), "postgres"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def read_only_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fault]:
     """SQLite: a database file the server may read but not write. PostgreSQL: the server turned read-only (as a standby is)."""
     if request.param == "sqlite":
         if os.geteuid() == 0 and shutil.which("setpriv") is None:
             pytest.skip("setpriv is needed to run the server as root without capabilities")
         path = tmp_path / "parley.db"
-        yield Fault(str(path), "Store read-only", lambda: path.chmod(0o444), lambda: path.chmod(0o644), _without_capabilities())
+        # in WAL mode the database is three files, and SQLite creates the other two with the database's mode
+        files = [path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")]
+
+        def writable(mode: int) -> None:
+            for file in files:
+                if file.exists():
+                    file.chmod(mode)
+
+        yield Fault(str(path), "Store read-only", lambda: writable(0o444), lambda: writable(0o644), _without_capabilities())
         return
     cluster: ThrowawayPostgres = request.getfixturevalue("throwaway_postgres")
 
