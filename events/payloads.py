@@ -70,31 +70,33 @@ class RuleViolation(msgspec.ValidationError):
         self.reason = message
 
 
-def _no_nul(struct: Struct) -> None:
-    # PostgreSQL text rejects NUL and some clients choke on it; refuse it everywhere.
+def check_values(struct: Struct, path: str = "") -> None:
+    """No NUL characters (PostgreSQL text rejects them, some clients choke) and world dates in range, in every
+    value, nested ones included: checked from the event, so a broken rule names its full path (`source.published_at`)."""
     for name in struct.__struct_fields__:
-        value = getattr(struct, name)
-        if isinstance(value, str) and "\x00" in value:
-            raise RuleViolation(name, "must not contain NUL characters")
-        if isinstance(value, tuple):
-            for item in value:
-                if isinstance(item, str) and "\x00" in item:
-                    raise RuleViolation(name, "must not contain NUL characters")
+        _check_value(getattr(struct, name), f"{path}{name}")
 
 
-def _world_dates_in_range(struct: Struct) -> None:
-    for name in struct.__struct_fields__:
-        value = getattr(struct, name)
-        if isinstance(value, dt.date) and not FIRST_WORLD_DATE <= value <= LAST_WORLD_DATE:
-            raise RuleViolation(name, f"must be {WORLD_DATE_RANGE}")
+def _check_value(value: object, path: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise RuleViolation(path, "must not contain NUL characters")
+    elif isinstance(value, dt.date):
+        if not FIRST_WORLD_DATE <= value <= LAST_WORLD_DATE:
+            raise RuleViolation(path, f"must be {WORLD_DATE_RANGE}")
+    elif isinstance(value, Part):
+        check_values(value, f"{path}.")
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            _check_value(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_value(key, path)
+            _check_value(item, f"{path}.{key}")
 
 
 class Part(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of nested values (sources, people): strict and free of NUL characters."""
-
-    def __post_init__(self) -> None:
-        _no_nul(self)
-        _world_dates_in_range(self)
+    """Base of nested values (sources, people): strict; the event that holds one checks its values."""
 
 
 class Source(Part, kw_only=True):
@@ -145,13 +147,12 @@ class Event(
     confidence: Literal["high", "medium", "low"] | None = None
 
     def __post_init__(self) -> None:
-        _no_nul(self)
+        check_values(self)
         if self.time_zone is not None:
             try:
                 zoneinfo.ZoneInfo(self.time_zone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise RuleViolation("time_zone", f"unknown IANA time zone {self.time_zone!r}") from None
-        _world_dates_in_range(self)
 
     @property
     def type(self) -> str:

@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError
 from litestar import Controller, Request, Response, get, post
 
 from events.application import ParleyLog
-from events.payloads import EventCorrected, Name, Reliability, Slug, Source, Url, _no_nul
+from events.payloads import EventCorrected, Name, Reliability, Slug, Source, Url, check_values
 from events.records import Recorded
 from service.api.common import (
     Page,
@@ -41,7 +41,7 @@ class SourceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     reliability: Annotated[Reliability | None, msgspec.Meta(description="Default Admiralty reliability, A (reliable) to F.")] = None
 
     def __post_init__(self) -> None:
-        _no_nul(self)  # PostgreSQL text refuses NUL: a 422 naming the field, not a store error
+        check_values(self)  # PostgreSQL text refuses NUL: a 422 naming the field, not a store error
 
 
 class SourceRecord(msgspec.Struct, frozen=True, kw_only=True):
