@@ -46,9 +46,11 @@ READS = {
     "state": f"/v1/negotiations/{DEMO}/state?as_of=2025-07-28",
     "events": f"/v1/negotiations/{DEMO}/events?limit=100",
 }
-# The API alone; pools small enough that 4 workers x 3 pools stay far below max_connections.
+# The API alone, without the per-key rate limit (one bench key would hit it); pools small enough that
+# 4 workers x 3 pools stay far below max_connections.
 SERVER_ENV = {
     "PARLEY_LOG_LEVEL": "warning",
+    "PARLEY_RATE_LIMIT": "0",
     "PARLEY_RUN_PROJECTIONS": "0",
     "PARLEY_RUN_WEBHOOKS": "0",
     "PARLEY_POOL_SIZE": "2",
