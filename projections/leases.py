@@ -48,6 +48,8 @@ class PostgresLease:
     """`pg_try_advisory_lock` on a dedicated autocommit connection; the lock lives as long as that session."""
 
     APPLICATION_PREFIX = "parley-lease "
+    # pg_locks shows a bigint advisory key as two 32-bit halves; parameters: (key >> 32, key & 0xFFFFFFFF)
+    GRANTED_KEY = "l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1"
 
     def __init__(self, name: str, connect: Callable[..., Any]) -> None:
         self.name = name
@@ -59,6 +61,9 @@ class PostgresLease:
         if self._connection is None or self._connection.closed:
             self._connection = self._connect(application_name=(self.APPLICATION_PREFIX + this_process())[:63])
         return self._connection
+
+    def _key_halves(self) -> tuple[int, int]:
+        return self.key >> 32, self.key & 0xFFFFFFFF
 
     def acquire(self) -> bool:
         import psycopg
@@ -76,9 +81,7 @@ class PostgresLease:
             return False
         try:
             row = self._connection.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
-                "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
-                (self.key >> 32, self.key & 0xFFFFFFFF),
+                f"SELECT count(*) FROM pg_locks l WHERE {self.GRANTED_KEY} AND l.pid = pg_backend_pid()", self._key_halves(),
             ).fetchone()
         except psycopg.Error:
             self._close()
@@ -90,10 +93,9 @@ class PostgresLease:
 
         try:
             row = self._conn().execute(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s "
-                "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (self.key >> 32, self.key & 0xFFFFFFFF),
+                f"SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE {self.GRANTED_KEY} "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                self._key_halves(),
             ).fetchone()
         except psycopg.Error:
             self._close()

@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification
 
 from events.application import ParleyLog, is_postgres_env
 from events.payloads import MeasureChanged, NegotiationOpened
-from projections.leases import lease_key, open_lease, this_process
+from projections.leases import PostgresLease, lease_key, open_lease, this_process
 from projections.runner import ViewRunner, ViewTables, open_view_tables
 from projections.state import fold
 from projections.views import MEASURES
@@ -68,10 +68,9 @@ def _lose_lease(log: ParleyLog, name: str) -> None:
         key = lease_key(name)
         with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
                              user=env["POSTGRES_USER"], autocommit=True) as conn:
-            ended = conn.execute(
-                "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid::bigint = %s AND objid::bigint = %s "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",  # not another test run's
+            ended = conn.execute(  # only this database's holder: under xdist another worker's database holds the same key
+                f"SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l WHERE {PostgresLease.GRANTED_KEY} "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 (key >> 32, key & 0xFFFFFFFF),
             ).fetchall()
         assert ended == [(True,)]
