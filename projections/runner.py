@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -137,6 +138,7 @@ class Follower:
     """
 
     name = "follower"
+    MISSED_WAKEUP_SECONDS = 5.0  # quiet this long while the log is ahead: a wake-up was missed
 
     def __init__(self, log: ParleyLog, *, batch_size: int = 500, refresh_seconds: float = 60.0) -> None:
         self.log = log
@@ -304,12 +306,21 @@ class Follower:
 
         follower = threading.Thread(target=follow, name=f"follow-{self.name}-read", daemon=True)
         follower.start()
+        ticked = heard = time.monotonic()
         try:
             while not self._leave.is_set():
                 try:
-                    first = received.get(timeout=self.refresh_seconds)
+                    first = received.get(timeout=min(self.lease_poll, self.refresh_seconds))
                 except queue.Empty:
-                    self.tick()
+                    now = time.monotonic()
+                    if now - ticked >= self.refresh_seconds:
+                        self.tick()
+                        ticked = now
+                    if now - heard >= self.MISSED_WAKEUP_SECONDS and self.log.head() > (position := self.position()):
+                        # The library's PostgreSQL subscription reads what is there, then LISTENs: an event
+                        # committed in between sends it no wake-up. Long quiet, yet behind: begin again from here.
+                        self._log.info("follower_resubscribing", position=position)
+                        break
                     continue
                 if first is None:
                     break
@@ -324,6 +335,7 @@ class Follower:
                         break
                     batch.append(more)
                 self.apply(batch)
+                heard = time.monotonic()
         finally:
             subscription.stop()
             while follower.is_alive():  # let a reader blocked on a full queue finish

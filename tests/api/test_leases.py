@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -165,3 +166,31 @@ def test_a_runner_stopped_gives_up_its_lease(store):
         assert lease.holder() is None and lease.acquire()
     finally:
         lease.release()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_runner_that_missed_its_wake_up_catches_up_by_itself(store, monkeypatch):
+    """The library's subscription reads the log, then LISTENs: an event committed in between sends no NOTIFY to it."""
+    from eventsourcing.postgres import PostgresSubscription
+
+    log, tables = store
+    listening_later, go_on = threading.Event(), threading.Event()
+    listen = PostgresSubscription._listen
+
+    def listen_after_a_pause(subscription: Any) -> None:
+        listening_later.set()
+        go_on.wait(10)
+        listen(subscription)
+
+    monkeypatch.setattr(PostgresSubscription, "_listen", listen_after_a_pause)
+    runner = CountingRunner(log, tables)
+    runner.start(lease_poll=0.2)
+    try:
+        assert listening_later.wait(10)
+        assert _eventually(lambda: tables.position(MEASURES) == log.head())  # its first read is done
+        head = _append_measures(log, 1)  # between that read and its LISTEN: no wake-up reaches it
+        go_on.set()
+        assert _eventually(lambda: tables.position(MEASURES) == head, timeout=15)  # it notices after 5 s of quiet
+    finally:
+        go_on.set()
+        runner.stop()
