@@ -238,8 +238,16 @@ class Sender:
         self._wake.set()
 
     def deliver_due(self) -> int:
-        rows = self.tables.claim(self.clock(), self.lease, self.batch)
+        now = self.clock()
+        rows = self.tables.claim(now, self.lease, self.batch)
+        held_until, held = now + self.lease, None  # None: every row claimed
         for row in rows:
+            now = self.clock()
+            if now >= held_until - self.lease / 2:  # a slow batch: keep the rest of it, or learn which rows another sender took
+                held = self.tables.renew(held_until, now + self.lease)
+                held_until = now + self.lease
+            if held is not None and (row["message_id"], row["subscription_id"]) not in held:
+                continue  # its lease ran out before its turn came, and another sender has it now
             self._deliver(row)
         return len(rows)
 

@@ -129,6 +129,16 @@ class WebhookTables(SideTables):
             cursor.execute(statement, (iso(now + lease), stamp, stamp, limit))
             return [dict(row) for row in cursor.fetchall()]
 
+    def renew(self, held_until: dt.datetime, until: dt.datetime) -> set[tuple[str, str]]:
+        """Extend a sender's lease on the rows it still holds (those still under the lease it set); returns their keys."""
+        statement = self._sql(
+            "UPDATE parley_outbox SET lease_until = ? WHERE status = 'delivering' AND lease_until = ? "
+            "RETURNING message_id, subscription_id"
+        )
+        with self._transaction(True) as cursor:
+            cursor.execute(statement, (iso(until), iso(held_until)))
+            return {(row["message_id"], row["subscription_id"]) for row in cursor.fetchall()}
+
     def position(self) -> int:
         return self.max_tracking_id(RELAY) or 0  # type: ignore[attr-defined]
 

@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.app import create_app
 from service.settings import Settings
+from service.webhooks.delivery import Sender
 from tests.api.conftest import deadline, measure
 
 
@@ -30,6 +31,7 @@ class Receiver:
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     server: Any = None
+    on_request: Any = None  # called with each request before it is answered
 
     @property
     def url(self) -> str:
@@ -45,6 +47,8 @@ class Receiver:
                 if len(body) < length:  # the sender died mid-request: nothing was delivered
                     return
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if receiver.on_request is not None:
+                    receiver.on_request()
                 status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
                 self.send_response(status)
                 for name, value in headers.items():
@@ -383,3 +387,28 @@ def test_a_secret_sealed_under_another_signing_key_disables_its_webhook_until_ro
     (headers, body), = receiver.received
     assert verify(rotated.json()["secret"], headers, body)["type"] == "event.deadline_set"
     assert headers["webhook-signature"].count("v1,") == 1  # the unreadable previous secret signs nothing
+
+
+def test_a_slow_batch_keeps_its_lease_so_another_sender_delivers_none_of_it_again(hooks, receiver):
+    webhook_id, _ = hooks.subscribe(receiver.url, event_types=["event.*"])
+    hooks.append(deadline("a"), deadline("b"), deadline("c"))
+    hooks.webhooks.relay.catch_up()
+    mine = hooks.webhooks.sender
+    other = Sender(mine.tables, mine.subscriptions, clock=mine.clock, allow_hosts=mine.allow_hosts, resolver=mine.resolver,
+                   connect=mine.connect, timeout=mine.timeout, lease=mine.lease)
+    slow = threading.Lock()
+
+    def each_delivery_takes_most_of_a_lease_and_the_other_sender_polls_meanwhile() -> None:
+        if not slow.acquire(blocking=False):
+            return  # a delivery by the other sender, made while this one waits
+        try:
+            hooks.clock.advance(seconds=0.6 * mine.lease.total_seconds())
+            other.deliver_due()
+        finally:
+            slow.release()
+
+    receiver.on_request = each_delivery_takes_most_of_a_lease_and_the_other_sender_polls_meanwhile
+    assert mine.deliver_due() == 3
+    ids = [headers["webhook-id"] for headers, _ in receiver.received]
+    assert len(ids) == 3 and len(set(ids)) == 3, ids  # each message once: nothing of the batch was taken over
+    assert {r["status"] for r in hooks.outbox(webhook_id)} == {"delivered"}

@@ -153,8 +153,7 @@ def _wait(check, timeout: float, what: str) -> None:
 def test_every_role_in_several_processes_survives_sigkills_without_loss_or_doubles(database_url, tmp_path: Path):
     started = time.monotonic()
     seed = base64.b64encode(os.urandom(32)).decode()
-    # A sender's lease covers the batch it claimed (up to 20 deliveries in a row): shorter than that batch
-    # takes on a busy machine, and the other sender rightly takes rows over and delivers them again.
+    # A sender renews its lease at half-time through a slow batch; a short lease only makes it renew more often.
     # Small pools: eight processes share the server's connections with whatever else runs there. Not
     # smaller: each runner's LISTEN holds a connection of the log's pool while it follows.
     env = {
