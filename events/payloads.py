@@ -56,8 +56,17 @@ MeasureKind = Literal[
     "investment_restriction",
     "other",
 ]
-MeasureStatus = Literal["threatened", "announced", "in_force", "suspended", "removed", "invalidated"]
-IssueStatus = Literal["open", "in_negotiation", "stalled", "resolved", "dropped"]
+MeasureStatus = Literal["threatened", "announced", "in_force", "suspended", "removed", "expired", "invalidated"]
+IssueStatus = Literal["open", "in_negotiation", "stalled", "awaiting_approval", "resolved", "dropped"]
+DeadlineEnds = Annotated[
+    Literal["start_of_day", "end_of_day"],
+    Meta(
+        description="How due_on ends the deadline. start_of_day: 'until 12:01 a.m. on due_on', so due_on is the first day "
+        "after it (the executive-order form); end_of_day: due_on is the last day within it (the default)."
+    ),
+]
+# The applies_to of a measure on every destination (a party's export controls on all countries, a global surcharge).
+ALL_DESTINATIONS = "ALL"
 Stance = Literal["positive", "neutral", "negative", "demand", "threat", "denial"]
 
 
@@ -123,6 +132,23 @@ class Claim(Part, kw_only=True):
 
     subject: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
     value: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class Suspension(Part, kw_only=True):
+    """One measure a truce suspends, and the rate that applies when the suspension lapses."""
+
+    measure_id: Slug
+    lapse_rate_pct: Annotated[Percent, Meta(description="The rate in force from the day the suspension lapses.")] | None = None
+    suspended_points: Annotated[Percent, Meta(description="How many percentage points are suspended.")] | None = None
+
+
+class Organisation(Part, kw_only=True):
+    """A party to an agreement that is not a state: a company, an investor, a regulator."""
+
+    name: Name
+    kind: Literal["company", "investor", "government_body", "organisation", "person"] | None = None
+    party: PartyCode | None = None
+    role: Name | None = None
 
 
 # --- the envelope every event shares --------------------------------------------------
@@ -243,12 +269,39 @@ class MeasureChanged(Event, tag="measure_changed", kw_only=True):
         Literal["all", "partial"],
         Meta(description="all: every good from applies_to (counted in a direction's total); partial: listed products only."),
     ] = "all"
+    lapse_rate_pct: Annotated[
+        Percent,
+        Meta(description="A suspension's rate on lapse: in force from the day after the suspension ends, unless a later act says otherwise."),
+    ] | None = None
+    suspended_points: Annotated[Percent, Meta(description="How many percentage points a suspension takes off.")] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _ordered(self, "effective_from", "effective_until")
         if self.rate_pct is not None and self.kind not in ("tariff", "port_fee"):
             raise RuleViolation("rate_pct", "only tariffs and port fees carry a rate")
+        for field in ("lapse_rate_pct", "suspended_points"):
+            if getattr(self, field) is not None and self.status != "suspended":
+                raise RuleViolation(field, "only a suspension (status suspended) names a rate on lapse or points suspended")
+        if self.lapse_rate_pct is not None:
+            if self.kind not in ("tariff", "port_fee"):
+                raise RuleViolation("lapse_rate_pct", "only tariffs and port fees carry a rate")
+            if self.until_deadline is None and self.effective_until is None:
+                raise RuleViolation("lapse_rate_pct", "a suspension lapses when it ends: give until_deadline or effective_until")
+
+
+class ExemptionGranted(Event, tag="exemption_granted", kw_only=True):
+    """Products taken out of a measure from a date (a carve-out), leaving the rest of it in force."""
+
+    measure_id: Slug
+    exemption_id: Slug
+    description: Text
+    effective_from: WorldDate | None = None
+    effective_until: WorldDate | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _ordered(self, "effective_from", "effective_until")
 
 
 class _Truce(Event, kw_only=True):
@@ -257,7 +310,14 @@ class _Truce(Event, kw_only=True):
     terms: Text | None = None
     effective_from: WorldDate | None = None
     deadline_id: Slug | None = None
-    suspends: Tags = ()
+    suspends: Annotated[
+        tuple[Slug | Suspension, ...],
+        Meta(max_length=32, description="Measure ids, or {measure_id, lapse_rate_pct, suspended_points} to name the rate on lapse."),
+    ] = ()
+
+    @property
+    def suspended_ids(self) -> tuple[str, ...]:
+        return tuple(s if isinstance(s, str) else s.measure_id for s in self.suspends)
 
 
 class TruceAgreed(_Truce, tag="truce_agreed", kw_only=True):
@@ -276,13 +336,16 @@ class DeadlineSet(Event, tag="deadline_set", kw_only=True):
     deadline_id: Slug
     title: Name
     due_on: WorldDate
+    ends: DeadlineEnds | None = None
     consequence: Text | None = None
 
 
 class DeadlineExtended(Event, tag="deadline_extended", kw_only=True):
     deadline_id: Slug
     due_on: WorldDate
+    ends: Annotated[DeadlineEnds, Meta(description="How the new due_on ends the deadline; default: as the deadline was set.")] | None = None
     reason: Text | None = None
+    consequence: Annotated[Text, Meta(description="What happens at the new date, where it differs from before.")] | None = None
 
 
 class DeadlineResolved(Event, tag="deadline_resolved", kw_only=True):
@@ -308,9 +371,19 @@ class IssueUpdated(Event, tag="issue_updated", kw_only=True):
 class AgreementReached(Event, tag="agreement_reached", kw_only=True):
     agreement_id: Slug
     title: Name
-    parties: Annotated[tuple[PartyCode, ...], Meta(max_length=50)] = ()
+    parties: Annotated[
+        tuple[PartyCode | Organisation, ...],
+        Meta(max_length=50, description="Party codes, or {name, kind, party, role} for companies and other organisations."),
+    ] = ()
     terms: Text | None = None
     signed_on: WorldDate | None = None
+
+
+class CoverageDeclared(Event, tag="coverage_declared", kw_only=True):
+    """A curator's word that the negotiation's record is kept complete through a date."""
+
+    record_through: Annotated[WorldDate, Meta(description="The last day the record is kept complete for.")]
+    note: Text | None = None
 
 
 EventId = Annotated[
@@ -338,6 +411,8 @@ Fact = Union[
     IssueRaised,
     IssueUpdated,
     AgreementReached,
+    ExemptionGranted,
+    CoverageDeclared,
 ]
 
 

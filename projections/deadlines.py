@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Literal
 
 from msgspec import Struct
 
@@ -17,11 +18,20 @@ class Extension(Struct, frozen=True, kw_only=True):
     occurred_on: dt.date
 
 
+Ends = Literal["start_of_day", "end_of_day"]
+_DAY = dt.timedelta(days=1)
+
+
 class DeadlineView(Struct, frozen=True, kw_only=True):
     deadline_id: str
     title: str | None
     due_on: dt.date
+    # start_of_day: due_on is the first day after the deadline; end_of_day: its last day within
+    ends: Ends
+    # the first day after the deadline: what it suspends lapses, what it holds off applies
+    lapses_on: dt.date
     original_due_on: dt.date | None
+    # days from as_of to due_on while the deadline runs
     days_remaining: int | None
     consequence: str | None
     extensions: tuple[Extension, ...]
@@ -39,6 +49,17 @@ class DeadlinesView(Struct, frozen=True, kw_only=True):
 class Due(Struct, frozen=True, kw_only=True):
     on: dt.date
     because: tuple[str, ...]
+    ends: Ends = "end_of_day"
+    consequence: str | None = None
+
+    @property
+    def last_day(self) -> dt.date:
+        """The last day within the deadline: what runs until it still applies on this day."""
+        return self.on - _DAY if self.ends == "start_of_day" else self.on
+
+    @property
+    def lapses_on(self) -> dt.date:
+        return self.last_day + _DAY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,13 +117,24 @@ class DeadlineBook:
     def _due(self, deadline_id: str, on: dt.date) -> Due | None:
         chain = self.chain(deadline_id, on)
         origin = self.origin(deadline_id)
-        if chain:
-            due_on = chain[-1].event.due_on
-        elif origin is not None:
-            due_on = origin.event.due_on
-        else:
-            return None
-        return Due(on=due_on, because=because_of(origin.because if origin else (), *(f.because for f in chain)))
+        return due_of(origin, chain)
+
+
+def due_of(origin: Fact[DeadlineSet] | None, chain: list[Fact[DeadlineExtended]]) -> Due | None:
+    """The due date the last extension set (or the deadline itself), how that date ends it, and its consequence."""
+    if chain:
+        due_on = chain[-1].event.due_on
+    elif origin is not None:
+        due_on = origin.event.due_on
+    else:
+        return None
+    latest_first = [f.event for f in reversed(chain)] + ([origin.event] if origin else [])
+    return Due(
+        on=due_on,
+        because=because_of(origin.because if origin else (), *(f.because for f in chain)),
+        ends=next((e.ends for e in latest_first if e.ends), "end_of_day"),
+        consequence=next((e.consequence for e in latest_first if e.consequence), None),
+    )
 
 
 def deadline_book(view: View) -> DeadlineBook:
@@ -119,15 +151,17 @@ def deadlines(view: View) -> DeadlinesView:
             continue
         origin = book.origin(deadline_id)
         resolution = book.resolution(deadline_id)
-        is_upcoming = resolution is None and due.on >= view.as_of
+        is_upcoming = resolution is None and due.lapses_on > view.as_of
         (upcoming if is_upcoming else passed).append(
             DeadlineView(
                 deadline_id=deadline_id,
                 title=origin.event.title if origin else None,
                 due_on=due.on,
+                ends=due.ends,
+                lapses_on=due.lapses_on,
                 original_due_on=origin.event.due_on if origin else None,
                 days_remaining=(due.on - view.as_of).days if is_upcoming else None,
-                consequence=origin.event.consequence if origin else None,
+                consequence=due.consequence,
                 extensions=extensions(book, deadline_id, view.as_of),
                 resolved_on=resolution.occurred_on if resolution else None,
                 outcome=resolution.event.outcome if resolution else None,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from msgspec import Struct
 
-from events.payloads import MeasureChanged, MeasureKind, MeasureStatus
+from events.payloads import ALL_DESTINATIONS, ExemptionGranted, MeasureChanged, MeasureKind, MeasureStatus
 from projections.deadlines import DeadlineBook, deadline_book
 from projections.index import Sorted
 from projections.state import (
@@ -23,6 +23,7 @@ from projections.state import (
     memo,
     scope,
 )
+from projections.truce import truces
 
 _DAY = dt.timedelta(days=1)
 
@@ -31,9 +32,50 @@ def starts_on(change: MeasureChanged) -> dt.date:
     return change.effective_from or change.occurred_on
 
 
-def counts(change: MeasureChanged) -> bool:
-    """Whether the change puts the measure in force (a partial suspension keeps its remaining rate)."""
-    return change.status == "in_force" or (change.status == "suspended" and change.rate_pct is not None)
+def counts(status: MeasureStatus | None, rate_pct: float | None) -> bool:
+    """Whether a measure is in force (a partial suspension keeps its remaining rate)."""
+    return status == "in_force" or (status == "suspended" and rate_pct is not None)
+
+
+class Exemption(Struct, frozen=True, kw_only=True):
+    """Products taken out of a measure, since when (and until when)."""
+
+    exemption_id: str
+    description: str
+    since: dt.date
+    until: dt.date | None
+    because: tuple[str, ...]
+
+
+# (measure_id, deadline_id) -> a truce's rate on lapse for a measure it suspends until that deadline, and why
+LapseRates = Mapping[tuple[str, str], tuple[float, tuple[str, ...]]]
+
+
+def lapse_rates(view: View) -> LapseRates:
+    """The rates on lapse the truces known on as_of name, per measure and the truce's deadline (the later truce wins)."""
+    return memo(view, "lapse_rates", lambda: _lapse_rates(view))
+
+
+def _lapse_rates(view: View) -> LapseRates:
+    found: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+    for truce in truces(view):
+        if truce.deadline_id is None:
+            continue
+        for suspension in truce.suspensions:
+            if suspension.lapse_rate_pct is not None:
+                found[(suspension.measure_id, truce.deadline_id)] = (suspension.lapse_rate_pct, truce.because)
+    return found
+
+
+def _lapse_of(change: MeasureChanged, lapses: LapseRates) -> tuple[float, tuple[str, ...]] | None:
+    """The rate a suspension brings back when it runs out: its own, else the one its truce names; None: none named."""
+    if change.status != "suspended":
+        return None
+    if change.lapse_rate_pct is not None:
+        return change.lapse_rate_pct, ()
+    if change.until_deadline is not None:
+        return lapses.get((change.measure_id, change.until_deadline))
+    return None
 
 
 class _Walk:
@@ -113,15 +155,62 @@ class MeasureHistory:
         """Whether any known act runs until this deadline."""
         return self._scope.latest(self._index.until.get(deadline_id)) is not None
 
+    def lapse_days(self, as_of: dt.date, book: DeadlineBook, lapses: LapseRates) -> set[dt.date]:
+        """Days after as_of a suspension of this measure may lapse on: after each deadline a suspension with a rate on
+        lapse runs until, after each fixed end of a suspension (a superset: the ruling on the day decides)."""
+        days = set()
+        for deadline_id in self._index.until:
+            if deadline_id not in self._index.lapse_until and (self.measure_id, deadline_id) not in lapses:
+                continue
+            due = book.due(deadline_id, as_of)
+            if due is not None and due.lapses_on > as_of:
+                days.add(due.lapses_on)
+        for fact in self._scope.descending(self._index.lapsable):
+            end = _end(fact.event, book, as_of)[0]
+            if end is not None and end + _DAY > as_of:
+                days.add(max(starts_on(fact.event), end + _DAY))
+        return days
+
+    def exemptions(self, on: dt.date) -> tuple[Exemption, ...]:
+        """The exemptions granted by as_of that apply on `on`, the latest grant of each exemption id."""
+        latest: dict[str, Fact[ExemptionGranted]] = {}
+        for fact in self._scope.world_order(self._index.exemptions):
+            latest[fact.event.exemption_id] = fact
+        found = []
+        for exemption_id, fact in sorted(latest.items()):
+            granted = fact.event
+            since = granted.effective_from or granted.occurred_on
+            if since <= on and (granted.effective_until is None or on <= granted.effective_until):
+                found.append(
+                    Exemption(
+                        exemption_id=exemption_id,
+                        description=granted.description,
+                        since=since,
+                        until=granted.effective_until,
+                        because=fact.because,
+                    )
+                )
+        return tuple(found)
+
 
 @dataclasses.dataclass(frozen=True)
 class Ruling:
-    """The change that applies to a measure on a day, since when, until when, and why."""
+    """What applies to a measure on a day: a change (or the rate its suspension brings back), since, until, and why."""
 
     change: Fact[MeasureChanged]
+    status: MeasureStatus
+    rate_pct: float | None
+    # the first day the change (or the lapse) applies; `since` is later when a stronger change held it off
+    starts: dt.date
     since: dt.date
     until: dt.date | None
     because: tuple[str, ...]
+    # the change is a suspension that ran out: its rate on lapse applies
+    lapsed: bool = False
+
+    @property
+    def in_force(self) -> bool:
+        return counts(self.status, self.rate_pct)
 
 
 def measure_histories(view: View) -> dict[str, MeasureHistory]:
@@ -146,31 +235,56 @@ def _end(change: MeasureChanged, book: DeadlineBook, on: dt.date) -> tuple[dt.da
         due = book.due(change.until_deadline, on)
         # An unrecorded deadline cannot end the change.
         if due is not None:
-            ends.append(due.on)
+            ends.append(due.last_day)
             because = due.because
     return min(ends, default=None), because
 
 
-def ruling(history: MeasureHistory, on: dt.date, book: DeadlineBook) -> Ruling | None:
+def ruling(history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates) -> Ruling | None:
+    return _ruling(history, on, book, lapses)[0]
+
+
+def _ruling(
+    history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates
+) -> tuple[Ruling | None, list[tuple[dt.date, tuple[str, ...]]]]:
+    """The ruling on `on`, or None and the acts that applied and ran out (their last day, and why)."""
     ended: list[tuple[dt.date, tuple[str, ...]]] = []
     for fact in history.acts:
-        start = starts_on(fact.event)
+        change = fact.event
+        start = starts_on(change)
         if start > on:
             continue
-        end, end_because = _end(fact.event, book, on)
+        end, end_because = _end(change, book, on)
         if end is not None and end < on:
-            if end >= start:
-                ended.append((end, (*fact.because, *end_because)))
-            continue
-        # A stronger change that ran out after this one started delays when this one took over.
-        overtaken = [(e, b) for e, b in ended if e >= start]
-        return Ruling(
-            change=fact,
-            since=max([start, *(e + _DAY for e, _ in overtaken)]),
-            until=end,
-            because=because_of(fact.because, end_because, *(b for _, b in overtaken)),
-        )
-    return None
+            lapse = _lapse_of(change, lapses)
+            if lapse is None:
+                if end >= start:
+                    ended.append((end, (*fact.because, *end_because)))
+                continue
+            # A suspension that ran out brings back its rate on lapse, with the suspension's own precedence.
+            rate, lapse_because = lapse
+            lapsed = _held_off(fact, "in_force", rate, max(start, end + _DAY), None, (*end_because, *lapse_because), ended, True)
+            return lapsed, ended
+        return _held_off(fact, change.status, change.rate_pct, start, end, end_because, ended, False), ended
+    return None, ended
+
+
+def _held_off(
+    fact: Fact[MeasureChanged], status: MeasureStatus, rate: float | None, start: dt.date, end: dt.date | None,
+    why: tuple[str, ...], ended: list[tuple[dt.date, tuple[str, ...]]], lapsed: bool,
+) -> Ruling:
+    # A stronger change that ran out after this one started delays when this one took over.
+    overtaken = [(e, b) for e, b in ended if e >= start]
+    return Ruling(
+        change=fact,
+        status=status,
+        rate_pct=rate,
+        starts=start,
+        since=max([start, *(e + _DAY for e, _ in overtaken)]),
+        until=end,
+        because=because_of(fact.because, why, *(b for _, b in overtaken)),
+        lapsed=lapsed,
+    )
 
 
 class PendingChange(Struct, frozen=True, kw_only=True):
@@ -179,40 +293,47 @@ class PendingChange(Struct, frozen=True, kw_only=True):
     rate_pct: float | None
     effective_from: dt.date
     because: tuple[str, ...]
+    # when the change was announced
+    announced_on: dt.date | None = None
 
 
-def pending_changes(history: MeasureHistory, as_of: dt.date, book: DeadlineBook) -> tuple[PendingChange, ...]:
+def pending_changes(
+    history: MeasureHistory, as_of: dt.date, book: DeadlineBook, lapses: LapseRates
+) -> tuple[PendingChange, ...]:
     """Scheduled changes that will apply on their first day; a rate replaced before its date is left out."""
-    current = ruling(history, as_of, book)
+    current = ruling(history, as_of, book, lapses)
     scheduled: list[PendingChange] = []
-    for day in sorted(_scheduled_days(history, as_of, book)):
-        upcoming = ruling(history, day, book)
-        if upcoming is None or starts_on(upcoming.change.event) != day:
+    for day in sorted(_scheduled_days(history, as_of, book, lapses)):
+        upcoming = ruling(history, day, book, lapses)
+        if upcoming is None or upcoming.starts != day:
             continue
-        if current is None or upcoming.change.event_id != current.change.event_id:
-            change = upcoming.change.event
+        if current is None or (upcoming.change.event_id, upcoming.lapsed) != (current.change.event_id, current.lapsed):
             scheduled.append(
                 PendingChange(
                     measure_id=history.measure_id,
-                    status=change.status,
-                    rate_pct=change.rate_pct,
+                    status=upcoming.status,
+                    rate_pct=upcoming.rate_pct,
                     effective_from=day,
                     because=upcoming.because,
+                    announced_on=upcoming.change.occurred_on,
                 )
             )
             current = upcoming
     return tuple(scheduled)
 
 
-def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook) -> set[dt.date]:
+def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook, lapses: LapseRates) -> set[dt.date]:
     """The first days after as_of on which an act may take over (a superset of those that do).
 
     An act takes over on its first day d only if every stronger act that started by as_of has
-    ended before d: the walk stops at one that never ends, or once no weaker act can start late
-    enough (none starts more than `max_lead` days after it was announced). An act's end does not
-    move after as_of: the book holds no extension announced later.
+    ended before d: the walk stops at one that never ends (a suspension with a rate on lapse
+    never does: the rate it brings back stays), or once no weaker act can start late enough
+    (none starts more than `max_lead` days after it was announced). A rate on lapse may take
+    over the day after a suspension ends, however long ago it was announced: those days come
+    from the measure's deadlines and its suspensions with a fixed end (`lapse_days`). An act's
+    end does not move after as_of: the book holds no extension announced later.
     """
-    days = set()
+    days = history.lapse_days(as_of, book, lapses)
     horizon = as_of  # candidates must start after as_of and after every end seen so far
     lead = dt.timedelta(days=history.max_lead)
     for fact in history.acts:
@@ -224,10 +345,45 @@ def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook)
                 days.add(start)
             continue
         end = _end(fact.event, book, as_of)[0]
-        if end is None:
+        if end is None or _lapse_of(fact.event, lapses) is not None:
             break
         horizon = max(horizon, end)
     return days
+
+
+@dataclasses.dataclass(frozen=True)
+class Lifecycle:
+    """Where a measure stands on a day: in force (or suspended, removed, invalidated) by a ruling, announced for a
+    later date, threatened, or expired when everything that applied ran out."""
+
+    status: MeasureStatus | None
+    since: dt.date | None
+    rate_pct: float | None
+    until: dt.date | None
+    because: tuple[str, ...]
+    ruling: Ruling | None
+    pending: tuple[PendingChange, ...]
+
+    @property
+    def in_force(self) -> bool:
+        return self.ruling is not None and self.ruling.in_force
+
+
+def lifecycle(history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates) -> Lifecycle:
+    applying, ended = _ruling(history, on, book, lapses)
+    pending = pending_changes(history, on, book, lapses)
+    if applying is not None:
+        return Lifecycle(applying.status, applying.since, applying.rate_pct, applying.until, applying.because, applying, pending)
+    if pending:
+        first = pending[0]
+        return Lifecycle("announced", first.announced_on, first.rate_pct, None, first.because, None, pending)
+    latest = history.latest_fact
+    if latest.event.status not in ACTS:
+        return Lifecycle(latest.event.status, latest.occurred_on, latest.event.rate_pct, None, latest.because, None, pending)
+    if ended:
+        end, because = max(ended, key=lambda pair: pair[0])
+        return Lifecycle("expired", end + _DAY, None, None, because, None, pending)
+    return Lifecycle(None, None, None, None, latest.because, None, pending)
 
 
 class MeasureView(Struct, frozen=True, kw_only=True):
@@ -235,16 +391,23 @@ class MeasureView(Struct, frozen=True, kw_only=True):
     kind: MeasureKind
     name: str | None
     imposed_by: str
+    # a party code, or ALL: every destination
     applies_to: str
+    all_destinations: bool
     legal_basis: str | None
     scope: str | None
-    # None: no change applies on as_of (none in effect yet, or all ran out)
+    # threatened, announced (its first date is after as_of), in_force, suspended, removed, expired, invalidated;
+    # None: nothing known applies (an act that never took effect)
     status: MeasureStatus | None
     in_force: bool
     rate_pct: float | None
     since: dt.date | None
     until: dt.date | None
     until_deadline: str | None
+    # a suspension's rate when it lapses, and the points it suspends
+    lapse_rate_pct: float | None
+    suspended_points: float | None
+    exemptions: tuple[Exemption, ...]
     pending: tuple[PendingChange, ...]
     because: tuple[str, ...]
 
@@ -253,19 +416,26 @@ class MeasuresView(Struct, frozen=True, kw_only=True):
     measures: tuple[MeasureView, ...]
 
 
+def suspension_terms(stage: Lifecycle, lapses: LapseRates) -> tuple[float | None, float | None]:
+    """The rate on lapse and the points suspended of the suspension that applies, if one does."""
+    applying = stage.ruling
+    if applying is None or applying.lapsed or applying.status != "suspended":
+        return None, None
+    change = applying.change.event
+    lapse = _lapse_of(change, lapses)
+    return (lapse[0] if lapse else None), change.suspended_points
+
+
 def measures(view: View) -> MeasuresView:
     book = deadline_book(view)
+    lapses = lapse_rates(view)
     found: list[MeasureView] = []
     for history in measure_histories(view).values():
         latest = history.latest
         if latest.kind == "tariff":
             continue
-        applying = ruling(history, view.as_of, book)
-        change = applying.change.event if applying else None
-        if change is not None:
-            status: MeasureStatus | None = change.status
-        else:
-            status = latest.status if latest.status not in ACTS else None
+        stage = lifecycle(history, view.as_of, book, lapses)
+        lapse_rate, points = suspension_terms(stage, lapses)
         found.append(
             MeasureView(
                 measure_id=history.measure_id,
@@ -273,16 +443,20 @@ def measures(view: View) -> MeasuresView:
                 name=history.name,
                 imposed_by=latest.imposed_by,
                 applies_to=latest.applies_to,
+                all_destinations=latest.applies_to == ALL_DESTINATIONS,
                 legal_basis=history.legal_basis,
                 scope=history.scope,
-                status=status,
-                in_force=change is not None and counts(change),
-                rate_pct=change.rate_pct if change else None,
-                since=applying.since if applying else None,
-                until=applying.until if applying else None,
-                until_deadline=change.until_deadline if change else None,
-                pending=pending_changes(history, view.as_of, book),
-                because=applying.because if applying else history.latest_fact.because,
+                status=stage.status,
+                in_force=stage.in_force,
+                rate_pct=stage.rate_pct,
+                since=stage.since,
+                until=stage.until,
+                until_deadline=stage.ruling.change.event.until_deadline if stage.ruling else None,
+                lapse_rate_pct=lapse_rate,
+                suspended_points=points,
+                exemptions=history.exemptions(view.as_of),
+                pending=stage.pending,
+                because=stage.because,
             )
         )
     return MeasuresView(measures=tuple(found))

@@ -87,7 +87,7 @@ class ViewTables(SideTables):
         with self._transaction(commit=True) as cursor:
             cursor.execute(f"DELETE FROM {spec.table}")
             cursor.execute(self._sql("DELETE FROM parley_parked WHERE follower = ?"), (spec.name,))
-            cursor.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"), (spec.name,))
+            cursor.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"), (spec.tracking,))
 
     def rows(self, spec: ViewSpec, where: str = "", params: Sequence[Any] = (), order: str = "") -> list[Row]:
         statement = f"SELECT * FROM {spec.table}" + (f" WHERE {where}" if where else "") + (f" ORDER BY {order}" if order else "")
@@ -99,7 +99,7 @@ class ViewTables(SideTables):
         return {row["negotiation_id"] for row in found}
 
     def position(self, spec: ViewSpec) -> int:
-        return self.max_tracking_id(spec.name) or 0  # type: ignore[attr-defined]
+        return self.max_tracking_id(spec.tracking) or 0  # type: ignore[attr-defined]
 
     @property
     def _tracking_table(self) -> str:
@@ -390,7 +390,7 @@ class ViewRunner(Follower):
         today = self.today()
         rows = [row for nid in sorted(touched) for row in self._rows_parking_poison(nid, folded, today)]
         parked = self.parking.take()
-        self.tables.replace(self.spec, touched, rows, Tracking(self.spec.name, notifications[-1].id), parked)
+        self.tables.replace(self.spec, touched, rows, Tracking(self.spec.tracking, notifications[-1].id), parked)
         for event in parked:
             self._log.error("event_parked", position=event.position, event_id=event.event_id,
                             negotiation_id=event.negotiation_id, error=event.error)
@@ -470,7 +470,7 @@ class ViewRunner(Follower):
     def wait(self, position: int, timeout: float) -> bool:
         """Block until the view includes `position`; False on timeout."""
         try:
-            self.tables.wait(self.spec.name, position, timeout=timeout)  # type: ignore[attr-defined]
+            self.tables.wait(self.spec.tracking, position, timeout=timeout)  # type: ignore[attr-defined]
         except TimeoutError:
             return False
         return True

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from events.payloads import (
     ConcessionMade,
+    CoverageDeclared,
     DeadlineExtended,
     DeadlineResolved,
     DeadlineSet,
@@ -36,10 +37,12 @@ from events.payloads import (
     Event,
     EventCorrected,
     EventRetracted,
+    ExemptionGranted,
     IssueRaised,
     IssueUpdated,
     MeasureChanged,
     MeasureStatus,
+    NegotiationOpened,
     RoundHeld,
     RoundScheduled,
     TruceAgreed,
@@ -54,11 +57,12 @@ E = TypeVar("E", bound=Event)
 T = TypeVar("T")
 
 # Threats and announcements are not legal acts: they never displace the change that applies.
-ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "invalidated"})
+ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "expired", "invalidated"})
 
 # The payload types each read model folds together; a correction into another group hides the event.
 _GROUPS: dict[type[Event], str] = {
     MeasureChanged: "measure",
+    ExemptionGranted: "measure",
     DeadlineSet: "deadline",
     DeadlineExtended: "deadline",
     DeadlineResolved: "deadline",
@@ -83,7 +87,12 @@ class MeasureIndex:
     named: Sorted = dataclasses.field(default_factory=Sorted)
     based: Sorted = dataclasses.field(default_factory=Sorted)
     scoped: Sorted = dataclasses.field(default_factory=Sorted)
+    exemptions: Sorted = dataclasses.field(default_factory=Sorted)
+    # suspensions with a fixed end: a rate on lapse may return the day after it
+    lapsable: Sorted = dataclasses.field(default_factory=Sorted)
     until: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    # deadlines a suspension with its own rate on lapse runs until (ever: a superset for any prefix)
+    lapse_until: set[str] = dataclasses.field(default_factory=set)
     # the most days any act was announced ahead of its start: how far back one may still take over
     max_lead: int = 0
 
@@ -104,17 +113,21 @@ class Entities:
     truces: dict[str, Sorted] = dataclasses.field(default_factory=dict)
     issues: dict[str, Sorted] = dataclasses.field(default_factory=dict)
     rounds: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    # every fact of the world (not amendments, not coverage declarations) by occurred_on: where the record ends
+    dated: Sorted = dataclasses.field(default_factory=Sorted)
+    coverage: Sorted = dataclasses.field(default_factory=Sorted)
 
 
 @dataclasses.dataclass(eq=False)
 class _Original:
-    """An event of a read model's group, its payload after the amendments so far, and its live version."""
+    """An event, its payload after the amendments so far, and its live versions (in its read model's group, dated)."""
 
     recorded: Recorded
-    group: str
+    group: str | None
     event: Event | None
     because: tuple[str, ...]
     version: Version | None = None
+    dated: Version | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -203,10 +216,7 @@ def _file(ledger: _Ledger, position: int, recorded: Recorded) -> None:
             _amend(original, recorded)
             _publish(ledger, original, position)
         return
-    group = _GROUPS.get(type(event))
-    if group is None:
-        return
-    original = _Original(recorded=recorded, group=group, event=event, because=(recorded.event_id,))
+    original = _Original(recorded=recorded, group=_GROUPS.get(type(event)), event=event, because=(recorded.event_id,))
     # Amendments recorded before their target (no log does that) still apply, as a scan applies them.
     for revision in ledger.revisions.get(recorded.event_id, ()):
         _amend(original, ledger.records[revision])
@@ -225,16 +235,34 @@ def _amend(original: _Original, amendment: Recorded) -> None:
 
 def _publish(ledger: _Ledger, original: _Original, position: int) -> None:
     """From `position` on, the original reads as its current payload (or not at all)."""
-    if original.version is not None:
-        original.version.superseded = position
-        original.version = None
+    for old in (original.version, original.dated):
+        if old is not None:
+            old.superseded = position
+    original.version = original.dated = None
     event = original.event
-    if event is None or _GROUPS.get(type(event)) != original.group:
+    if event is None:
         return
     recorded = original.recorded
     fact = Fact(event_id=recorded.event_id, version=recorded.originator_version, event=event, because=original.because)
+    entities = ledger.entities
+    dating = _dating(event)
+    if dating is not None and dating == _dating(recorded.event):
+        original.dated = Version(fact, position)
+        getattr(entities, dating).add(sort_key(event.occurred_on, fact.version), original.dated)
+    if original.group is None or _GROUPS.get(type(event)) != original.group:
+        return
     original.version = version = Version(fact, position)
-    _place(ledger.entities, version)
+    _place(entities, version)
+
+
+def _dating(event: Event) -> str | None:
+    """The index a fact counts in for coverage: a declaration, or a dated fact of the world (amendments and the
+    negotiation's opening, stamped when it was opened, are neither)."""
+    if isinstance(event, CoverageDeclared):
+        return "coverage"
+    if isinstance(event, (EventCorrected, EventRetracted, NegotiationOpened)):
+        return None
+    return "dated"
 
 
 def _place(entities: Entities, version: Version) -> None:
@@ -252,7 +280,11 @@ def _place(entities: Entities, version: Version) -> None:
                 if event.effective_from is not None:
                     measure.max_lead = max(measure.max_lead, (event.effective_from - event.occurred_on).days)
                 measure.acts.add(key, version)
+                if event.status == "suspended" and event.effective_until is not None:
+                    measure.lapsable.add(key, version)
                 if event.until_deadline:
+                    if event.lapse_rate_pct is not None:
+                        measure.lapse_until.add(event.until_deadline)
                     until = measure.until.get(event.until_deadline)
                     if until is None:
                         until = measure.until[event.until_deadline] = Sorted()
@@ -263,6 +295,11 @@ def _place(entities: Entities, version: Version) -> None:
                 measure.based.add(key, version)
             if event.scope:
                 measure.scoped.add(key, version)
+        case ExemptionGranted(measure_id=measure_id):
+            measure = entities.measures.get(measure_id)
+            if measure is None:
+                measure = entities.measures[measure_id] = MeasureIndex()
+            measure.exemptions.add(world, version)
         case DeadlineSet() | DeadlineExtended() | DeadlineResolved():
             deadline = entities.deadlines.get(event.deadline_id)
             if deadline is None:
@@ -310,6 +347,9 @@ def memo(view: View, name: str, compute: Callable[[], T]) -> T:
         return value
 
 
+_ANY_DAY = bound(dt.date.max)
+
+
 @dataclasses.dataclass(frozen=True)
 class Scope:
     """The versions a view sees: visible to `cut` (recorded by known_at) and occurring by `as_of`."""
@@ -332,6 +372,11 @@ class Scope:
         if index is not None:
             for found in index.below(self.cut, self.limit):
                 yield found.fact
+
+    def latest_known(self, index: Sorted) -> Fact | None:
+        """The greatest fact visible to the cut, whenever it occurred: as_of does not apply."""
+        found = index.first(self.cut, _ANY_DAY)
+        return found.fact if found is not None else None
 
     def world_order(self, index: Sorted | None, on: dt.date | None = None) -> list[Fact]:
         """Every fact occurring by as_of (or by `on` if earlier), in world order."""
@@ -422,6 +467,16 @@ def known(view: View, *types: type[E]) -> Iterator[Fact[E]]:
                     event, because = replacement, (*because, amendment.event_id)
         if isinstance(event, types) and event.occurred_on <= view.as_of:
             yield Fact(event_id=recorded.event_id, version=recorded.originator_version, event=event, because=because)
+
+
+def parties(view: View) -> tuple[str, ...]:
+    """The negotiation's parties as known at known_at, whatever the as_of (every negotiation_opened, corrected)."""
+    return memo(view, "parties", lambda: _parties(view))
+
+
+def _parties(view: View) -> tuple[str, ...]:
+    always = dataclasses.replace(view, as_of=dt.date.max, _memo={})
+    return tuple(dict.fromkeys(p for fact in known(always, NegotiationOpened) for p in fact.event.parties))
 
 
 def in_world_order(view: View, *types: type[E]) -> list[Fact[E]]:

@@ -1,4 +1,4 @@
-"""The `tariff_schedule` read model: per direction, the additional duties in force, pending, and after a truce."""
+"""The `tariff_schedule` read model: per direction, the additional duties in force, those not in force, pending, and after a truce."""
 
 from __future__ import annotations
 
@@ -7,31 +7,62 @@ from collections.abc import Sequence
 
 from msgspec import Struct
 
+from events.payloads import ALL_DESTINATIONS, MeasureStatus
 from projections.deadlines import DeadlineBook, deadline_book
 from projections.measures import (
+    Exemption,
+    LapseRates,
     MeasureHistory,
     PendingChange,
-    counts,
+    Ruling,
+    lapse_rates,
+    lifecycle,
     measure_histories,
-    pending_changes,
     ruling,
+    suspension_terms,
 )
-from projections.state import View, because_of
+from projections.state import View, because_of, parties
 from projections.truce import TruceView, truces
 
 
 class MeasureRate(Struct, frozen=True, kw_only=True):
+    """A tariff line in force: its rate, since when, and whether the direction's total counts it."""
+
     measure_id: str
+    name: str | None
     rate_pct: float | None
     legal_basis: str | None
-    # partial: on listed products only, so left out of the direction's total
+    # in_force, or suspended: a partial suspension that keeps part of the rate
+    status: MeasureStatus
+    # all: every good; partial: listed products only, or every good but the exemptions listed
     coverage: str
+    # the line was imposed on every good, so the total counts it (exemptions or not)
+    counted: bool
+    # the measure applies to every destination, this direction's among them
+    all_destinations: bool
     since: dt.date
+    until: dt.date | None
+    lapse_rate_pct: float | None
+    suspended_points: float | None
+    exemptions: tuple[Exemption, ...]
+    because: tuple[str, ...]
+
+
+class MeasureLine(Struct, frozen=True, kw_only=True):
+    """A tariff known on as_of that is not in force: threatened, announced, removed, expired or invalidated."""
+
+    measure_id: str
+    name: str | None
+    status: MeasureStatus | None
+    since: dt.date | None
+    rate_pct: float | None
+    legal_basis: str | None
+    all_destinations: bool
     because: tuple[str, ...]
 
 
 class TruceLapse(Struct, frozen=True, kw_only=True):
-    """What would apply the day after the truce expires if nothing else changed."""
+    """What would apply from the first day after the truce if nothing else changed (rates on lapse included)."""
 
     truce_id: str | None
     applies_from: dt.date
@@ -44,7 +75,10 @@ class TariffDirection(Struct, frozen=True, kw_only=True):
     imposed_by: str
     applies_to: str
     total_additional_pct: float
+    # in force on as_of (the total adds those counted)
     measures: tuple[MeasureRate, ...]
+    # every other tariff known on as_of, with its status: never counted
+    not_in_force: tuple[MeasureLine, ...]
     pending: tuple[PendingChange, ...]
     on_truce_lapse: TruceLapse | None
     because: tuple[str, ...]
@@ -55,27 +89,40 @@ class TariffScheduleView(Struct, frozen=True, kw_only=True):
     directions: tuple[TariffDirection, ...]
 
 
-def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBook) -> tuple[MeasureRate, ...]:
+def _rate(history: MeasureHistory, applying: Ruling, on: dt.date, lapses: LapseRates, terms: tuple[float | None, float | None]) -> MeasureRate:
+    change = applying.change.event
+    exemptions = history.exemptions(on)
+    return MeasureRate(
+        measure_id=history.measure_id,
+        name=history.name,
+        rate_pct=applying.rate_pct,
+        legal_basis=history.legal_basis,
+        status=applying.status,
+        coverage="partial" if change.coverage == "partial" or exemptions else "all",
+        counted=change.coverage == "all",
+        all_destinations=history.latest.applies_to == ALL_DESTINATIONS,
+        since=applying.since,
+        until=applying.until,
+        lapse_rate_pct=terms[0],
+        suspended_points=terms[1],
+        exemptions=exemptions,
+        because=because_of(applying.because, *(e.because for e in exemptions)),
+    )
+
+
+def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBook, lapses: LapseRates) -> tuple[MeasureRate, ...]:
+    """The lines in force on a day after as_of (as the record stands on as_of)."""
     rates = []
     for history in histories:
-        applying = ruling(history, on, book)
-        if applying is not None and counts(applying.change.event):
-            rates.append(
-                MeasureRate(
-                    measure_id=history.measure_id,
-                    rate_pct=applying.change.event.rate_pct,
-                    legal_basis=history.legal_basis,
-                    coverage=applying.change.event.coverage,
-                    since=applying.since,
-                    because=applying.because,
-                )
-            )
+        applying = ruling(history, on, book, lapses)
+        if applying is not None and applying.in_force:
+            rates.append(_rate(history, applying, on, lapses, (None, None)))
     return tuple(rates)
 
 
 def _total(rates: Sequence[MeasureRate]) -> float:
     """The additional duty on every good: product-specific lines would overstate it, so they are not added."""
-    return sum(r.rate_pct or 0.0 for r in rates if r.coverage == "all")
+    return sum(r.rate_pct or 0.0 for r in rates if r.counted)
 
 
 def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:
@@ -87,15 +134,14 @@ def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:
 
 
 def _lapse(
-    histories: Sequence[MeasureHistory], running: Sequence[tuple[dt.date, TruceView]], book: DeadlineBook
+    histories: Sequence[MeasureHistory], running: Sequence[tuple[dt.date, TruceView]], book: DeadlineBook, lapses: LapseRates
 ) -> TruceLapse | None:
-    touching = [(expires_on, t) for expires_on, t in running if _touches(t, histories)]
+    touching = [(lapses_on, t) for lapses_on, t in running if _touches(t, histories)]
     if not touching:
         return None
     # The first truce to run out is the one the direction is exposed to.
-    expires_on, first = min(touching, key=lambda pair: pair[0])
-    applies_from = expires_on + dt.timedelta(days=1)
-    rates = _in_force(histories, applies_from, book)
+    applies_from, first = min(touching, key=lambda pair: pair[0])
+    rates = _in_force(histories, applies_from, book, lapses)
     return TruceLapse(
         truce_id=first.truce_id,
         applies_from=applies_from,
@@ -109,28 +155,59 @@ def _matches(legal_basis: str | None, wanted: str | None) -> bool:
     return wanted is None or (legal_basis is not None and wanted.casefold() in legal_basis.casefold())
 
 
+def _targets(imposed_by: str, applies_to: str, known_parties: Sequence[str]) -> list[str]:
+    """The directions a measure lands in: its party, or every other party of the negotiation for ALL."""
+    if applies_to != ALL_DESTINATIONS:
+        return [applies_to]
+    return [p for p in known_parties if p != imposed_by] or [ALL_DESTINATIONS]
+
+
 def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffScheduleView:
     """Additional tariffs per direction on as_of; `legal_basis` keeps measures whose basis contains it."""
     book = deadline_book(view)
+    lapses = lapse_rates(view)
+    known_parties = parties(view)
     directions: dict[tuple[str, str], list[MeasureHistory]] = {}
     for history in measure_histories(view).values():
         latest = history.latest
         if latest.kind == "tariff" and _matches(history.legal_basis, legal_basis):
-            directions.setdefault((latest.imposed_by, latest.applies_to), []).append(history)
+            for target in _targets(latest.imposed_by, latest.applies_to, known_parties):
+                directions.setdefault((latest.imposed_by, target), []).append(history)
     running = [
-        (t.expires_on, t) for t in truces(view, book) if t.status in ("pending", "active") and t.expires_on is not None
+        (t.lapses_on, t) for t in truces(view, book) if t.status in ("pending", "active") and t.lapses_on is not None
     ]
     schedule = []
     for (imposed_by, applies_to), histories in sorted(directions.items()):
-        rates = _in_force(histories, view.as_of, book)
+        rates: list[MeasureRate] = []
+        others: list[MeasureLine] = []
+        pending: list[PendingChange] = []
+        for history in histories:
+            stage = lifecycle(history, view.as_of, book, lapses)
+            pending += stage.pending
+            if stage.ruling is not None and stage.in_force:
+                rates.append(_rate(history, stage.ruling, view.as_of, lapses, suspension_terms(stage, lapses)))
+            else:
+                others.append(
+                    MeasureLine(
+                        measure_id=history.measure_id,
+                        name=history.name,
+                        status=stage.status,
+                        since=stage.since,
+                        rate_pct=stage.rate_pct,
+                        legal_basis=history.legal_basis,
+                        all_destinations=history.latest.applies_to == ALL_DESTINATIONS,
+                        because=stage.because,
+                    )
+                )
         schedule.append(
             TariffDirection(
                 imposed_by=imposed_by,
                 applies_to=applies_to,
                 total_additional_pct=_total(rates),
-                measures=rates,
-                pending=tuple(p for h in histories for p in pending_changes(h, view.as_of, book)),
-                on_truce_lapse=_lapse(histories, running, book),
+                measures=tuple(rates),
+                not_in_force=tuple(others),
+                pending=tuple(pending),
+                on_truce_lapse=_lapse(histories, running, book, lapses),
                 because=because_of(*(r.because for r in rates)),
             )
         )

@@ -7,8 +7,8 @@ from typing import Literal
 
 from msgspec import Struct
 
-from events.payloads import TruceAgreed, TruceEnded, TruceExtended
-from projections.deadlines import DeadlineBook, Extension, deadline_book, extensions
+from events.payloads import Suspension, TruceAgreed, TruceEnded, TruceExtended
+from projections.deadlines import DeadlineBook, Ends, Extension, deadline_book, extensions
 from projections.state import Fact, View, because_of, memo, scope
 
 # pending: agreed, not yet effective on as_of
@@ -21,11 +21,16 @@ class TruceView(Struct, frozen=True, kw_only=True):
     parties: tuple[str, ...] = ()
     effective_from: dt.date | None = None
     deadline_id: str | None = None
+    # the deadline's due date, how that date ends the truce, and the first day after it
     expires_on: dt.date | None = None
+    ends: Ends | None = None
+    lapses_on: dt.date | None = None
     days_remaining: int | None = None
     ended_on: dt.date | None = None
     extensions: tuple[Extension, ...] = ()
     suspends: tuple[str, ...] = ()
+    # per suspended measure, the rate on lapse and the points suspended, where the truce names them
+    suspensions: tuple[Suspension, ...] = ()
     because: tuple[str, ...] = ()
 
 
@@ -44,7 +49,7 @@ def _truce_view(facts: list[TruceFact], book: DeadlineBook, as_of: dt.date) -> T
         status = "ended"
     elif as_of < effective_from:
         status = "pending"
-    elif expires_on is None or as_of <= expires_on:
+    elif due is None or as_of < due.lapses_on:
         status = "active"
     else:
         status = "lapsed"
@@ -55,12 +60,32 @@ def _truce_view(facts: list[TruceFact], book: DeadlineBook, as_of: dt.date) -> T
         effective_from=effective_from,
         deadline_id=deadline_id,
         expires_on=expires_on,
+        ends=due.ends if due else None,
+        lapses_on=due.lapses_on if due else None,
         days_remaining=(expires_on - as_of).days if expires_on and status in ("pending", "active") else None,
         ended_on=ended_on,
         extensions=extensions(book, deadline_id, as_of) if deadline_id else (),
-        suspends=tuple(dict.fromkeys(m for f in facts for m in f.event.suspends)),
+        suspends=tuple(dict.fromkeys(m for f in facts for m in f.event.suspended_ids)),
+        suspensions=suspensions(facts),
         because=because_of(*(f.because for f in facts), due.because if due else ()),
     )
+
+
+def suspensions(facts: list[TruceFact]) -> tuple[Suspension, ...]:
+    """Per measure a truce names with terms, the latest rate on lapse and points suspended it gave (world order)."""
+    found: dict[str, Suspension] = {}
+    for fact in facts:
+        for named in fact.event.suspends:
+            if isinstance(named, Suspension):
+                before = found.get(named.measure_id)
+                found[named.measure_id] = Suspension(
+                    measure_id=named.measure_id,
+                    lapse_rate_pct=named.lapse_rate_pct if named.lapse_rate_pct is not None else before and before.lapse_rate_pct,
+                    suspended_points=named.suspended_points
+                    if named.suspended_points is not None
+                    else before and before.suspended_points,
+                )
+    return tuple(found.values())
 
 
 def truces(view: View, book: DeadlineBook | None = None) -> list[TruceView]:

@@ -232,7 +232,19 @@ def state(
         _print_state(negotiation, answer, json)
 
 
+def warn_beyond_record(coverage: Any, day: Any) -> None:
+    """One line on standard error when an answer is about a day past the end of the record."""
+    if coverage.beyond_record:
+        how = "declared complete" if coverage.declared else "last recorded event"
+        err.print(
+            f"[yellow]warning:[/yellow] {day} is past the end of the record ({how}: {coverage.record_through}); "
+            "what follows carries the record forward, it is not known fact",
+            highlight=False,
+        )
+
+
 def _print_state(negotiation: Any, answer: Any, json: bool) -> None:
+    warn_beyond_record(answer.coverage, answer.as_of)
     if json:
         _print_json(answer)
         return
@@ -242,7 +254,8 @@ def _print_state(negotiation: Any, answer: Any, json: bool) -> None:
         )
     )
     console.print(
-        f"[dim]as of[/dim] {answer.as_of}  [dim]known at[/dim] {_iso(answer.known_at)}  [dim]position[/dim] {answer.position}",
+        f"[dim]as of[/dim] {answer.as_of}  [dim]known at[/dim] {_iso(answer.known_at)}  [dim]position[/dim] {answer.position}"
+        f"  [dim]record through[/dim] {_dash(answer.coverage.record_through)}",
         highlight=False,
     )
     for renderable in (
@@ -285,10 +298,18 @@ def _tariffs_panel(tariffs: Any) -> Panel:
             table = _grid("measure", "rate", "legal basis", "since", fold=("measure",), keep=("rate", "since"))
             table.columns[1].justify = "right"
             for m in direction.measures:
-                table.add_row(escape(m.measure_id), _pct(m.rate_pct), escape(_dash(m.legal_basis)), str(m.since))
+                rate = Text(_pct(m.rate_pct))
+                if m.lapse_rate_pct is not None:
+                    rate.append(f" ({_pct(m.lapse_rate_pct)} on lapse)", style="dim")
+                table.add_row(escape(m.measure_id + _line_marks(m)), rate, escape(_dash(m.legal_basis)), str(m.since))
             parts.append(Padding(table, (0, 0, 0, 2)))
         else:
             parts.append(Padding(_none("nothing in force"), (0, 0, 0, 2)))
+        for line in direction.not_in_force:
+            rate = f" {_pct(line.rate_pct)}" if line.rate_pct is not None else ""
+            since = f" since {line.since}" if line.since else ""
+            status = _dash(line.status).replace("_", " ")
+            parts.append(Padding(Text(f"not in force: {line.measure_id} {status}{rate}{since}", style="dim"), (0, 0, 0, 2)))
         for p in direction.pending:
             change = f"{p.status.replace('_', ' ')}" + (f" at {_pct(p.rate_pct)}" if p.rate_pct is not None else "")
             parts.append(
@@ -300,6 +321,12 @@ def _tariffs_panel(tariffs: Any) -> Panel:
         parts.append(Text(""))
     parts.pop()
     return Panel(Group(*parts), title=escape(title), title_align="left")
+
+
+def _line_marks(line: Any) -> str:
+    marks = ["every destination"] if line.all_destinations else []
+    marks += ["products listed" if not line.exemptions else "exemptions"] if line.coverage == "partial" else []
+    return f" ({', '.join(marks)})" if marks else ""
 
 
 def _lapse(direction: Any, lapse: Any) -> Text:
@@ -336,6 +363,8 @@ def _truce_panel(truce: Any) -> Panel:
         table.add_row("parties", escape(", ".join(truce.parties)))
     table.add_row("effective from", _dash(truce.effective_from))
     expires = Text(_dash(truce.expires_on))
+    if truce.ends == "start_of_day":
+        expires.append(f" at 12:01 a.m. (last day {truce.lapses_on - dt.timedelta(days=1)})", style="dim")
     if truce.days_remaining is not None:
         expires.append(f" ({_days(truce.days_remaining)} left)", style="bold")
     table.add_row("expires", expires)
@@ -389,6 +418,8 @@ def _deadlines_panel(deadlines: Any) -> Panel:
     table = _grid("deadline", "title", "due", "days left", "consequence", fold=("deadline",), keep=("due", "days left"))
     for d in deadlines.upcoming:
         due = Text(str(d.due_on))
+        if d.ends == "start_of_day":
+            due.append(" 12:01 a.m.", style="dim")
         if d.original_due_on is not None and d.original_due_on != d.due_on:
             due.append(f"\nwas {d.original_due_on}", style="dim")
         table.add_row(
@@ -430,6 +461,10 @@ def describe(item: dict[str, Any]) -> str:
     return _clip(_describe(item.get("type", ""), item))
 
 
+def _due(due_on: Any, ends: Any) -> str:
+    return f"12:01 a.m. {due_on}" if ends == "start_of_day" else str(due_on)
+
+
 def _describe(kind: str, e: dict[str, Any]) -> str:
     g = e.get
     rate = f"{g('rate_pct'):g}%" if isinstance(g("rate_pct"), (int, float)) else None
@@ -449,9 +484,10 @@ def _describe(kind: str, e: dict[str, Any]) -> str:
             until = f"until deadline {g('deadline_id')}" if g("deadline_id") else None
             return _between(f"Truce {g('truce_id')} {verb}", start, until)
         case "deadline_set":
-            return f"Deadline {g('deadline_id')} set: {g('title')}, due {g('due_on')}"
+            return f"Deadline {g('deadline_id')} set: {g('title')}, due {_due(g('due_on'), g('ends'))}"
         case "deadline_extended":
-            return f"Deadline {g('deadline_id')} extended to {g('due_on')}" + (f": {g('reason')}" if g("reason") else "")
+            extended = f"Deadline {g('deadline_id')} extended to {_due(g('due_on'), g('ends'))}"
+            return extended + (f": {g('reason')}" if g("reason") else "")
         case "deadline_resolved":
             return f"Deadline {g('deadline_id')} resolved: {g('outcome')}"
         case "issue_raised":
@@ -473,6 +509,11 @@ def _describe(kind: str, e: dict[str, Any]) -> str:
             return _between(f"Round {g('name')} {verb}", dates, at)
         case "agreement_reached":
             return f"Agreement reached: {g('title')}"
+        case "exemption_granted":
+            since = g("effective_from") or g("occurred_on")
+            return f"Exemption from {g('measure_id')} from {since}: {g('description')}"
+        case "coverage_declared":
+            return f"Record kept complete through {g('record_through')}" + (f": {g('note')}" if g("note") else "")
         case "event_corrected":
             return f"Corrects event {str(g('target'))[:8]}" + (f": {g('reason')}" if g("reason") else "")
         case "event_retracted":
@@ -521,6 +562,8 @@ def timeline(
                 if page.next is None:
                     break
                 after = decode_cursor(page.next)
+        if last is not None:
+            warn_beyond_record(page.coverage, last)
         _print_timeline(negotiation, items, first, last, json)
 
 

@@ -15,6 +15,7 @@ import msgspec
 from events.payloads import (
     AgreementReached,
     ConcessionMade,
+    CoverageDeclared,
     DeadlineExtended,
     DeadlineResolved,
     DeadlineSet,
@@ -22,6 +23,7 @@ from events.payloads import (
     Event,
     EventCorrected,
     EventRetracted,
+    ExemptionGranted,
     IssueRaised,
     IssueUpdated,
     MeasureChanged,
@@ -30,6 +32,7 @@ from events.payloads import (
     RoundScheduled,
     Source,
     StatementMade,
+    Suspension,
     TruceAgreed,
     TruceEnded,
     TruceExtended,
@@ -200,9 +203,10 @@ def _slide_parts(event: Event) -> tuple[str, str, str]:
             where = f" in {event.location}" if event.location else ""
             return "Rounds", f"{event.name} ({held})", _p(f"{when}{where}") + _p(event.outcome)
         case DeadlineSet():
-            return "Deadlines", f"Deadline set: {event.title}, due {event.due_on.isoformat()}", _p(event.consequence)
+            return "Deadlines", f"Deadline set: {event.title}, due {_due(event.due_on, event.ends)}", _p(event.consequence)
         case DeadlineExtended():
-            return "Deadlines", f"Deadline {event.deadline_id} extended to {event.due_on.isoformat()}", _p(event.reason)
+            headline = f"Deadline {event.deadline_id} extended to {_due(event.due_on, event.ends)}"
+            return "Deadlines", headline, _p(event.reason) + _p(event.consequence)
         case DeadlineResolved():
             return "Deadlines", f"Deadline {event.deadline_id} resolved", _p(event.outcome)
         case IssueRaised():
@@ -217,10 +221,16 @@ def _slide_parts(event: Event) -> tuple[str, str, str]:
             return "Issues", headline, _p(event.text)
         case TruceAgreed() | TruceExtended() | TruceEnded():
             verb = {TruceAgreed: "agreed", TruceExtended: "extended", TruceEnded: "ended"}[type(event)]
-            suspends = _p(f"Suspends {', '.join(event.suspends)}") if event.suspends else ""
+            suspends = _p(f"Suspends {', '.join(_suspension(s) for s in event.suspends)}") if event.suspends else ""
             return "Truces", f"Truce {event.truce_id} {verb}", _p(event.terms) + suspends
         case AgreementReached():
-            return "Agreements", f"Agreement: {event.title}", _p(event.terms)
+            parties = ", ".join(p if isinstance(p, str) else p.name for p in event.parties)
+            return "Agreements", f"Agreement: {event.title}", _p(event.terms) + (_p(f"Parties: {parties}") if parties else "")
+        case ExemptionGranted():
+            since = event.effective_from or event.occurred_on
+            return "Exemptions", f"Exemption from {event.measure_id} from {since.isoformat()}", _p(event.description)
+        case CoverageDeclared():
+            return "Record", f"Record kept complete through {event.record_through.isoformat()}", _p(event.note)
         case NegotiationOpened():
             return "Negotiation", f"Opened: {event.title}", _p(event.description)
     return "Other", event.type, ""  # pragma: no cover - every type has a case above
@@ -279,8 +289,29 @@ def deadline_uid(negotiation_id: str, deadline_id: str) -> str:
     return f"{negotiation_id}.{deadline_id}@parley"
 
 
+def _suspension(named: str | Suspension) -> str:
+    if isinstance(named, str):
+        return named
+    terms = [f"{_rate(named.suspended_points)} suspended"] if named.suspended_points is not None else []
+    terms += [f"{_rate(named.lapse_rate_pct)} on lapse"] if named.lapse_rate_pct is not None else []
+    return named.measure_id + (f" ({', '.join(terms)})" if terms else "")
+
+
+def _due(due_on: dt.date, ends: str | None) -> str:
+    return f"12:01 a.m. {due_on.isoformat()}" if ends == "start_of_day" else due_on.isoformat()
+
+
+def last_day(deadline: DeadlineView) -> dt.date:
+    """The last day within a deadline: the day a calendar shows it on."""
+    return deadline.lapses_on - dt.timedelta(days=1)
+
+
 def _deadline_description(deadline: DeadlineView) -> str:
     lines = [deadline.consequence] if deadline.consequence else []
+    if deadline.ends == "start_of_day":
+        lines.append(
+            f"Ends at the start of {deadline.due_on.isoformat()} (12:01 a.m.): {last_day(deadline).isoformat()} is its last day."
+        )
     if deadline.original_due_on is not None:
         lines.append(f"Originally due {deadline.original_due_on.isoformat()}.")
     lines += [f"Extended on {e.occurred_on.isoformat()} to {e.due_on.isoformat()}." for e in deadline.extensions]
@@ -309,8 +340,8 @@ def deadlines_ics(
         event = icalendar.Event()
         event.add("uid", deadline_uid(negotiation_id, deadline.deadline_id))
         event.add("dtstamp", stamp.astimezone(dt.UTC))
-        event.add("dtstart", deadline.due_on)
-        event.add("dtend", deadline.due_on + dt.timedelta(days=1))
+        event.add("dtstart", last_day(deadline))
+        event.add("dtend", deadline.lapses_on)
         event.add("sequence", len(deadline.extensions))
         event.add("summary", deadline.title or deadline.deadline_id)
         description = _deadline_description(deadline)

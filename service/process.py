@@ -154,8 +154,8 @@ PARLEY_TABLES = (
     "parley_idempotency",
     "parley_keys",
     "parley_sources",
-    "parley_view_deadlines",
-    "parley_view_measures",
+    "parley_view_deadlines_v2",
+    "parley_view_measures_v2",
     "parleyviews_tracking",
     "parley_webhooks",
     "parley_outbox",
@@ -166,9 +166,13 @@ PARLEY_TABLES = (
 )
 
 
+# Tables of earlier releases' views, rebuilt under new names since (a database may still hold them).
+RETIRED_TABLES = ("parley_view_deadlines", "parley_view_measures")
+
+
 def drop_postgres_tables(url: str) -> None:
     """Drop every Parley table from a PostgreSQL database: for tests and benchmarks on a scratch database."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {', '.join(PARLEY_TABLES)} CASCADE")
+        conn.execute(f"DROP TABLE IF EXISTS {', '.join((*PARLEY_TABLES, *RETIRED_TABLES))} CASCADE")

@@ -17,9 +17,9 @@ from service.webhooks.store import RELAY, iso
 
 
 class Followers(msgspec.Struct, frozen=True):
-    """Where each follower keeps its position: follower name -> tracking table."""
+    """Where each follower keeps its position: view name -> (tracking table, name its rows carry there)."""
 
-    views: dict[str, str]
+    views: dict[str, tuple[str, str]]
     relay: str
 
 
@@ -47,7 +47,7 @@ class OutboxDepth(msgspec.Struct, frozen=True):
 def followers_of(state: Any) -> Followers:
     """The app's persisted views and webhook relay, with the tracking tables they write."""
     return Followers(
-        views={name: _tracking_table(runner.tables) for name, runner in state.runners.items()},
+        views={name: (_tracking_table(runner.tables), runner.spec.tracking) for name, runner in state.runners.items()},
         relay=_tracking_table(state.webhooks.tables),
     )
 
@@ -59,7 +59,7 @@ def _tracking_table(recorder: Any) -> str:
 
 def read_progress(log: ParleyLog, followers: Followers) -> Progress:
     """The log's head and every follower's position, in one statement (one snapshot)."""
-    tracked = [*((name, table) for name, table in followers.views.items()), (RELAY, followers.relay)]
+    tracked = [*((tracking, table) for table, tracking in followers.views.values()), (RELAY, followers.relay)]
     positions = ", ".join(
         f"(SELECT MAX(notification_id) FROM {table} WHERE application_name = ?) AS f{i}" for i, (_, table) in enumerate(tracked)
     )

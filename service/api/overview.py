@@ -17,6 +17,7 @@ from service.api.common import (
     decode_cursor,
     encode_cursor,
     in_thread,
+    log_of,
     problems,
 )
 from service.api.negotiations import Limit
@@ -96,11 +97,16 @@ class OverviewController(Controller):
             where.append("negotiation_id = ?")
             params.append(negotiation)
         rows = await in_thread(tables.rows, DEADLINES, " AND ".join(where), params, "due_on, negotiation_id, deadline_id")
-        today = dt.datetime.now(dt.UTC).date()
+        today = log_of(request).clock().astimezone(dt.UTC).date()
         for row in rows:
-            due = dt.date.fromisoformat(row["due_on"])
-            row["days_remaining"] = (due - today).days if due >= today and not row["resolved_on"] else None
+            due, lapses_on = dt.date.fromisoformat(row["due_on"]), dt.date.fromisoformat(row["lapses_on"])
+            row["days_remaining"] = (due - today).days if lapses_on > today and not row["resolved_on"] else None
             row["extensions"] = int(row["extensions"])
+            record_through = row.pop("record_through")
+            row["coverage"] = {
+                "record_through": record_through,
+                "beyond_record": record_through is not None and today.isoformat() > record_through,
+            }
         return _page([_decoded(r) for r in rows], decode_cursor(cursor) or 0, limit)
 
     @get(

@@ -32,6 +32,7 @@ from projections import (
     truce,
     view,
 )
+from projections.coverage import CoverageView, coverage
 from projections.live import LiveStates
 from projections.timelimit import TimeLimit
 from service.api.common import (
@@ -76,6 +77,8 @@ class StateOut(msgspec.Struct, frozen=True, kw_only=True):
     as_of: dt.date
     known_at: dt.datetime
     position: int
+    # how far the record is kept complete, and whether as_of is past it
+    coverage: CoverageView
     truce: TruceView
     tariffs: TariffScheduleView
     measures: MeasuresView
@@ -106,6 +109,15 @@ class DiffOut(msgspec.Struct, frozen=True, kw_only=True):
     before: Moment
     after: Moment
     changes: list[Change]
+    # the record's coverage as known at the later moment; beyond_record: the later as_of is past it
+    coverage: CoverageView
+
+
+class TimelinePage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Any]
+    next: str | None
+    # the record's coverage as known at known_at; beyond_record: `to` is past it
+    coverage: CoverageView
 
 
 PARTS: dict[str, Callable[[View, str | None], Any]] = {
@@ -198,7 +210,9 @@ def _state(
     for part, build in PARTS.items():
         limit.check()
         parts[part] = build(seen, legal_basis)
-    answer = StateOut(as_of=as_of, known_at=known_at, position=_position(log, state, known_at), **parts)
+    answer = StateOut(
+        as_of=as_of, known_at=known_at, position=_position(log, state, known_at), coverage=coverage(seen), **parts
+    )
     limit.check()
     sources, corroboration = _sourced(state, log, msgspec.to_builtins(answer))
     return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration)
@@ -209,13 +223,15 @@ def _part(
     legal_basis: str | None, limit: TimeLimit,
 ) -> dict[str, Any]:
     state = states.state(negotiation_id, limit)
-    value = PARTS[part](view(state, as_of, known_at, limit), legal_basis)
+    seen = view(state, as_of, known_at, limit)
+    value = PARTS[part](seen, legal_basis)
     limit.check()
     sources, corroboration = _sourced(state, log, {part: msgspec.to_builtins(value)})
     return {
         "as_of": as_of,
         "known_at": known_at,
         "position": _position(log, state, known_at),
+        "coverage": coverage(seen),
         part: value,
         "sources": sources,
         "corroboration": corroboration,
@@ -279,7 +295,7 @@ def _appended(log: ParleyLog, negotiation_id: str, records: list[Recorded]) -> l
 def _timeline(
     states: LiveStates, log: ParleyLog, negotiation_id: str, start: dt.date | None, end: dt.date | None,
     known_at: dt.datetime, after: int | None, limit: int, time_limit: TimeLimit,
-) -> Page:
+) -> TimelinePage:
     state = states.state(negotiation_id, time_limit)
     known = [r for r in state.records if r.recorded_at <= known_at]
     time_limit.check()
@@ -301,7 +317,9 @@ def _timeline(
                 item[field] = [i for i in item[field] if i in ids]
                 if not item[field]:
                     del item[field]
-    return Page(items=items, next=more)
+    last = end or max((r.event.occurred_on for r in known), default=None)
+    covered = coverage(view(state, last or dt.date.min, known_at, time_limit))
+    return TimelinePage(items=items, next=more, coverage=covered)
 
 
 # --- diffs -----------------------------------------------------------------------------------
@@ -383,10 +401,12 @@ def _diff(
     first = _state(states, log, negotiation_id, *before, legal_basis, limit)
     second = _state(states, log, negotiation_id, *after, legal_basis, limit)
     limit.check()
+    later = max((first, second), key=lambda answer: (answer.known_at, answer.as_of))
     return DiffOut(
         before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),
         after=Moment(as_of=second.as_of, known_at=second.known_at, position=second.position),
         changes=changes_between(_diffable(first), _diffable(second)),
+        coverage=later.coverage,
     )
 
 
@@ -528,7 +548,7 @@ class StateController(Controller):
         min_position: MinPosition = None,
         limit: Limit = 100,
         cursor: str | None = None,
-    ) -> Page:
+    ) -> TimelinePage:
         start, end = parse_date(from_, "from"), parse_date(to, "to")
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)

@@ -23,6 +23,7 @@ from typing import Any
 from events.payloads import MeasureChanged
 from events.records import Recorded
 from projections import MeasureRate, State, rounds, tariff_schedule, view
+from projections.coverage import coverage
 from projections.timelimit import UNLIMITED, TimeLimit
 from projections.truce import truces
 from service.exports import amendments_in, believed
@@ -69,7 +70,7 @@ class ChartData:
     title: str
     start: dt.date
     end: dt.date
-    last_recorded_on: dt.date | None  # the latest occurred_on in the record
+    record_through: dt.date | None  # the record's coverage: past it, the chart only projects
     legal_basis: str | None
     series: tuple[Series, ...]
     markers: tuple[Marker, ...]
@@ -186,15 +187,14 @@ def chart_data(
             )
         if truce.ended_on is not None:
             markers.append(Marker("truce", truce.ended_on, truce.ended_on, f"{label} ended", truce.because))
-        elif truce.status == "lapsed" and truce.expires_on is not None:
-            lapse = truce.expires_on + dt.timedelta(days=1)
-            markers.append(Marker("truce", lapse, lapse, f"{label} lapses", truce.because))
+        elif truce.status == "lapsed" and truce.lapses_on is not None:
+            markers.append(Marker("truce", truce.lapses_on, truce.lapses_on, f"{label} lapses", truce.because))
     markers = [m for m in markers if m.end >= start and m.start <= end]
     return ChartData(
         title=title,
         start=start,
         end=end,
-        last_recorded_on=max((r.event.occurred_on for r in records), default=None),
+        record_through=coverage(seen).record_through,
         legal_basis=legal_basis,
         series=tariff_series(state, start, end, known_at, legal_basis, time_limit),
         markers=tuple(sorted(markers, key=lambda m: (m.start, m.kind))),
@@ -285,6 +285,8 @@ def _pct(value: float) -> str:
 def _step_tooltip(series: Series, step: Step, data: ChartData) -> str:
     until = "on" if step.end >= data.end else f"to {step.end.isoformat()}"
     lines = [f"{series.imposed_by} → {series.applies_to}: {_pct(step.total)} from {step.start.isoformat()} {until}"]
+    if data.record_through is not None and step.end > data.record_through:
+        lines.append(f"(past {data.record_through.isoformat()}, where the record ends: a projection, not known fact)")
     for rate in step.measures:
         name = data.measure_names.get(rate.measure_id, rate.measure_id)
         extra = "" if rate.coverage == "all" else " (listed products; not in the total)"
@@ -318,11 +320,14 @@ def tariff_chart(data: ChartData, width: int = 960, height: int = 440) -> Figure
     shapes.append(
         Text(left, 40, f"Total additional duty on all goods, % (product-specific lines listed, not added){basis}", 11.5, "#555")
     )
-    # beyond the record: what applies if nothing else changes
-    if data.last_recorded_on is not None and data.last_recorded_on < data.end:
-        x0 = x(max(data.last_recorded_on + dt.timedelta(days=1), data.start))
+    # beyond the record: a projection of what applies if nothing else changes, never drawn solid
+    beyond = data.record_through + dt.timedelta(days=1) if data.record_through is not None else data.start
+    if beyond <= data.end:
+        x0 = x(max(beyond, data.start))
         shapes.append(Rect(x0, top, left + plot_w - x0, plot_h, "#eceff1", 0.8))
-        shapes.append(Text(left + plot_w - 4, top + plot_h - 6, "after the last recorded event", 10, "#78909c", "end"))
+        ends = f"the record ends {data.record_through.isoformat()}" if data.record_through else "nothing recorded"
+        shapes.append(Text(left + plot_w - 4, top + plot_h - 18, f"projection: {ends}", 10, "#546e7a", "end", bold=True))
+        shapes.append(Text(left + plot_w - 4, top + plot_h - 6, "carried forward, not known fact", 10, "#78909c", "end"))
     # rounds as bands, truce changes as dashed lines; labels in rows so they do not collide
     rows: list[float] = [-1e9, -1e9, -1e9]
     for marker in data.markers:
@@ -354,10 +359,17 @@ def tariff_chart(data: ChartData, width: int = 960, height: int = 440) -> Figure
     end_labels: list[tuple[float, str, str]] = []
     for index, series in enumerate(data.series):
         colour = PALETTE.get(series.key, EXTRA_COLOURS[index % len(EXTRA_COLOURS)])
-        points: list[tuple[float, float]] = []
+        known: list[tuple[float, float]] = []
+        projected: list[tuple[float, float]] = []
         for s in series.steps:
-            points += [(x(s.start), y(s.total)), (x(s.end + dt.timedelta(days=1)), y(s.total))]
-        shapes.append(Line(tuple(points), colour, 2.6))
+            if s.start < beyond:
+                known += [(x(s.start), y(s.total)), (x(min(s.end + dt.timedelta(days=1), beyond)), y(s.total))]
+            if s.end >= beyond:
+                projected += [(x(max(s.start, beyond)), y(s.total)), (x(s.end + dt.timedelta(days=1)), y(s.total))]
+        if known:
+            shapes.append(Line(tuple(known), colour, 2.6))
+        if projected:
+            shapes.append(Line(tuple(projected), colour, 1.6, dash=True))
         for s in series.steps:
             x0, x1 = x(s.start), x(s.end + dt.timedelta(days=1))
             shapes.append(

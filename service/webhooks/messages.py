@@ -141,19 +141,22 @@ def calendar_messages(state: State, position: int, today: dt.date, warn_days: Se
             found.append(_message(
                 f"deadline.approaching.{nid}.{deadline.deadline_id}.{deadline.due_on}.{days}d", "deadline.approaching", now, nid,
                 position, {"negotiation_id": nid, "deadline_id": deadline.deadline_id, "due_on": deadline.due_on.isoformat(),
+                           "ends": deadline.ends, "lapses_on": deadline.lapses_on.isoformat(),
                            "days_remaining": left, "threshold_days": days, "links": _links(nid)},
             ))
     for deadline in answer.passed:
         if deadline.resolved_on is None and today - deadline.due_on <= dt.timedelta(days=7):
             found.append(_message(
                 f"deadline.passed.{nid}.{deadline.deadline_id}.{deadline.due_on}", "deadline.passed", now, nid, position,
-                {"negotiation_id": nid, "deadline_id": deadline.deadline_id, "due_on": deadline.due_on.isoformat(), "links": _links(nid)},
+                {"negotiation_id": nid, "deadline_id": deadline.deadline_id, "due_on": deadline.due_on.isoformat(),
+                 "ends": deadline.ends, "lapses_on": deadline.lapses_on.isoformat(), "links": _links(nid)},
             ))
     current = truce(view(state, today, _FAR_FUTURE))
     if current.status == "lapsed" and current.expires_on and today - current.expires_on <= dt.timedelta(days=7):
         found.append(_message(
             f"truce.lapsed.{nid}.{current.truce_id}.{current.expires_on}", "truce.lapsed", now, nid, position,
-            {"negotiation_id": nid, "truce_id": current.truce_id, "expired_on": current.expires_on.isoformat(), "links": _links(nid)},
+            {"negotiation_id": nid, "truce_id": current.truce_id, "expired_on": current.expires_on.isoformat(),
+             "lapses_on": current.lapses_on.isoformat() if current.lapses_on else None, "ends": current.ends, "links": _links(nid)},
         ))
     return found
 

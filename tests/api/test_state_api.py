@@ -39,7 +39,7 @@ def open_talks(api: Any, negotiation: str = TALKS) -> None:
 def seed_through_geneva(api: Any) -> dict[str, str]:
     open_talks(api)
     names = ["section_301", "fentanyl_10", "fentanyl_20", "reciprocal_34", "reciprocal_84", "reciprocal_125",
-             "deadline", "geneva_34", "geneva_10", "truce"]
+             "deadline", "geneva_10", "truce"]
     stored = append(
         api,
         measure("us-301-semiconductors-cn", 50, occurred_on="2024-09-13", effective_from="2025-01-01",
@@ -49,9 +49,11 @@ def seed_through_geneva(api: Any) -> dict[str, str]:
         ieepa(RECIPROCAL, "2025-04-02", "2025-04-09", 34),
         ieepa(RECIPROCAL, "2025-04-08", "2025-04-09", 84),
         ieepa(RECIPROCAL, "2025-04-09", "2025-04-10", 125),
-        deadline(title="End of the 90-day suspension"),
-        ieepa(RECIPROCAL, "2025-05-12", "2025-05-14", 34, source=GENEVA),
-        ieepa(RECIPROCAL, "2025-05-12", "2025-05-14", 10, status="suspended", until_deadline="truce-expiry", source=GENEVA),
+        # until 12:01 a.m. on 12 August: the 12th is the first day after the suspension
+        deadline(title="End of the 90-day suspension", ends="start_of_day"),
+        # 10% kept, 24 of 34 points suspended: a lapse brings back 34% (no in-force 34% line is invented)
+        ieepa(RECIPROCAL, "2025-05-12", "2025-05-14", 10, status="suspended", until_deadline="truce-expiry", source=GENEVA,
+              lapse_rate_pct=34, suspended_points=24),
         {"type": "truce_agreed", "occurred_on": "2025-05-12", "source": GENEVA, "truce_id": "geneva-truce",
          "parties": ["US", "CN"], "effective_from": "2025-05-14", "deadline_id": "truce-expiry", "suspends": [RECIPROCAL]},
     )
@@ -64,7 +66,7 @@ def record_the_august_extension(api: Any) -> dict[str, str]:
     stored = append(
         api,
         {"type": "deadline_extended", "occurred_on": "2025-08-11", "source": order, "deadline_id": "truce-expiry",
-         "due_on": "2025-11-10"},
+         "due_on": "2025-11-10", "ends": "start_of_day"},
         {"type": "truce_extended", "occurred_on": "2025-08-11", "source": order, "truce_id": "geneva-truce",
          "deadline_id": "truce-expiry"},
     )
@@ -116,7 +118,7 @@ def test_the_day_before_geneva_applies_the_cut_to_10_is_pending(api):
 
     assert direction["total_additional_pct"] == 145
     assert [(p["measure_id"], p["rate_pct"], p["effective_from"]) for p in direction["pending"]] == [
-        (RECIPROCAL, 10, "2025-05-14")
+        (RECIPROCAL, 10, "2025-05-14"), (RECIPROCAL, 34, "2025-08-12")
     ]
     assert ids["geneva_10"] in direction["pending"][0]["because"]
 
@@ -130,8 +132,10 @@ def test_truce_before_expiry_counts_15_days_and_the_lapse_brings_back_34(api):
     assert (geneva["status"], geneva["expires_on"], geneva["days_remaining"]) == ("active", "2025-08-12", 15)
     assert {ids["truce"], ids["deadline"]} <= set(geneva["because"])
     (direction,) = body["tariffs"]["directions"]
+    (reciprocal,) = [m for m in direction["measures"] if m["measure_id"] == RECIPROCAL]
+    assert (reciprocal["rate_pct"], reciprocal["lapse_rate_pct"], reciprocal["suspended_points"]) == (10, 34, 24)
     lapse = direction["on_truce_lapse"]
-    assert lapse["applies_from"] == "2025-08-13"
+    assert lapse["applies_from"] == "2025-08-12"
     assert rates(lapse)[RECIPROCAL] == 34
     assert lapse["total_additional_pct"] == 54
 
@@ -167,8 +171,8 @@ def test_state_answers_every_read_model_with_the_position_known_at(api, clock):
     earlier = api.get(f"{BASE}/state", params={"as_of": "2025-06-01", "known_at": stamp(first_known)}).json()
     before_anything = api.get(f"{BASE}/state", params={"known_at": "2000-01-01T00:00:00+01:00"}).json()
 
-    assert set(body) == {"as_of", "known_at", "position", "truce", "tariffs", "measures", "deadlines", "issues", "rounds",
-                         "sources", "corroboration"}
+    assert set(body) == {"as_of", "known_at", "position", "coverage", "truce", "tariffs", "measures", "deadlines", "issues",
+                         "rounds", "sources", "corroboration"}
     assert body["as_of"] == "2025-06-01" and body["known_at"] == stamp(clock.now)
     assert body["position"] == second["position"]
     assert [i["issue_id"] for i in body["issues"]["issues"]] == ["tiktok-spinoff"]
@@ -183,7 +187,7 @@ def test_each_part_answers_alone_and_an_unknown_part_is_404_listing_the_parts(ap
     for part in ("truce", "tariffs", "measures", "deadlines", "issues", "rounds"):
         response = api.get(f"{BASE}/state/{part}", params={"as_of": "2025-07-28"})
         assert response.status_code == 200, response.text
-        assert set(response.json()) == {"as_of", "known_at", "position", part, "sources", "corroboration"}
+        assert set(response.json()) == {"as_of", "known_at", "position", "coverage", part, "sources", "corroboration"}
     assert api.get(f"{BASE}/state/deadlines", params={"as_of": "2025-07-28"}).json()["deadlines"]["upcoming"][0][
         "days_remaining"] == 15
 

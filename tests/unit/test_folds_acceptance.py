@@ -60,6 +60,8 @@ def ieepa(
     *,
     status: MeasureStatus = "in_force",
     until_deadline: str | None = None,
+    lapse_rate_pct: float | None = None,
+    suspended_points: float | None = None,
 ) -> MeasureChanged:
     return MeasureChanged(
         occurred_on=D(announced),
@@ -73,6 +75,8 @@ def ieepa(
         rate_pct=rate,
         effective_from=D(effective),
         until_deadline=until_deadline,
+        lapse_rate_pct=lapse_rate_pct,
+        suspended_points=suspended_points,
     )
 
 
@@ -124,13 +128,16 @@ def seed() -> Seed:
             source=GENEVA_STATEMENT,
             deadline_id="truce-expiry",
             title="End of the 90-day suspension",
+            # "until 12:01 a.m. eastern daylight time on August 12, 2025": the 12th is the first day after it
             due_on=D("2025-08-12"),
+            ends="start_of_day",
             consequence="The suspended 24 points of the reciprocal tariff return",
         )
     )
-    ids["geneva_34"] = stream.add(ieepa(RECIPROCAL, "2025-05-12", "2025-05-14", 34))
+    # Geneva: 10% kept, 24 of the 34 points suspended; a lapse brings back 34%, not the 125% before it
     ids["geneva_10"] = stream.add(
-        ieepa(RECIPROCAL, "2025-05-12", "2025-05-14", 10, status="suspended", until_deadline="truce-expiry")
+        ieepa(RECIPROCAL, "2025-05-12", "2025-05-14", 10, status="suspended", until_deadline="truce-expiry",
+              lapse_rate_pct=34, suspended_points=24)
     )
     ids["truce"] = stream.add(
         TruceAgreed(
@@ -159,7 +166,8 @@ def seed() -> Seed:
     )
     ids["extension"] = stream.add(
         DeadlineExtended(
-            occurred_on=D("2025-08-11"), source=EXTENSION_ORDER, deadline_id="truce-expiry", due_on=D("2025-11-10")
+            occurred_on=D("2025-08-11"), source=EXTENSION_ORDER, deadline_id="truce-expiry", due_on=D("2025-11-10"),
+            ends="start_of_day",
         ),
         at=EXTENSION_AT,
     )
@@ -219,8 +227,9 @@ def test_the_day_before_geneva_takes_effect_the_cut_is_pending(seed: Seed) -> No
     direction = us_on_cn(seed.state, "2025-05-13")
 
     assert direction.total_additional_pct == 145
+    # the cut, and the rate the cut's suspension brings back when it lapses
     assert [(p.measure_id, p.rate_pct, p.effective_from) for p in direction.pending] == [
-        (RECIPROCAL, 10, D("2025-05-14"))
+        (RECIPROCAL, 10, D("2025-05-14")), (RECIPROCAL, 34, D("2025-08-12"))
     ]
     assert seed.ids["geneva_10"] in direction.pending[0].because
 
@@ -238,18 +247,27 @@ def test_truce_before_expiry_counts_days_left_and_the_lapse_rate(seed: Seed) -> 
     geneva = truce(view(seed.state, D("2025-07-28"), NOW))
 
     assert (geneva.status, geneva.truce_id, geneva.effective_from) == ("active", "geneva-truce", D("2025-05-14"))
-    assert (geneva.expires_on, geneva.days_remaining) == (D("2025-08-12"), 15)
+    assert (geneva.expires_on, geneva.ends, geneva.lapses_on, geneva.days_remaining) == (
+        D("2025-08-12"), "start_of_day", D("2025-08-12"), 15)
     assert geneva.extensions == ()
     assert geneva.suspends == (RECIPROCAL,)
     assert {seed.ids["truce"], seed.ids["deadline"]} <= set(geneva.because)
 
-    lapse = us_on_cn(seed.state, "2025-07-28").on_truce_lapse
+    direction = us_on_cn(seed.state, "2025-07-28")
+    (reciprocal_now,) = [m for m in direction.measures if m.measure_id == RECIPROCAL]
+    assert (reciprocal_now.status, reciprocal_now.rate_pct, reciprocal_now.lapse_rate_pct, reciprocal_now.suspended_points) == (
+        "suspended", 10, 34, 24)
+    assert reciprocal_now.until == D("2025-08-11")
+    lapse = direction.on_truce_lapse
     assert lapse is not None
-    assert (lapse.truce_id, lapse.applies_from) == ("geneva-truce", D("2025-08-13"))
+    assert (lapse.truce_id, lapse.applies_from) == ("geneva-truce", D("2025-08-12"))
     assert rates(lapse.measures) == {FENTANYL: 20, RECIPROCAL: 34}
     assert lapse.total_additional_pct == 54
     reciprocal = next(m for m in lapse.measures if m.measure_id == RECIPROCAL)
-    assert seed.ids["geneva_34"] in reciprocal.because
+    assert {seed.ids["geneva_10"], seed.ids["deadline"]} <= set(reciprocal.because)
+    # the lapse is scheduled like any change: the day it applies, the rate it brings back
+    assert [(p.measure_id, p.status, p.rate_pct, p.effective_from) for p in direction.pending] == [
+        (RECIPROCAL, "in_force", 34, D("2025-08-12"))]
 
 
 def test_truce_extension_moves_suspended_rates(seed: Seed) -> None:
@@ -264,20 +282,28 @@ def test_truce_extension_moves_suspended_rates(seed: Seed) -> None:
     assert rates(direction.measures) == {FENTANYL: 20, RECIPROCAL: 10}
     assert direction.total_additional_pct == 30
     assert direction.on_truce_lapse is not None
-    assert direction.on_truce_lapse.applies_from == D("2025-11-11")
+    # the extension moves the lapse and keeps its rate
+    assert direction.on_truce_lapse.applies_from == D("2025-11-10")
     assert direction.on_truce_lapse.total_additional_pct == 54
 
 
-def test_known_before_the_extension_was_recorded_the_truce_lapsed_and_34_applies(
-    seed: Seed
+@pytest.mark.parametrize(("as_of", "status", "days_remaining", "reciprocal"), [
+    ("2025-08-10", "active", 2, 10),
+    ("2025-08-11", "active", 1, 10),  # its last day
+    ("2025-08-12", "lapsed", None, 34),  # 12:01 a.m. on the 12th: the first day at the lapse rate
+    ("2025-08-20", "lapsed", None, 34),
+])
+def test_known_before_the_extension_was_recorded_the_truce_lapses_at_the_start_of_12_august(
+    seed: Seed, as_of: str, status: str, days_remaining: int | None, reciprocal: float
 ) -> None:
-    geneva = truce(view(seed.state, D("2025-08-20"), BEFORE_EXTENSION))
-    direction = us_on_cn(seed.state, "2025-08-20", known_at=BEFORE_EXTENSION)
+    geneva = truce(view(seed.state, D(as_of), BEFORE_EXTENSION))
+    direction = us_on_cn(seed.state, as_of, known_at=BEFORE_EXTENSION)
 
-    assert (geneva.status, geneva.expires_on, geneva.days_remaining) == ("lapsed", D("2025-08-12"), None)
-    assert rates(direction.measures) == {FENTANYL: 20, RECIPROCAL: 34}
-    assert direction.total_additional_pct == 54
-    reciprocal = next(m for m in direction.measures if m.measure_id == RECIPROCAL)
-    assert reciprocal.since == D("2025-08-13")
-    assert {seed.ids["geneva_34"], seed.ids["geneva_10"], seed.ids["deadline"]} <= set(reciprocal.because)
-    assert direction.on_truce_lapse is None
+    assert (geneva.status, geneva.expires_on, geneva.days_remaining) == (status, D("2025-08-12"), days_remaining)
+    assert rates(direction.measures) == {FENTANYL: 20, RECIPROCAL: reciprocal}
+    assert direction.total_additional_pct == 20 + reciprocal
+    if status == "lapsed":
+        line = next(m for m in direction.measures if m.measure_id == RECIPROCAL)
+        assert (line.status, line.since) == ("in_force", D("2025-08-12"))
+        assert {seed.ids["geneva_10"], seed.ids["deadline"]} <= set(line.because)
+        assert direction.on_truce_lapse is None

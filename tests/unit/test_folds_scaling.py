@@ -19,8 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.payloads import Fact as FactType
 from events.payloads import (
     ConcessionMade,
+    CoverageDeclared,
     DeadlineExtended,
     DeadlineResolved,
     DeadlineSet,
@@ -28,6 +30,7 @@ from events.payloads import (
     Event,
     EventCorrected,
     EventRetracted,
+    ExemptionGranted,
     IssueRaised,
     IssueUpdated,
     MeasureChanged,
@@ -36,6 +39,7 @@ from events.payloads import (
     RoundHeld,
     RoundScheduled,
     StatementMade,
+    Suspension,
     TruceAgreed,
     TruceEnded,
     TruceExtended,
@@ -70,10 +74,13 @@ from projections import (
     truce,
     view,
 )
+from projections.coverage import CoverageView, coverage
 from projections.deadlines import Due, Extension
 from projections.index import Sorted, Version, bound, sort_key
 from projections.issues import Position, StatusChange
-from projections.state import Fact, because_of, first_given, in_world_order
+from projections.measures import Exemption, Ruling
+from projections.state import Fact, because_of, first_given, in_world_order, known
+from projections.tariffs import MeasureLine
 
 NEGOTIATION = "scaling"
 EPOCH = dt.date(2025, 1, 1)
@@ -83,7 +90,7 @@ _DAY = dt.timedelta(days=1)
 
 # --- the reference: scan every known event of the types a read model needs ---------------------
 
-_ACTS = frozenset({"in_force", "suspended", "removed", "invalidated"})
+_ACTS = frozenset({"in_force", "suspended", "removed", "expired", "invalidated"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +111,15 @@ class _Book:
             due_on = origin.event.due_on
         else:
             return None
-        return Due(on=due_on, because=because_of(origin.because if origin else (), *(f.because for f in chain)))
+        newest_first = [f.event for f in reversed(chain)] + ([origin.event] if origin else [])
+        ends = [e.ends for e in newest_first if e.ends]
+        consequences = [e.consequence for e in newest_first if e.consequence]
+        return Due(
+            on=due_on,
+            because=because_of(origin.because if origin else (), *(f.because for f in chain)),
+            ends=ends[0] if ends else "end_of_day",
+            consequence=consequences[0] if consequences else None,
+        )
 
 
 def _book(seen: View) -> _Book:
@@ -127,6 +142,10 @@ def _extensions(book: _Book, deadline_id: str, on: dt.date) -> tuple[Extension, 
     )
 
 
+def _first_day_after(due: Due) -> dt.date:
+    return due.on if due.ends == "start_of_day" else due.on + _DAY
+
+
 def _reference_deadlines(seen: View) -> DeadlinesView:
     book = _book(seen)
     upcoming: list[DeadlineView] = []
@@ -137,15 +156,17 @@ def _reference_deadlines(seen: View) -> DeadlinesView:
             continue
         origin = book.set.get(deadline_id)
         resolution = book.resolved.get(deadline_id)
-        is_upcoming = resolution is None and due.on >= seen.as_of
+        is_upcoming = resolution is None and seen.as_of < _first_day_after(due)
         (upcoming if is_upcoming else passed).append(
             DeadlineView(
                 deadline_id=deadline_id,
                 title=origin.event.title if origin else None,
                 due_on=due.on,
+                ends=due.ends,
+                lapses_on=_first_day_after(due),
                 original_due_on=origin.event.due_on if origin else None,
                 days_remaining=(due.on - seen.as_of).days if is_upcoming else None,
-                consequence=origin.event.consequence if origin else None,
+                consequence=due.consequence,
                 extensions=_extensions(book, deadline_id, seen.as_of),
                 resolved_on=resolution.occurred_on if resolution else None,
                 outcome=resolution.event.outcome if resolution else None,
@@ -155,6 +176,23 @@ def _reference_deadlines(seen: View) -> DeadlinesView:
     upcoming.sort(key=lambda d: (d.due_on, d.deadline_id))
     passed.sort(key=lambda d: (d.due_on, d.deadline_id), reverse=True)
     return DeadlinesView(upcoming=tuple(upcoming), passed=tuple(passed))
+
+
+def _suspensions(facts: list[Fact]) -> tuple[Suspension, ...]:
+    rates: dict[str, float] = {}
+    points: dict[str, float] = {}
+    named: list[str] = []
+    for fact in facts:
+        for entry in fact.event.suspends:
+            if isinstance(entry, str):
+                continue
+            if entry.measure_id not in named:
+                named.append(entry.measure_id)
+            if entry.lapse_rate_pct is not None:
+                rates[entry.measure_id] = entry.lapse_rate_pct
+            if entry.suspended_points is not None:
+                points[entry.measure_id] = entry.suspended_points
+    return tuple(Suspension(measure_id=m, lapse_rate_pct=rates.get(m), suspended_points=points.get(m)) for m in named)
 
 
 def _truce_view(facts: list[Fact], book: _Book, as_of: dt.date) -> TruceView:
@@ -168,10 +206,11 @@ def _truce_view(facts: list[Fact], book: _Book, as_of: dt.date) -> TruceView:
         status = "ended"
     elif as_of < effective_from:
         status = "pending"
-    elif expires_on is None or as_of <= expires_on:
+    elif due is None or as_of < _first_day_after(due):
         status = "active"
     else:
         status = "lapsed"
+    ids = [e if isinstance(e, str) else e.measure_id for f in facts for e in f.event.suspends]
     return TruceView(
         status=status,  # type: ignore[arg-type]
         truce_id=first.truce_id,
@@ -179,10 +218,13 @@ def _truce_view(facts: list[Fact], book: _Book, as_of: dt.date) -> TruceView:
         effective_from=effective_from,
         deadline_id=deadline_id,
         expires_on=expires_on,
+        ends=due.ends if due else None,
+        lapses_on=_first_day_after(due) if due else None,
         days_remaining=(expires_on - as_of).days if expires_on and status in ("pending", "active") else None,
         ended_on=ended_on,
         extensions=_extensions(book, deadline_id, as_of) if deadline_id else (),
-        suspends=tuple(dict.fromkeys(m for f in facts for m in f.event.suspends)),
+        suspends=tuple(dict.fromkeys(ids)),
+        suspensions=_suspensions(facts),
         because=because_of(*(f.because for f in facts), due.because if due else ()),
     )
 
@@ -203,14 +245,15 @@ def _starts_on(change: MeasureChanged) -> dt.date:
     return change.effective_from or change.occurred_on
 
 
-def _counts(change: MeasureChanged) -> bool:
-    return change.status == "in_force" or (change.status == "suspended" and change.rate_pct is not None)
+def _counts(status: str | None, rate: float | None) -> bool:
+    return status == "in_force" or (status == "suspended" and rate is not None)
 
 
 @dataclasses.dataclass(frozen=True)
 class _History:
     measure_id: str
     changes: tuple[Fact, ...]
+    exemptions: tuple[Fact, ...]
 
     @property
     def latest(self) -> MeasureChanged:
@@ -224,26 +267,47 @@ class _History:
     def legal_basis(self) -> str | None:
         return first_given(self.changes, "legal_basis")
 
-
-@dataclasses.dataclass(frozen=True)
-class _Ruling:
-    change: Fact
-    since: dt.date
-    until: dt.date | None
-    because: tuple[str, ...]
+    def exempted(self, on: dt.date) -> tuple[Exemption, ...]:
+        latest = {f.event.exemption_id: f for f in self.exemptions}
+        return tuple(
+            Exemption(exemption_id=i, description=f.event.description, since=f.event.effective_from or f.occurred_on,
+                      until=f.event.effective_until, because=f.because)
+            for i, f in sorted(latest.items())
+            if (f.event.effective_from or f.occurred_on) <= on and (f.event.effective_until is None or on <= f.event.effective_until)
+        )
 
 
 def _histories(seen: View) -> dict[str, _History]:
-    grouped: dict[str, list[Fact]] = {}
-    for fact in in_world_order(seen, MeasureChanged):
-        grouped.setdefault(fact.event.measure_id, []).append(fact)
+    changes: dict[str, list[Fact]] = {}
+    exempted: dict[str, list[Fact]] = {}
+    for fact in in_world_order(seen, MeasureChanged, ExemptionGranted):
+        target = changes if isinstance(fact.event, MeasureChanged) else exempted
+        target.setdefault(fact.event.measure_id, []).append(fact)
     return {
         measure_id: _History(
             measure_id=measure_id,
             changes=tuple(sorted(facts, key=lambda f: (f.occurred_on, _starts_on(f.event), f.version), reverse=True)),
+            exemptions=tuple(exempted.get(measure_id, ())),
         )
-        for measure_id, facts in sorted(grouped.items())
+        for measure_id, facts in sorted(changes.items())
     }
+
+
+def _lapse_table(seen: View, book: _Book) -> dict[tuple[str, str], tuple[float, tuple[str, ...]]]:
+    found = {}
+    for t in _truces(seen, book):
+        for s in t.suspensions:
+            if t.deadline_id is not None and s.lapse_rate_pct is not None:
+                found[(s.measure_id, t.deadline_id)] = (s.lapse_rate_pct, t.because)
+    return found
+
+
+def _lapse(change: MeasureChanged, table: dict) -> tuple[float, tuple[str, ...]] | None:
+    if change.status != "suspended":
+        return None
+    if change.lapse_rate_pct is not None:
+        return change.lapse_rate_pct, ()
+    return table.get((change.measure_id, change.until_deadline)) if change.until_deadline else None
 
 
 def _end(change: MeasureChanged, book: _Book, on: dt.date) -> tuple[dt.date | None, tuple[str, ...]]:
@@ -252,67 +316,95 @@ def _end(change: MeasureChanged, book: _Book, on: dt.date) -> tuple[dt.date | No
     if change.until_deadline:
         due = book.due(change.until_deadline, on)
         if due is not None:
-            ends.append(due.on)
+            ends.append(_first_day_after(due) - _DAY)
             because = due.because
     return min(ends, default=None), because
 
 
-def _ruling(history: _History, on: dt.date, book: _Book) -> _Ruling | None:
+def _ruling(history: _History, on: dt.date, book: _Book, table: dict) -> tuple[Ruling | None, list]:
     ended: list[tuple[dt.date, tuple[str, ...]]] = []
     for fact in history.acts:
-        start = _starts_on(fact.event)
+        change = fact.event
+        start = _starts_on(change)
         if start > on:
             continue
-        end, end_because = _end(fact.event, book, on)
-        if end is not None and end < on:
+        end, end_because = _end(change, book, on)
+        lapse = _lapse(change, table) if end is not None and end < on else None
+        if end is not None and end < on and lapse is None:
             if end >= start:
                 ended.append((end, (*fact.because, *end_because)))
             continue
-        overtaken = [(e, b) for e, b in ended if e >= start]
-        return _Ruling(
-            change=fact,
-            since=max([start, *(e + _DAY for e, _ in overtaken)]),
-            until=end,
-            because=because_of(fact.because, end_because, *(b for _, b in overtaken)),
-        )
-    return None
+        if lapse is not None:
+            status, rate, first, until, why = "in_force", lapse[0], max(start, end + _DAY), None, (*end_because, *lapse[1])
+        else:
+            status, rate, first, until, why = change.status, change.rate_pct, start, end, end_because
+        overtaken = [(e, b) for e, b in ended if e >= first]
+        return Ruling(
+            change=fact, status=status, rate_pct=rate, starts=first,
+            since=max([first, *(e + _DAY for e, _ in overtaken)]), until=until,
+            because=because_of(fact.because, why, *(b for _, b in overtaken)), lapsed=lapse is not None,
+        ), ended
+    return None, ended
 
 
-def _pending(history: _History, as_of: dt.date, book: _Book) -> tuple[PendingChange, ...]:
-    current = _ruling(history, as_of, book)
+def _pending(history: _History, as_of: dt.date, book: _Book, table: dict) -> tuple[PendingChange, ...]:
+    current = _ruling(history, as_of, book, table)[0]
+    days = {_starts_on(f.event) for f in history.acts if _starts_on(f.event) > as_of}
+    for f in history.acts:
+        end = _end(f.event, book, as_of)[0]
+        if end is not None and _lapse(f.event, table) is not None:
+            days.add(max(_starts_on(f.event), end + _DAY))
     scheduled: list[PendingChange] = []
-    for day in sorted({_starts_on(f.event) for f in history.acts if _starts_on(f.event) > as_of}):
-        upcoming = _ruling(history, day, book)
-        if upcoming is None or _starts_on(upcoming.change.event) != day:
+    for day in sorted(d for d in days if d > as_of):
+        upcoming = _ruling(history, day, book, table)[0]
+        if upcoming is None or upcoming.starts != day:
             continue
-        if current is None or upcoming.change.event_id != current.change.event_id:
-            change = upcoming.change.event
+        if current is None or (upcoming.change.event_id, upcoming.lapsed) != (current.change.event_id, current.lapsed):
             scheduled.append(
                 PendingChange(
-                    measure_id=history.measure_id,
-                    status=change.status,
-                    rate_pct=change.rate_pct,
-                    effective_from=day,
-                    because=upcoming.because,
+                    measure_id=history.measure_id, status=upcoming.status, rate_pct=upcoming.rate_pct,
+                    effective_from=day, because=upcoming.because, announced_on=upcoming.change.occurred_on,
                 )
             )
             current = upcoming
     return tuple(scheduled)
 
 
+def _stage(history: _History, as_of: dt.date, book: _Book, table: dict) -> tuple[Any, ...]:
+    """(status, since, rate, until, because, ruling, pending) as the lifecycle rules say."""
+    applying, ended = _ruling(history, as_of, book, table)
+    pending = _pending(history, as_of, book, table)
+    latest = history.changes[0]
+    if applying is not None:
+        return applying.status, applying.since, applying.rate_pct, applying.until, applying.because, applying, pending
+    if pending:
+        return "announced", pending[0].announced_on, pending[0].rate_pct, None, pending[0].because, None, pending
+    if latest.event.status not in _ACTS:
+        return latest.event.status, latest.occurred_on, latest.event.rate_pct, None, latest.because, None, pending
+    if ended:
+        last = max(e for e, _ in ended)
+        because = next(b for e, b in ended if e == last)
+        return "expired", last + _DAY, None, None, because, None, pending
+    return None, None, None, None, latest.because, None, pending
+
+
+def _terms(applying: Ruling | None, table: dict) -> tuple[float | None, float | None]:
+    if applying is None or applying.lapsed or applying.status != "suspended":
+        return None, None
+    lapse = _lapse(applying.change.event, table)
+    return (lapse[0] if lapse else None), applying.change.event.suspended_points
+
+
 def _reference_measures(seen: View) -> MeasuresView:
     book = _book(seen)
+    table = _lapse_table(seen, book)
     found: list[MeasureView] = []
     for history in _histories(seen).values():
         latest = history.latest
         if latest.kind == "tariff":
             continue
-        applying = _ruling(history, seen.as_of, book)
-        change = applying.change.event if applying else None
-        if change is not None:
-            status = change.status
-        else:
-            status = latest.status if latest.status not in _ACTS else None
+        status, since, rate, until, because, applying, pending = _stage(history, seen.as_of, book, table)
+        lapse_rate, points = _terms(applying, table)
         found.append(
             MeasureView(
                 measure_id=history.measure_id,
@@ -320,41 +412,57 @@ def _reference_measures(seen: View) -> MeasuresView:
                 name=first_given(history.changes, "name"),
                 imposed_by=latest.imposed_by,
                 applies_to=latest.applies_to,
+                all_destinations=latest.applies_to == "ALL",
                 legal_basis=history.legal_basis,
                 scope=first_given(history.changes, "scope"),
                 status=status,
-                in_force=change is not None and _counts(change),
-                rate_pct=change.rate_pct if change else None,
-                since=applying.since if applying else None,
-                until=applying.until if applying else None,
-                until_deadline=change.until_deadline if change else None,
-                pending=_pending(history, seen.as_of, book),
-                because=applying.because if applying else history.changes[0].because,
+                in_force=applying is not None and _counts(applying.status, applying.rate_pct),
+                rate_pct=rate,
+                since=since,
+                until=until,
+                until_deadline=applying.change.event.until_deadline if applying else None,
+                lapse_rate_pct=lapse_rate,
+                suspended_points=points,
+                exemptions=history.exempted(seen.as_of),
+                pending=pending,
+                because=because,
             )
         )
     return MeasuresView(measures=tuple(found))
 
 
-def _in_force(histories: Sequence[_History], on: dt.date, book: _Book) -> tuple[MeasureRate, ...]:
+def _line(history: _History, applying: Ruling, on: dt.date, terms: tuple[float | None, float | None]) -> MeasureRate:
+    change = applying.change.event
+    exemptions = history.exempted(on)
+    return MeasureRate(
+        measure_id=history.measure_id,
+        name=first_given(history.changes, "name"),
+        rate_pct=applying.rate_pct,
+        legal_basis=history.legal_basis,
+        status=applying.status,
+        coverage="partial" if change.coverage == "partial" or exemptions else "all",
+        counted=change.coverage == "all",
+        all_destinations=history.latest.applies_to == "ALL",
+        since=applying.since,
+        until=applying.until,
+        lapse_rate_pct=terms[0],
+        suspended_points=terms[1],
+        exemptions=exemptions,
+        because=because_of(applying.because, *(e.because for e in exemptions)),
+    )
+
+
+def _in_force(histories: Sequence[_History], on: dt.date, book: _Book, table: dict) -> tuple[MeasureRate, ...]:
     rates = []
     for history in histories:
-        applying = _ruling(history, on, book)
-        if applying is not None and _counts(applying.change.event):
-            rates.append(
-                MeasureRate(
-                    measure_id=history.measure_id,
-                    rate_pct=applying.change.event.rate_pct,
-                    legal_basis=history.legal_basis,
-                    coverage=applying.change.event.coverage,
-                    since=applying.since,
-                    because=applying.because,
-                )
-            )
+        applying = _ruling(history, on, book, table)[0]
+        if applying is not None and _counts(applying.status, applying.rate_pct):
+            rates.append(_line(history, applying, on, (None, None)))
     return tuple(rates)
 
 
 def _total(rates: Sequence[MeasureRate]) -> float:
-    return sum(r.rate_pct or 0.0 for r in rates if r.coverage == "all")
+    return sum(r.rate_pct or 0.0 for r in rates if r.counted)
 
 
 def _touches(t: TruceView, histories: Sequence[_History]) -> bool:
@@ -365,13 +473,14 @@ def _touches(t: TruceView, histories: Sequence[_History]) -> bool:
     )
 
 
-def _lapse(histories: Sequence[_History], running: Sequence[tuple[dt.date, TruceView]], book: _Book) -> TruceLapse | None:
-    touching = [(expires_on, t) for expires_on, t in running if _touches(t, histories)]
+def _truce_lapse(
+    histories: Sequence[_History], running: Sequence[tuple[dt.date, TruceView]], book: _Book, table: dict
+) -> TruceLapse | None:
+    touching = [(lapses_on, t) for lapses_on, t in running if _touches(t, histories)]
     if not touching:
         return None
-    expires_on, first = min(touching, key=lambda pair: pair[0])
-    applies_from = expires_on + _DAY
-    rates = _in_force(histories, applies_from, book)
+    applies_from, first = min(touching, key=lambda pair: pair[0])
+    rates = _in_force(histories, applies_from, book, table)
     return TruceLapse(
         truce_id=first.truce_id,
         applies_from=applies_from,
@@ -381,34 +490,78 @@ def _lapse(histories: Sequence[_History], running: Sequence[tuple[dt.date, Truce
     )
 
 
+def _parties(seen: View) -> list[str]:
+    always = dataclasses.replace(seen, as_of=dt.date.max, _memo={})
+    return list(dict.fromkeys(p for f in in_world_order(always, NegotiationOpened) for p in f.event.parties))
+
+
 def _reference_tariff_schedule(seen: View, legal_basis: str | None = None) -> TariffScheduleView:
     book = _book(seen)
+    table = _lapse_table(seen, book)
+    parties = _parties(seen)
     directions: dict[tuple[str, str], list[_History]] = {}
     for history in _histories(seen).values():
         latest = history.latest
         wanted = legal_basis is None or (
             history.legal_basis is not None and legal_basis.casefold() in history.legal_basis.casefold()
         )
-        if latest.kind == "tariff" and wanted:
-            directions.setdefault((latest.imposed_by, latest.applies_to), []).append(history)
+        if latest.kind != "tariff" or not wanted:
+            continue
+        targets = [latest.applies_to]
+        if latest.applies_to == "ALL":
+            targets = [p for p in parties if p != latest.imposed_by] or ["ALL"]
+        for target in targets:
+            directions.setdefault((latest.imposed_by, target), []).append(history)
     running = [
-        (t.expires_on, t) for t in _truces(seen, book) if t.status in ("pending", "active") and t.expires_on is not None
+        (t.lapses_on, t) for t in _truces(seen, book) if t.status in ("pending", "active") and t.lapses_on is not None
     ]
     schedule = []
     for (imposed_by, applies_to), histories in sorted(directions.items()):
-        rates = _in_force(histories, seen.as_of, book)
+        rates, others, pending = [], [], []
+        for history in histories:
+            status, since, rate, until, because, applying, scheduled = _stage(history, seen.as_of, book, table)
+            pending += scheduled
+            if applying is not None and _counts(applying.status, applying.rate_pct):
+                rates.append(_line(history, applying, seen.as_of, _terms(applying, table)))
+            else:
+                others.append(
+                    MeasureLine(
+                        measure_id=history.measure_id, name=first_given(history.changes, "name"), status=status,
+                        since=since, rate_pct=rate, legal_basis=history.legal_basis,
+                        all_destinations=history.latest.applies_to == "ALL", because=because,
+                    )
+                )
         schedule.append(
             TariffDirection(
                 imposed_by=imposed_by,
                 applies_to=applies_to,
                 total_additional_pct=_total(rates),
-                measures=rates,
-                pending=tuple(p for h in histories for p in _pending(h, seen.as_of, book)),
-                on_truce_lapse=_lapse(histories, running, book),  # type: ignore[arg-type]
+                measures=tuple(rates),
+                not_in_force=tuple(others),
+                pending=tuple(pending),
+                on_truce_lapse=_truce_lapse(histories, running, book, table),
                 because=because_of(*(r.because for r in rates)),
             )
         )
     return TariffScheduleView(legal_basis=legal_basis, directions=tuple(schedule))
+
+
+DATED_TYPES = tuple(t for t in FactType.__args__ if t not in (CoverageDeclared, NegotiationOpened))  # type: ignore[attr-defined]
+
+
+def _reference_coverage(seen: View) -> CoverageView:
+    always = dataclasses.replace(seen, as_of=dt.date.max, _memo={})
+    key = lambda f: (f.occurred_on, f.version)  # noqa: E731
+    declared = max(known(always, CoverageDeclared), key=key, default=None)
+    if declared is not None:
+        through, because = declared.event.record_through, declared.because
+    else:
+        last = max(known(always, *DATED_TYPES), key=key, default=None)
+        through, because = (last.occurred_on, last.because) if last else (None, ())
+    return CoverageView(
+        record_through=through, declared=declared is not None,
+        beyond_record=through is not None and seen.as_of > through, because=because,
+    )
 
 
 def _reference_issues(seen: View) -> IssuesView:
@@ -491,6 +644,7 @@ def reference(state: State, as_of: dt.date, known_at: dt.datetime) -> dict[str, 
         "deadlines": _reference_deadlines(seen),
         "issues": _reference_issues(seen),
         "rounds": _reference_rounds(seen),
+        "coverage": _reference_coverage(seen),
     }
 
 
@@ -506,6 +660,7 @@ def indexed(state: State, as_of: dt.date, known_at: dt.datetime) -> dict[str, An
         "deadlines": deadlines(seen),
         "issues": issues(seen),
         "rounds": rounds(seen),
+        "coverage": coverage(seen),
     }
 
 
@@ -529,20 +684,42 @@ def measure_changed(draw: st.DrawFn, on: dt.date) -> MeasureChanged:
     effective_from = on + lead if (lead := draw(maybe_days)) is not None else None
     runs = draw(maybe_days)
     imposed_by, applies_to = ("CN", "US") if measure_id == "m-cn" else ("US", "CN")
+    status = draw(st.sampled_from(["threatened", "announced", "in_force", "in_force", "suspended", "suspended", "removed", "expired", "invalidated"]))
+    until_deadline = draw(st.none() | st.sampled_from(DEADLINES))
+    effective_until = (effective_from or on) + runs if runs is not None else None
+    suspension = status == "suspended"
+    ends = until_deadline is not None or effective_until is not None
     return MeasureChanged(
         occurred_on=on,
         measure_id=measure_id,
         kind=kind,  # type: ignore[arg-type]
-        status=draw(st.sampled_from(["threatened", "announced", "in_force", "in_force", "suspended", "removed", "invalidated"])),
+        status=status,  # type: ignore[arg-type]
         imposed_by=imposed_by,
-        applies_to=applies_to,
+        applies_to=draw(st.sampled_from([applies_to, applies_to, "ALL"])),
         name=draw(st.sampled_from([None, "Duty", "Tariff"])),
         legal_basis=draw(st.sampled_from([basis, basis, None, "IEEPA reciprocal"])),
         scope=draw(st.sampled_from([None, "all goods"])),
         rate_pct=draw(st.none() | st.sampled_from([10, 20, 34, 125])) if kind == "tariff" else None,
+        coverage=draw(st.sampled_from(["all", "all", "partial"])),
+        effective_from=effective_from,
+        effective_until=effective_until,
+        until_deadline=until_deadline,
+        lapse_rate_pct=draw(st.none() | st.sampled_from([0, 34])) if suspension and ends and kind == "tariff" else None,
+        suspended_points=draw(st.none() | st.just(24)) if suspension else None,
+    )
+
+
+@st.composite
+def exemption_event(draw: st.DrawFn, on: dt.date) -> Event:
+    effective_from = on + lead if (lead := draw(maybe_days)) is not None else None
+    runs = draw(maybe_days)
+    return ExemptionGranted(
+        occurred_on=on,
+        measure_id=draw(st.sampled_from([m for m, _, _ in MEASURES])),
+        exemption_id=draw(st.sampled_from(["phones", "chips"])),
+        description=draw(st.sampled_from(["Smartphones", "Chips and computers"])),
         effective_from=effective_from,
         effective_until=(effective_from or on) + runs if runs is not None else None,
-        until_deadline=draw(st.none() | st.sampled_from(DEADLINES)),
     )
 
 
@@ -550,12 +727,27 @@ def measure_changed(draw: st.DrawFn, on: dt.date) -> MeasureChanged:
 def deadline_event(draw: st.DrawFn, on: dt.date) -> Event:
     deadline_id = draw(st.sampled_from(DEADLINES))
     due_on = on + dt.timedelta(days=draw(st.integers(0, 120)))
+    ends = draw(st.sampled_from([None, None, "start_of_day", "end_of_day"]))
+    consequence = draw(st.sampled_from([None, "Rates return", "Talks end"]))
     match draw(st.sampled_from(["set", "extended", "extended", "resolved"])):
         case "set":
-            return DeadlineSet(occurred_on=on, deadline_id=deadline_id, title=draw(st.sampled_from(["A", "B"])), due_on=due_on)
+            return DeadlineSet(
+                occurred_on=on, deadline_id=deadline_id, title=draw(st.sampled_from(["A", "B"])), due_on=due_on, ends=ends,
+                consequence=consequence,
+            )
         case "extended":
-            return DeadlineExtended(occurred_on=on, deadline_id=deadline_id, due_on=due_on)
+            return DeadlineExtended(occurred_on=on, deadline_id=deadline_id, due_on=due_on, ends=ends, consequence=consequence)
     return DeadlineResolved(occurred_on=on, deadline_id=deadline_id, outcome="met")
+
+
+SUSPENDS = [
+    (),
+    ("m-ieepa",),
+    ("ctl", "m-301"),
+    (Suspension(measure_id="m-ieepa", lapse_rate_pct=34, suspended_points=24),),
+    ("ctl", Suspension(measure_id="m-cn", lapse_rate_pct=10)),
+    (Suspension(measure_id="m-ieepa", suspended_points=20), Suspension(measure_id="m-301", lapse_rate_pct=25)),
+]
 
 
 @st.composite
@@ -567,7 +759,7 @@ def truce_event(draw: st.DrawFn, on: dt.date) -> Event:
         parties=draw(st.sampled_from([(), ("US", "CN"), ("CN",)])),
         effective_from=on + lead if (lead := draw(maybe_days)) is not None else None,
         deadline_id=draw(st.none() | st.sampled_from(DEADLINES)),
-        suspends=draw(st.sampled_from([(), ("m-ieepa",), ("ctl", "m-301")])),
+        suspends=draw(st.sampled_from(SUSPENDS)),
     )
 
 
@@ -584,7 +776,7 @@ def issue_event(draw: st.DrawFn, on: dt.date) -> Event:
         case "updated":
             return IssueUpdated(
                 occurred_on=on, issue_id=issue_id,
-                status=draw(st.sampled_from([None, "open", "stalled", "resolved", "in_negotiation"])),
+                status=draw(st.sampled_from([None, "open", "stalled", "resolved", "in_negotiation", "awaiting_approval"])),
                 title=draw(st.sampled_from([None, "Renamed"])), text=draw(st.sampled_from([None, "notes"])),
             )
         case "demand":
@@ -608,12 +800,18 @@ def round_event(draw: st.DrawFn, on: dt.date) -> Event:
 
 @st.composite
 def other_event(draw: st.DrawFn, on: dt.date) -> Event:
-    if draw(st.booleans()):
-        return StatementMade(occurred_on=on, speaker=Person(name="He Lifeng", party="CN"), quote="fine")
-    return NegotiationOpened(occurred_on=on, title="Trade", parties=("US", "CN"))
+    match draw(st.sampled_from(["statement", "opened", "coverage"])):
+        case "statement":
+            return StatementMade(occurred_on=on, speaker=Person(name="He Lifeng", party="CN"), quote="fine")
+        case "coverage":
+            return CoverageDeclared(occurred_on=on, record_through=on - dt.timedelta(days=draw(st.integers(0, 30))))
+    return NegotiationOpened(occurred_on=on, title="Trade", parties=draw(st.sampled_from([("US", "CN"), ("US", "CN", "EU"), ("EU",)])))
 
 
-KINDS = (measure_changed, measure_changed, measure_changed, deadline_event, truce_event, issue_event, round_event, other_event)
+KINDS = (
+    measure_changed, measure_changed, measure_changed, exemption_event, deadline_event, truce_event, issue_event, round_event,
+    other_event,
+)
 
 
 @st.composite

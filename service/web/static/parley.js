@@ -7,10 +7,10 @@
   const DAY = 86400000;
   const PAD = 12; // px before the first day of the timeline
   const LANES = [
-    { id: "rounds", label: "Rounds & agreements", types: ["negotiation_opened", "round_scheduled", "round_held", "agreement_reached"] },
+    { id: "rounds", label: "Rounds & agreements", types: ["negotiation_opened", "round_scheduled", "round_held", "agreement_reached", "coverage_declared"] },
     { id: "truces", label: "Truces", types: ["truce_agreed", "truce_extended", "truce_ended"] },
     { id: "statements", label: "Statements", types: ["statement_made"] },
-    { id: "measures", label: "Measures", types: ["measure_changed"] },
+    { id: "measures", label: "Measures", types: ["measure_changed", "exemption_granted"] },
     { id: "deadlines", label: "Deadlines", types: ["deadline_set", "deadline_extended", "deadline_resolved"] },
     { id: "issues", label: "Issues", types: ["issue_raised", "issue_updated", "demand_made", "concession_made"] },
   ];
@@ -398,7 +398,12 @@
 
   function rateItem(state, rate) {
     const name = measureName(rate.measure_id);
-    const meta = [rate.legal_basis, `since ${longDate(rate.since)}`].filter(Boolean).join(" · ");
+    const meta = [
+      rate.legal_basis, `since ${longDate(rate.since)}`,
+      rate.lapse_rate_pct !== null && rate.lapse_rate_pct !== undefined ? `${pct(rate.lapse_rate_pct)} on lapse` : null,
+      rate.all_destinations ? "every destination" : null,
+      ...(rate.exemptions || []).map((exemption) => `except ${exemption.description} since ${longDate(exemption.since)}`),
+    ].filter(Boolean).join(" · ");
     return h(
       "li",
       { class: rate.coverage === "all" ? "counted" : "partial", title: `${name} — ${pct(rate.rate_pct)}, ${meta}` },
@@ -410,8 +415,13 @@
 
   function renderDirection(state, direction) {
     const key = `${direction.imposed_by}->${direction.applies_to}`;
-    const counted = direction.measures.filter((rate) => rate.coverage === "all");
-    const partial = direction.measures.filter((rate) => rate.coverage !== "all");
+    const isCounted = (rate) => (rate.counted === undefined ? rate.coverage === "all" : rate.counted);
+    const counted = direction.measures.filter(isCounted);
+    const partial = direction.measures.filter((rate) => !isCounted(rate));
+    const others = (direction.not_in_force || []).map((line) =>
+      h("li", { class: `not-in-force status-${line.status}` }, h("span", { class: "rate" }, line.rate_pct === null ? "—" : pct(line.rate_pct)),
+        h("span", { class: "what" }, eventLink(line.because?.[0], measureName(line.measure_id)),
+          h("span", { class: "meta" }, [words(line.status || "not in force"), line.since ? `since ${longDate(line.since)}` : ""].filter(Boolean).join(" ")))));
     const pending = direction.pending.map((change) =>
       h("li", { class: "pending" }, h("span", { class: "rate" }, pct(change.rate_pct)),
         h("span", { class: "what" }, eventLink(change.because?.[0] || change.event_id, measureName(change.measure_id)),
@@ -427,6 +437,7 @@
       counted.length ? h("ul", { class: "rates" }, counted.map((rate) => rateItem(state, rate))) : h("p", { class: "muted none" }, "No duty on all goods in force."),
       partial.length ? [h("h4", {}, "Listed products only (not in the total)"), h("ul", { class: "rates" }, partial.map((rate) => rateItem(state, rate)))] : null,
       pending.length ? [h("h4", {}, "Pending"), h("ul", { class: "rates" }, pending)] : null,
+      others.length ? [h("h4", {}, "Not in force (threatened, announced, removed, expired, invalidated)"), h("ul", { class: "rates" }, others)] : null,
       lapse
         ? h("p", { class: "lapse" }, `If the truce lapses: ${pct(lapse.total_additional_pct)} from ${longDate(lapse.applies_from)}`)
         : null,
@@ -483,7 +494,17 @@
           eventLink(measure.because[0], measure.name || measure.measure_id)))));
   }
 
+  function coverageBanner(coverage) {
+    if (!coverage || !coverage.beyond_record) return null;
+    const how = coverage.declared ? "is kept complete through" : "ends with an event of";
+    return h("p", { class: "beyond-record", role: "note" },
+      h("strong", {}, "Past the end of the record. "),
+      `This negotiation's record ${how} ${longDate(coverage.record_through)}: what is shown for ${longDate(app.asOf)} carries the record forward; it is not known fact.`);
+  }
+
   function renderState(state) {
+    $("#beyond-record").replaceChildren(...[coverageBanner(state.coverage)].filter(Boolean));
+    $("#beyond-record").hidden = !state.coverage?.beyond_record;
     $("#state-date").textContent = longDate(state.as_of);
     $("#context-date").textContent = longDate(state.as_of);
     const known = app.knownAt ? h("p", { class: "muted known-note" }, `As recorded by ${app.knownAt}`) : null;
