@@ -37,7 +37,7 @@ def _record_through(view: View) -> tuple[dt.date | None, bool, tuple[str, ...]]:
     declaration: Fact[CoverageDeclared] | None = seen.latest_known(seen.entities.coverage)
     if declaration is not None:
         return declaration.event.record_through, True, declaration.because
-    last = seen.latest_known(seen.entities.dated)
+    last = seen.entities.dated.at(seen.cut)
     if last is None:
         return None, False, ()
     return last.occurred_on, False, last.because

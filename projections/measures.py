@@ -158,7 +158,9 @@ class MeasureHistory:
     def lapse_days(self, as_of: dt.date, book: DeadlineBook, lapses: LapseRates) -> set[dt.date]:
         """Days after as_of a suspension of this measure may lapse on: after each deadline a suspension with a rate on
         lapse runs until, after each fixed end of a suspension (a superset: the ruling on the day decides)."""
-        days = set()
+        days: set[dt.date] = set()
+        if not lapses and not self._index.lapse_until and not len(self._index.lapsable):
+            return days
         for deadline_id in self._index.until:
             if deadline_id not in self._index.lapse_until and (self.measure_id, deadline_id) not in lapses:
                 continue
@@ -174,6 +176,8 @@ class MeasureHistory:
     def exemptions(self, on: dt.date) -> tuple[Exemption, ...]:
         """The exemptions granted by as_of that apply on `on`, the latest grant of each exemption id."""
         latest: dict[str, Fact[ExemptionGranted]] = {}
+        if not len(self._index.exemptions):
+            return ()
         for fact in self._scope.world_order(self._index.exemptions):
             latest[fact.event.exemption_id] = fact
         found = []
@@ -298,10 +302,10 @@ class PendingChange(Struct, frozen=True, kw_only=True):
 
 
 def pending_changes(
-    history: MeasureHistory, as_of: dt.date, book: DeadlineBook, lapses: LapseRates
+    history: MeasureHistory, as_of: dt.date, book: DeadlineBook, lapses: LapseRates, current: Ruling | None
 ) -> tuple[PendingChange, ...]:
-    """Scheduled changes that will apply on their first day; a rate replaced before its date is left out."""
-    current = ruling(history, as_of, book, lapses)
+    """Scheduled changes that will apply on their first day (after `current`, the ruling on as_of); a rate replaced
+    before its date is left out."""
     scheduled: list[PendingChange] = []
     for day in sorted(_scheduled_days(history, as_of, book, lapses)):
         upcoming = ruling(history, day, book, lapses)
@@ -371,7 +375,7 @@ class Lifecycle:
 
 def lifecycle(history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates) -> Lifecycle:
     applying, ended = _ruling(history, on, book, lapses)
-    pending = pending_changes(history, on, book, lapses)
+    pending = pending_changes(history, on, book, lapses, applying)
     if applying is not None:
         return Lifecycle(applying.status, applying.since, applying.rate_pct, applying.until, applying.because, applying, pending)
     if pending:

@@ -50,7 +50,7 @@ from events.payloads import (
     TruceExtended,
 )
 from events.records import Recorded
-from projections.index import Sorted, Version, bound, sort_key
+from projections.index import NEVER, Sorted, Version, bound, sort_key
 from projections.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
 
 E = TypeVar("E", bound=Event)
@@ -113,9 +113,42 @@ class Entities:
     truces: dict[str, Sorted] = dataclasses.field(default_factory=dict)
     issues: dict[str, Sorted] = dataclasses.field(default_factory=dict)
     rounds: dict[str, Sorted] = dataclasses.field(default_factory=dict)
-    # every fact of the world (not amendments, not coverage declarations) by occurred_on: where the record ends
-    dated: Sorted = dataclasses.field(default_factory=Sorted)
     coverage: Sorted = dataclasses.field(default_factory=Sorted)
+    # where the record ends: the latest-dated fact of the world (not an amendment, a declaration or the opening)
+    # live after each ledger position, so a prefix of the ledger reads its own answer in O(1)
+    dated: _Latest = dataclasses.field(default_factory=lambda: _Latest())
+
+
+class _Latest:
+    """The greatest live version among those added, after each ledger position; amending it rescans (rare)."""
+
+    __slots__ = ("_best", "_keys", "_versions", "after")
+
+    def __init__(self) -> None:
+        self._keys: list[int] = []
+        self._versions: list[Version] = []
+        self._best = -1
+        self.after: list[Fact | None] = []
+
+    def add(self, key: int, version: Version) -> None:
+        self._keys.append(key)
+        self._versions.append(version)
+        if self._best < 0 or key > self._keys[self._best]:
+            self._best = len(self._keys) - 1
+
+    def settle(self, position: int) -> None:
+        """Record the greatest live version once `position` is folded."""
+        if self._best >= 0 and self._versions[self._best].superseded != NEVER:
+            live = [i for i, v in enumerate(self._versions) if v.superseded == NEVER]
+            self._keys = [self._keys[i] for i in live]
+            self._versions = [self._versions[i] for i in live]
+            self._best = max(range(len(live)), key=self._keys.__getitem__, default=-1)
+        while len(self.after) <= position:
+            self.after.append(self._versions[self._best].fact if self._best >= 0 else None)
+
+    def at(self, cut: int) -> Fact | None:
+        """The greatest version visible to `cut` (the records below it)."""
+        return self.after[cut - 1] if cut else None
 
 
 @dataclasses.dataclass(eq=False)
@@ -176,6 +209,7 @@ def evolve(state: State, recorded: Recorded) -> State:
     else:
         ledger.by_type.setdefault(type(event), []).append(position)
     _file(ledger, position, recorded)
+    ledger.entities.dated.settle(position)
     return State(
         negotiation_id=recorded.negotiation_id,
         version=recorded.originator_version,
@@ -245,24 +279,26 @@ def _publish(ledger: _Ledger, original: _Original, position: int) -> None:
     recorded = original.recorded
     fact = Fact(event_id=recorded.event_id, version=recorded.originator_version, event=event, because=original.because)
     entities = ledger.entities
-    dating = _dating(event)
-    if dating is not None and dating == _dating(recorded.event):
-        original.dated = Version(fact, position)
+    kind = type(event)
+    version = None
+    if original.group is not None and _GROUPS.get(kind) == original.group:
+        original.version = version = Version(fact, position)
+        _place(entities, version)
+    dating = _DATING.get(kind, "dated")
+    if dating is not None and dating == _DATING.get(type(recorded.event), "dated"):
+        # one version serves both indexes: they are superseded together
+        original.dated = version or Version(fact, position)
         getattr(entities, dating).add(sort_key(event.occurred_on, fact.version), original.dated)
-    if original.group is None or _GROUPS.get(type(event)) != original.group:
-        return
-    original.version = version = Version(fact, position)
-    _place(entities, version)
 
 
-def _dating(event: Event) -> str | None:
-    """The index a fact counts in for coverage: a declaration, or a dated fact of the world (amendments and the
-    negotiation's opening, stamped when it was opened, are neither)."""
-    if isinstance(event, CoverageDeclared):
-        return "coverage"
-    if isinstance(event, (EventCorrected, EventRetracted, NegotiationOpened)):
-        return None
-    return "dated"
+# The index a fact counts in for coverage (default: a dated fact of the world): a declaration, or none for the
+# amendments and the negotiation's opening (stamped when it was opened).
+_DATING: dict[type[Event], str | None] = {
+    CoverageDeclared: "coverage",
+    EventCorrected: None,
+    EventRetracted: None,
+    NegotiationOpened: None,
+}
 
 
 def _place(entities: Entities, version: Version) -> None:

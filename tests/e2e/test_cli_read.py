@@ -215,6 +215,22 @@ def test_state_prints_tariffs_truce_measures_issues_and_deadlines(store):
     assert all(s in deadline for s in ("Truce expiry", "2025-11-10", "70 days", "Rates return to 34%"))
 
 
+def test_a_date_past_the_record_gets_one_warning_line_and_a_date_within_none(store):
+    beyond = parley("state", "talks", "--as-of", "2025-09-01", "--database", store["database"])
+    within = parley("state", "talks", "--as-of", "2025-08-01", "--database", store["database"])
+    as_json = parley("state", "talks", "--as-of", "2025-09-01", "--json", "--database", store["database"])
+
+    assert beyond.returncode == 0, beyond.stderr
+    (line,) = beyond.stderr.strip().splitlines()
+    assert line.startswith("warning: 2025-09-01 is past the end of the record (last recorded event: 2025-08-11)")
+    assert "record through 2025-08-11" in beyond.stdout
+    assert within.stderr == ""
+    # the JSON on stdout stays parseable; the warning goes to stderr, and the answer says it too
+    assert json.loads(as_json.stdout)["coverage"]["beyond_record"] is True and "warning:" in as_json.stderr
+    timeline = parley("timeline", "talks", "--to", "2025-12-31", "--database", store["database"])
+    assert "past the end of the record" in timeline.stderr
+
+
 def test_state_known_at_shows_what_was_recorded_by_then(store):
     before = parley("state", "talks", "--as-of", "2025-09-01", "--known-at", BEFORE_EXTENSION, "--database", store["database"])
     assert before.returncode == 0, before.stderr

@@ -435,3 +435,61 @@ def test_page_headers_keep_it_on_this_origin(shipped: Service) -> None:
     assert "<title>" in page.text and "http://" not in page.text and "https://" not in page.text
     for asset in ("parley.js", "parley.css", "favicon.svg"):
         assert httpx.get(f"{shipped.base_url}/static/web/{asset}", timeout=30).status_code == 200
+
+
+def _record_through(service: Service) -> dt.date:
+    state = httpx.get(f"{service.base_url}/v1/negotiations/{NEGOTIATION}/state/truce", timeout=30).json()
+    return dt.date.fromisoformat(state["coverage"]["record_through"])
+
+
+def test_a_date_past_the_record_shows_a_banner_and_a_date_within_it_none(shipped: Service, open_page) -> None:
+    through = _record_through(shipped)
+    watched = open_page()
+    page = watched.page
+    later = (through + dt.timedelta(days=120)).isoformat()
+
+    page.goto(f"{shipped.base_url}/?as_of={later}")
+    wait_state(page, later)
+    banner = page.locator("#beyond-record")
+    expect(banner).to_be_visible()
+    assert "Past the end of the record" in banner.inner_text()
+
+    page.goto(f"{shipped.base_url}/?as_of={through.isoformat()}")
+    wait_state(page, through.isoformat())
+    expect(banner).to_be_hidden()
+    watched.check(shipped)
+
+
+def test_the_chart_draws_nothing_solid_past_the_record_in_svg_and_png(shipped: Service) -> None:
+    through = _record_through(shipped)
+    chart = f"{shipped.base_url}/v1/negotiations/{NEGOTIATION}/charts/tariffs"
+    params = {"from": (through - dt.timedelta(days=60)).isoformat(), "to": (through + dt.timedelta(days=60)).isoformat()}
+    svg = ET.fromstring(httpx.get(f"{chart}.svg", params=params, timeout=30).text)
+    left, right = float(svg.get("data-x0")), float(svg.get("data-x1"))
+    span = 121
+    boundary = left + (right - left) * 61 / span  # the start of the day after record_through
+    us = [p for p in svg.iter(f"{SVG}polyline") if p.get("stroke") == "#c62828"]
+    solid = [p for p in us if not p.get("stroke-dasharray")]
+    dashed = [p for p in us if p.get("stroke-dasharray")]
+    xs = lambda line: [float(point.split(",")[0]) for point in line.get("points").split()]  # noqa: E731
+    assert solid and dashed
+    assert max(max(xs(line)) for line in solid) <= boundary + 0.1
+    assert min(min(xs(line)) for line in dashed) >= boundary - 0.1
+    labels = [t.text or "" for t in svg.iter(f"{SVG}text")]
+    assert f"projection: the record ends {through.isoformat()}" in labels
+
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    import io
+
+    image = Image.open(io.BytesIO(httpx.get(f"{chart}.png", params=params, timeout=30).content)).convert("RGB")
+    scale = image.width / float(svg.get("width"))
+    ys = [float(point.split(",")[1]) for point in dashed[0].get("points").split()]
+    row = round(ys[0] * scale)
+    red = [image.getpixel((x, row))[0] > 150 and image.getpixel((x, row))[1] < 90
+           for x in range(round(boundary * scale) + 4, round(right * scale) - 4)]
+    # the projected line is dashed: red and not red alternate along it
+    assert any(red) and not all(red)
+    assert sum(1 for a, b in zip(red, red[1:]) if a != b) > 10
