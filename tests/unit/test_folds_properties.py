@@ -11,14 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.payloads import (
+    CoverageDeclared,
     DeadlineExtended,
     DeadlineSet,
     Event,
     EventCorrected,
     EventRetracted,
+    ExemptionGranted,
     MeasureChanged,
     Person,
     StatementMade,
+    Suspension,
     TruceAgreed,
     TruceEnded,
     TruceExtended,
@@ -34,6 +37,7 @@ from projections import (
     truce,
     view,
 )
+from projections.coverage import coverage
 
 NEGOTIATION = "properties"
 EPOCH = dt.date(2025, 1, 1)
@@ -68,6 +72,7 @@ def answers(state: State, as_of: dt.date, known_at: dt.datetime) -> tuple[Any, .
         measures(seen),
         deadlines(seen),
         statements(seen),
+        coverage(seen),
     )
 
 
@@ -79,18 +84,31 @@ def measure_changed(draw: st.DrawFn, on: dt.date) -> MeasureChanged:
     measure_id = draw(st.sampled_from(["fentanyl", "reciprocal", "entity-list"]))
     is_tariff = measure_id != "entity-list"
     effective_from = draw(st.none() | days.map(lambda d: on + d))
+    status = draw(st.sampled_from(["threatened", "announced", "in_force", "suspended", "removed", "expired", "invalidated"]))
+    effective_until = draw(st.none() | days.map(lambda d: (effective_from or on) + abs(d)))
+    until_deadline = draw(st.none() | st.sampled_from(DEADLINES))
+    lapses = status == "suspended" and is_tariff and (effective_until or until_deadline)
     return MeasureChanged(
         occurred_on=on,
         measure_id=measure_id,
         kind="tariff" if is_tariff else "entity_listing",
-        status=draw(st.sampled_from(["threatened", "announced", "in_force", "suspended", "removed", "invalidated"])),
+        status=status,  # type: ignore[arg-type]
         imposed_by="US",
-        applies_to="CN",
+        applies_to=draw(st.sampled_from(["CN", "CN", "ALL"])),
         legal_basis=draw(st.sampled_from(["IEEPA", "Section 301"])),
         rate_pct=draw(st.none() | st.sampled_from([10, 20, 34, 125])) if is_tariff else None,
         effective_from=effective_from,
-        effective_until=draw(st.none() | days.map(lambda d: (effective_from or on) + abs(d))),
-        until_deadline=draw(st.none() | st.sampled_from(DEADLINES)),
+        effective_until=effective_until,
+        until_deadline=until_deadline,
+        lapse_rate_pct=draw(st.none() | st.sampled_from([34, 0])) if lapses else None,
+    )
+
+
+@st.composite
+def exemption(draw: st.DrawFn, on: dt.date) -> ExemptionGranted:
+    return ExemptionGranted(
+        occurred_on=on, measure_id=draw(st.sampled_from(["fentanyl", "reciprocal"])), exemption_id="electronics",
+        description="Phones and chips", effective_from=draw(st.none() | days.map(lambda d: on + d)),
     )
 
 
@@ -98,9 +116,10 @@ def measure_changed(draw: st.DrawFn, on: dt.date) -> MeasureChanged:
 def deadline_event(draw: st.DrawFn, on: dt.date) -> Event:
     deadline_id = draw(st.sampled_from(DEADLINES))
     due_on = on + abs(draw(days)) * 2
+    ends = draw(st.sampled_from([None, "start_of_day", "end_of_day"]))
     if draw(st.booleans()):
-        return DeadlineSet(occurred_on=on, deadline_id=deadline_id, title="Expiry", due_on=due_on)
-    return DeadlineExtended(occurred_on=on, deadline_id=deadline_id, due_on=due_on)
+        return DeadlineSet(occurred_on=on, deadline_id=deadline_id, title="Expiry", due_on=due_on, ends=ends)
+    return DeadlineExtended(occurred_on=on, deadline_id=deadline_id, due_on=due_on, ends=ends)
 
 
 @st.composite
@@ -111,12 +130,14 @@ def truce_event(draw: st.DrawFn, on: dt.date) -> Event:
         truce_id=draw(st.sampled_from(["geneva", "london"])),
         effective_from=draw(st.none() | days.map(lambda d: on + abs(d))),
         deadline_id=draw(st.none() | st.sampled_from(DEADLINES)),
-        suspends=draw(st.sampled_from([(), ("reciprocal",)])),
+        suspends=draw(st.sampled_from([(), ("reciprocal",), (Suspension(measure_id="reciprocal", lapse_rate_pct=34),)])),
     )
 
 
 @st.composite
 def statement(draw: st.DrawFn, on: dt.date) -> Event:
+    if draw(st.integers(0, 4)) == 0:
+        return CoverageDeclared(occurred_on=on, record_through=on - abs(draw(days)))
     speaker = draw(st.sampled_from([Person(name="Li Chenggang", party="CN"), Person(name="Scott Bessent", party="US")]))
     return StatementMade(occurred_on=on, speaker=speaker, quote=draw(st.sampled_from(["agreed", "not agreed"])))
 
@@ -124,6 +145,7 @@ def statement(draw: st.DrawFn, on: dt.date) -> Event:
 EVENT_KINDS: tuple[Callable[[dt.date], st.SearchStrategy[Event]], ...] = (
     measure_changed,
     measure_changed,
+    exemption,
     deadline_event,
     truce_event,
     statement,
