@@ -269,6 +269,13 @@ class MeasureChanged(Event, tag="measure_changed", kw_only=True):
         Literal["all", "partial"],
         Meta(description="all: every good from applies_to (counted in a direction's total); partial: listed products only."),
     ] = "all"
+    rate_kind: Annotated[
+        Literal["additional", "all_inclusive"],
+        Meta(
+            description="additional: rate_pct is added to the ordinary (MFN) duty; all_inclusive: rate_pct is the whole duty "
+            "including MFN (goods whose MFN is below it pay up to it, goods at or above it pay MFN alone)."
+        ),
+    ] = "additional"
     lapse_rate_pct: Annotated[
         Percent,
         Meta(description="A suspension's rate on lapse: in force from the day after the suspension ends, unless a later act says otherwise."),

@@ -34,9 +34,11 @@ class MeasureRate(Struct, frozen=True, kw_only=True):
     legal_basis: str | None
     # in_force, or suspended: a partial suspension that keeps part of the rate
     status: MeasureStatus
+    # additional: on top of the ordinary duty; all_inclusive: the whole duty, ordinary duty included
+    rate_kind: str
     # all: every good; partial: listed products only, or every good but the exemptions listed
     coverage: str
-    # the line was imposed on every good, so the total counts it (exemptions or not)
+    # an additional duty imposed on every good, so the total counts it (exemptions or not)
     counted: bool
     # the measure applies to every destination, this direction's among them
     all_destinations: bool
@@ -74,7 +76,10 @@ class TruceLapse(Struct, frozen=True, kw_only=True):
 class TariffDirection(Struct, frozen=True, kw_only=True):
     imposed_by: str
     applies_to: str
+    # the additional duties (on top of the ordinary duty) in force on every good, added up
     total_additional_pct: float
+    # an all-inclusive rate in force on every good (ordinary duty included: goods below it pay up to it), else None
+    all_inclusive_pct: float | None
     # in force on as_of (the total adds those counted)
     measures: tuple[MeasureRate, ...]
     # every other tariff known on as_of, with its status: never counted
@@ -98,8 +103,9 @@ def _rate(history: MeasureHistory, applying: Ruling, on: dt.date, lapses: LapseR
         rate_pct=applying.rate_pct,
         legal_basis=history.legal_basis,
         status=applying.status,
+        rate_kind=change.rate_kind,
         coverage="partial" if change.coverage == "partial" or exemptions else "all",
-        counted=change.coverage == "all",
+        counted=change.coverage == "all" and change.rate_kind == "additional",
         all_destinations=history.latest.applies_to == ALL_DESTINATIONS,
         since=applying.since,
         until=applying.until,
@@ -123,6 +129,11 @@ def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBo
 def _total(rates: Sequence[MeasureRate]) -> float:
     """The additional duty on every good: product-specific lines would overstate it, so they are not added."""
     return sum(r.rate_pct or 0.0 for r in rates if r.counted)
+
+
+def _all_inclusive(rates: Sequence[MeasureRate]) -> float | None:
+    """The all-inclusive rate on every good, if one is in force (the highest, should two be)."""
+    return max((r.rate_pct for r in rates if r.rate_kind == "all_inclusive" and r.coverage == "all" and r.rate_pct is not None), default=None)
 
 
 def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:
@@ -204,6 +215,7 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
                 imposed_by=imposed_by,
                 applies_to=applies_to,
                 total_additional_pct=_total(rates),
+                all_inclusive_pct=_all_inclusive(rates),
                 measures=tuple(rates),
                 not_in_force=tuple(others),
                 pending=tuple(pending),

@@ -281,3 +281,20 @@ def test_a_curator_declares_how_far_the_record_is_complete_and_earlier_knowledge
     assert now["coverage"] == {"record_through": "2025-06-30", "declared": True, "beyond_record": False,
                                "because": [declared["event_id"]]}
     assert (then["coverage"]["record_through"], then["coverage"]["beyond_record"]) == ("2025-03-03", True)
+
+
+def test_an_all_inclusive_rate_is_a_rule_with_its_number_not_an_added_rate(api: Any) -> None:
+    open_talks(api)
+    append(
+        api,
+        measure("us-reciprocal-eu", 15, applies_to="CN", rate_kind="all_inclusive", occurred_on="2025-07-31",
+                effective_from="2025-08-07"),
+        measure("us-232-steel", 50, applies_to="CN", coverage="partial", legal_basis="Section 232",
+                occurred_on="2025-06-03", effective_from="2025-06-04"),
+    )
+
+    us = direction(state(api, "2025-08-07"), "US", "CN")
+
+    assert (us["total_additional_pct"], us["all_inclusive_pct"]) == (0, 15)
+    line = next(m for m in us["measures"] if m["measure_id"] == "us-reciprocal-eu")
+    assert (line["rate_kind"], line["rate_pct"], line["counted"]) == ("all_inclusive", 15, False)
