@@ -132,8 +132,11 @@ def _total(rates: Sequence[MeasureRate]) -> float:
 
 
 def _all_inclusive(rates: Sequence[MeasureRate]) -> float | None:
-    """The all-inclusive rate on every good, if one is in force (the highest, should two be)."""
-    return max((r.rate_pct for r in rates if r.rate_kind == "all_inclusive" and r.coverage == "all" and r.rate_pct is not None), default=None)
+    """The all-inclusive rate on every good (exemptions aside), if one is in force (the highest, should two be)."""
+    return max(
+        (r.rate_pct for r in rates if r.rate_kind == "all_inclusive" and (r.coverage == "all" or r.exemptions) and r.rate_pct is not None),
+        default=None,
+    )
 
 
 def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:

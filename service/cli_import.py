@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from events import datasets
 from events.errors import ParleyError
 from service.importer import (
     ImportRefusedError,
@@ -33,7 +34,6 @@ from service.importer import (
 
 console = Console()
 err = Console(stderr=True)
-DEMO = "us-china-trade-2025"
 
 
 def _progress() -> Progress:
@@ -91,7 +91,7 @@ def import_file(
 
 
 def register(cli: typer.Typer) -> None:
-    demo = typer.Typer(help="The shipped US–China 2025 dataset.", no_args_is_help=True)
+    demo = typer.Typer(help="The shipped negotiations: US–China and US–EU, 2025-2026.", no_args_is_help=True)
     cli.add_typer(demo, name="demo")
 
     @cli.command("import")
@@ -131,15 +131,22 @@ def register(cli: typer.Typer) -> None:
     @demo.command("load")
     def demo_load(
         if_empty: Annotated[bool, typer.Option(help="Load only into a store that holds no events at all.")] = False,
+        negotiation: Annotated[
+            Optional[str], typer.Option("--negotiation", help=f"Load one shipped negotiation ({', '.join(datasets.names())}); default: all.")
+        ] = None,
         database: Annotated[Optional[str], typer.Option("--database", help="SQLite path or postgresql:// URL.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the reports as a JSON list.")] = False,
     ) -> None:
-        """Load the shipped us-china-trade-2025 dataset (idempotent: a second run stores nothing)."""
+        """Load the shipped negotiations (US–China and US–EU; idempotent: a second run stores nothing)."""
         from importlib import resources
 
         from service.app import open_log
         from service.settings import Settings
 
+        names = datasets.names()
+        if negotiation is not None and negotiation not in names:
+            err.print(f"[red]error:[/red] no shipped negotiation {negotiation!r}; the shipped ones are {', '.join(names)}")
+            raise typer.Exit(2)
         if if_empty:
             log = open_log(Settings.from_env(database_url=database))
             try:
@@ -148,11 +155,17 @@ def register(cli: typer.Typer) -> None:
                 log.close()
             if not empty:
                 if not as_json:
-                    console.print("The store already holds events; the demo dataset was not loaded.")
+                    console.print("The store already holds events; the demo datasets were not loaded.")
                 return
-        dataset = resources.files("events.datasets").joinpath(f"{DEMO}.jsonl")
-        with resources.as_file(dataset) as path:
-            report = import_file(path, DEMO, database=database, principal="parley-demo")
-        _print_report(report, as_json)
+        reports = []
+        for name in [negotiation] if negotiation else names:
+            with resources.as_file(resources.files("events.datasets").joinpath(f"{name}.jsonl")) as path:
+                reports.append(import_file(path, name, database=database, principal="parley-demo"))
+        if as_json:
+            print(msgspec.json.encode(reports).decode())
+        else:
+            for report in reports:
+                _print_report(report, False)
+
 
 

@@ -251,7 +251,8 @@ def timeline_era(truce: TruceView, horizon: dt.date) -> dict[str, Any] | None:
     """A truce from when it took effect to its (extended) deadline, or the day it ended."""
     if truce.effective_from is None:
         return None
-    end = truce.ended_on or truce.expires_on or horizon
+    last_day = truce.lapses_on - dt.timedelta(days=1) if truce.lapses_on else None
+    end = truce.ended_on or last_day or horizon
     extended = f", extended to {truce.expires_on.isoformat()}" if truce.extensions and truce.expires_on else ""
     return {
         "start_date": timeline_date(truce.effective_from),

@@ -165,7 +165,7 @@ def test_timelinejs_export_has_the_documented_shape(api):
     assert_timelinejs_shape(document)
     assert {"Measures: US→CN", "Measures: CN→US"} <= {s["group"] for s in document["events"]}
     assert [(e["start_date"], e["end_date"]) for e in document["eras"]] == [
-        ({"year": 2025, "month": 5, "day": 14}, {"year": 2025, "month": 11, "day": 10})
+        ({"year": 2025, "month": 5, "day": 14}, {"year": 2027, "month": 1, "day": 9})  # the last day before 12:01 a.m. 10 Jan 2027
     ]
 
 
@@ -181,8 +181,12 @@ def test_deadlines_ics_is_a_calendar_of_the_extended_due_dates(api):
     assert response.headers["content-type"].startswith("text/calendar")
     events = calendar_events(response.content)
     truce = events[deadline_uid(SOURCE, "truce-expiry")]
-    assert truce.decoded("DTSTART") == dt.date(2025, 11, 10) and truce["SEQUENCE"] == 1
-    assert len(events) == 2
+    # extended to 12:01 a.m. on 10 Jan 2027, so its last day is 9 Jan
+    assert truce.decoded("DTSTART") == dt.date(2027, 1, 9) and truce["SEQUENCE"] == 3
+    assert {uid.split(".", 1)[1].removesuffix("@parley") for uid in events} == {
+        "truce-expiry", "tiktok-enforcement-delay", "cn-export-controls-suspension-ends", "cn-us-dual-use-ban-suspension-ends",
+        "us-maritime-301-suspension-ends", "us-affiliates-rule-suspension-ends", "cn-port-fee-suspension-ends",
+        "us-301-semiconductor-step-up", "us-section-122-limit"}
     same = exported(api, format="ics")
     assert same.headers["content-disposition"] == f'attachment; filename="{SOURCE}-deadlines.ics"'
     assert calendar_events(same.content).keys() == events.keys()
@@ -192,11 +196,12 @@ def test_a_subscribed_calendar_sees_the_deadline_move(api):
     load_dataset(api)
     uid = deadline_uid(SOURCE, "truce-expiry")
     before = calendar_events(api.get(f"/v1/negotiations/{SOURCE}/deadlines.ics").content)[uid]
-    moved = {"type": "deadline_extended", "occurred_on": "2025-11-04", "deadline_id": "truce-expiry", "due_on": "2026-11-10"}
+    moved = {"type": "deadline_extended", "occurred_on": "2026-10-01", "deadline_id": "truce-expiry", "due_on": "2027-03-01"}
     assert api.post(f"/v1/negotiations/{SOURCE}/events", moved).status_code == 201
     after = calendar_events(api.get(f"/v1/negotiations/{SOURCE}/deadlines.ics").content)[uid]
-    assert before.decoded("DTSTART") == dt.date(2025, 11, 10) and before["SEQUENCE"] == 1
-    assert after.decoded("DTSTART") == dt.date(2026, 11, 10) and after["SEQUENCE"] == 2
+    assert before.decoded("DTSTART") == dt.date(2027, 1, 9) and before["SEQUENCE"] == 3
+    # the extension keeps how the date ends (12:01 a.m.), so the last day is 28 February
+    assert after.decoded("DTSTART") == dt.date(2027, 2, 28) and after["SEQUENCE"] == 4
 
 
 def test_csv_export_has_one_row_per_tariff_change(api):

@@ -206,7 +206,7 @@ def test_claims_on_the_dataset_settle_the_stockholm_dispute_and_contradict_the_1
     assert (verdicts[li], verdicts[bessent]) == ("confirmed", "contradicted")
 
     article = the(type="statement_made", claim={"subject": "us.tariff_on_lapse_pct", "value": "145"})
-    back = the(type="measure_changed", measure_id="us-ieepa-reciprocal-cn", occurred_on="2025-05-12", status="in_force")
+    back = the(type="measure_changed", measure_id="us-ieepa-reciprocal-cn", occurred_on="2025-05-12", status="suspended")  # its rate on lapse
     lapse = _subject(api, "us.tariff_on_lapse_pct", as_of="2025-09-01")
     assert (lapse["status"], lapse["settled_value"], lapse["settled_by"]) == ("contradicted", "34", back)
     assert lapse["values"][0]["event_id"] == article and lapse["values"][0]["verdict"] == "contradicted"

@@ -87,9 +87,13 @@ def test_import_through_a_server(served, tmp_path):
 def test_demo_load_is_idempotent_and_only_if_empty_when_asked(database_url):
     first = json.loads(parley("demo", "load", "--json", "--database", database_url).stdout)
     second = json.loads(parley("demo", "load", "--json", "--database", database_url).stdout)
-    assert first["stored"] == len(load("us-china-trade-2025")) and second["stored"] == 0
+    stored = {r["negotiation_id"]: r["stored"] for r in first}
+    assert stored == {name: len(load(name)) for name in ("us-china-trade-2025", "us-eu-trade-2025")}
+    assert [r["stored"] for r in second] == [0, 0]
     assert parley("demo", "load", "--if-empty", "--database", database_url).returncode == 0
-    assert _count(database_url, "us-china-trade-2025") == first["stored"]
+    assert _count(database_url, "us-china-trade-2025") == stored["us-china-trade-2025"]
+    unknown = parley("demo", "load", "--negotiation", "nope", "--database", database_url)
+    assert unknown.returncode == 2 and "us-eu-trade-2025" in unknown.stderr
 
 
 def test_the_dataset_loads_from_an_installed_wheel(tmp_path):
@@ -115,7 +119,7 @@ def test_the_dataset_loads_from_an_installed_wheel(tmp_path):
     loaded = subprocess.run([str(tmp_path / "venv" / "bin" / "parley"), "demo", "load", "--json", "--database", str(db)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert loaded.returncode == 0, loaded.stderr
-    assert json.loads(loaded.stdout)["stored"] >= 40
+    assert [r["stored"] >= 40 for r in json.loads(loaded.stdout)] == [True, True]
 
 
 def test_audit_verify_proves_the_log_extends_a_kept_checkpoint(tmp_path):
@@ -161,7 +165,7 @@ def test_verify_against_a_checkpoint_catches_a_rewritten_and_rechained_history(t
     conn = sqlite3.connect(db)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")
-    changed = conn.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '50', '25') AS BLOB) WHERE rowid = 2").rowcount
+    changed = conn.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '25', '26') AS BLOB) WHERE rowid = 2").rowcount
     assert changed == 1
     prev = GENESIS
     for position, oid, version, topic, state in conn.execute(

@@ -249,11 +249,11 @@ def test_legal_basis_control_filters_the_totals(shipped: Service, open_page) -> 
     page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
     wait_state(page, "2025-05-14")
     page.wait_for_selector("#timeline .ev")
-    page.select_option("#legal-basis", "Section 301")
+    page.select_option("#legal-basis", "Section 301, Trade Act of 1974")
     expect(page.locator("#state")).to_contain_text("Legal basis: Section 301")
     assert total(page, "US->CN") == "0"  # Section 301 lines are product-specific: listed, not added
     assert "Section 301 tariff on Chinese semiconductors" in page.locator('#state [data-direction="US->CN"]').inner_text()
-    assert parse_qs(urlparse(page.url).query)["legal_basis"] == ["Section 301"]
+    assert parse_qs(urlparse(page.url).query)["legal_basis"] == ["Section 301, Trade Act of 1974"]
     page.select_option("#legal-basis", "IEEPA")
     expect(page.locator("#state")).to_contain_text("Legal basis: IEEPA")
     assert total(page, "US->CN") == "30"
@@ -290,9 +290,9 @@ def test_the_timeline_has_lanes_spans_deadlines_and_filters(shipped: Service, op
     page.wait_for_selector("#timeline .ev")
     for lane in ("rounds", "truces", "statements", "measures", "deadlines", "issues"):
         assert page.locator(f"#timeline .lane-{lane}").count() == 1
-    # the truce as spans: the first 90 days, then the extension
-    assert page.locator("#timeline .ev.span").count() == 2
-    assert page.locator("#timeline .ev.span.extension").count() == 1
+    # the truce as spans: the first 90 days, then its three extensions (Stockholm, Busan, September 2026)
+    assert page.locator("#timeline .ev.span").count() == 4
+    assert page.locator("#timeline .ev.span.extension").count() == 3
     # the truce deadline: first due 12 Aug (moved), then 10 Nov
     titles = page.locator("#timeline .ev.due").evaluate_all("els => els.map(e => e.title)")
     assert any("12 Aug 2025 (moved later)" in t for t in titles) and any("10 Nov 2025" in t for t in titles)
@@ -317,7 +317,8 @@ def test_chart_steps_show_the_measures_behind_them(shipped: Service, open_page) 
     page.goto(f"{shipped.base_url}/?as_of=2025-05-13")
     page.wait_for_selector("#chart svg .step")
     page.wait_for_selector("#timeline .ev")
-    step = page.locator('#chart .step[data-direction="US->CN"][data-total="145"]')
+    # from 11 Apr (the electronics exemption, retroactive to 5 Apr) to the Geneva cut
+    step = page.locator('#chart .step[data-direction="US->CN"][data-total="145"][data-from="2025-04-11"]')
     step.hover()
     tip = page.locator("#chart-tip")
     tip.wait_for(state="visible")
@@ -486,10 +487,11 @@ def test_the_chart_draws_nothing_solid_past_the_record_in_svg_and_png(shipped: S
 
     image = Image.open(io.BytesIO(httpx.get(f"{chart}.png", params=params, timeout=30).content)).convert("RGB")
     scale = image.width / float(svg.get("width"))
-    ys = [float(point.split(",")[1]) for point in dashed[0].get("points").split()]
-    row = round(ys[0] * scale)
+    # the last flat piece of the projected line (where no other direction's line lies on top of it)
+    (x0, y0), (x1, _) = [tuple(float(v) for v in point.split(",")) for point in dashed[-1].get("points").split()][-2:]
+    row = round(y0 * scale)
     red = [image.getpixel((x, row))[0] > 150 and image.getpixel((x, row))[1] < 90
-           for x in range(round(boundary * scale) + 4, round(right * scale) - 4)]
+           for x in range(round(x0 * scale) + 4, round(x1 * scale) - 4)]
     # the projected line is dashed: red and not red alternate along it
     assert any(red) and not all(red)
     assert sum(1 for a, b in zip(red, red[1:]) if a != b) > 10

@@ -232,7 +232,8 @@ def test_timelinejs_shows_the_truce_as_an_era_to_its_extended_deadline() -> None
     document = json.loads(render(recorded(DATASET), "timelinejs"))
     (era,) = document["eras"]
     assert era["start_date"] == {"year": 2025, "month": 5, "day": 14}
-    assert era["end_date"] == {"year": 2025, "month": 11, "day": 10}
+    # extended to 12:01 a.m. on 10 Jan 2027 (as the record last has it): 9 Jan is the truce's last day
+    assert era["end_date"] == {"year": 2027, "month": 1, "day": 9}
     assert "geneva-truce" in era["text"]["headline"]
 
 
@@ -270,15 +271,17 @@ def deadline_events(ics: bytes) -> dict[str, icalendar.Event]:
 def test_ics_has_each_deadline_on_its_extended_due_date() -> None:
     events = deadline_events(render(recorded(DATASET), "ics"))
     truce = events[deadline_uid(NEGOTIATION, "truce-expiry")]
-    assert truce.decoded("DTSTART") == D("2025-11-10")
-    assert truce.decoded("DTEND") == D("2025-11-11")
-    assert truce["SEQUENCE"] == 1
-    assert str(truce["SUMMARY"]) == "Geneva truce: end of the 90-day tariff suspension"
+    # due "until 12:01 a.m." on 10 Jan 2027: the calendar shows its last day, 9 Jan
+    assert truce.decoded("DTSTART") == D("2027-01-09")
+    assert truce.decoded("DTEND") == D("2027-01-10")
+    assert truce["SEQUENCE"] == 3
+    assert str(truce["SUMMARY"]) == "End of the suspension of 24 points of the reciprocal and counter tariffs"
     description = str(truce["DESCRIPTION"])
-    assert "revert to 34%" in description and "Originally due 2025-08-12" in description
+    assert "34% on the other side's goods" in description and "Originally due 2025-08-12" in description
     assert "Extended on 2025-08-11 to 2025-11-10" in description
+    assert "Ends at the start of 2027-01-10 (12:01 a.m.)" in description
     tiktok = events[deadline_uid(NEGOTIATION, "tiktok-enforcement-delay")]
-    assert tiktok.decoded("DTSTART") == D("2025-09-17") and tiktok["SEQUENCE"] == 2
+    assert tiktok.decoded("DTSTART") == D("2026-01-23") and tiktok["SEQUENCE"] == 4
 
 
 def test_ics_keeps_the_uid_when_a_deadline_moves() -> None:
@@ -289,9 +292,9 @@ def test_ics_keeps_the_uid_when_a_deadline_moves() -> None:
     before = deadline_events(render(records[:extension], "ics"))
     after = deadline_events(render(records, "ics"))
     uid = deadline_uid(NEGOTIATION, "truce-expiry")
-    assert before[uid].decoded("DTSTART") == D("2025-08-12") and before[uid]["SEQUENCE"] == 0
-    assert after[uid].decoded("DTSTART") == D("2025-11-10") and after[uid]["SEQUENCE"] == 1
-    assert before.keys() == after.keys()
+    assert before[uid].decoded("DTSTART") == D("2025-08-11") and before[uid]["SEQUENCE"] == 0
+    assert after[uid].decoded("DTSTART") == D("2027-01-09") and after[uid]["SEQUENCE"] == 3
+    assert before.keys() <= after.keys()  # later deadlines join; the UID of this one stays
 
 
 def test_ics_stamps_events_with_the_export_time() -> None:
@@ -315,9 +318,9 @@ def test_csv_has_one_row_per_tariff_change_in_world_order() -> None:
     assert len(rows) == len(tariffs) > 0
     assert [r["announced_on"] for r in rows] == sorted(e.occurred_on.isoformat() for e in tariffs)
     assert {r["negotiation_id"] for r in rows} == {NEGOTIATION}
-    first = rows[0]
-    assert first["measure_id"] == "us-301-semiconductors-cn" and first["rate_pct"] == "50"
-    assert first["effective_from"] == "2025-01-01" and first["effective_until"] == ""
+    semiconductors = next(r for r in rows if r["measure_id"] == "us-301-semiconductors-cn")
+    assert semiconductors["rate_pct"] == "50" and semiconductors["announced_on"] == "2024-09-13"
+    assert semiconductors["effective_from"] == "2025-01-01" and semiconductors["effective_until"] == ""
 
 
 def test_csv_follows_corrections_and_leaves_out_other_measures() -> None:

@@ -537,8 +537,8 @@ def _reference_tariff_schedule(seen: View, legal_basis: str | None = None) -> Ta
                 imposed_by=imposed_by,
                 applies_to=applies_to,
                 total_additional_pct=_total(rates),
-                all_inclusive_pct=max((r.rate_pct for r in rates if r.rate_kind == "all_inclusive" and r.coverage == "all"
-                                       and r.rate_pct is not None), default=None),
+                all_inclusive_pct=max((r.rate_pct for r in rates if r.rate_kind == "all_inclusive"
+                                       and (r.coverage == "all" or r.exemptions) and r.rate_pct is not None), default=None),
                 measures=tuple(rates),
                 not_in_force=tuple(others),
                 pending=tuple(pending),
