@@ -1,6 +1,6 @@
 """The shipped `us-china-trade-2025` record, folded, answers what the public record says at dates across 2025–2026.
 
-Each expected value names the row it comes from: `seed N` is a row of shared/seed/public-record-2025.md or
+Each expected value names the row it comes from: `seed N` is a row of docs/record/seed-public-record-2025.md or
 -2025-2026.md (rows 1–78), checked again against the official text the dataset cites; `after May` is a fact
 sourced after 20 May 2026 (medium confidence). The events are recorded as if each was recorded at the end of
 the day it occurred, so `known_at` can ask what the record said before a later event.
