@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
-from projections.runner import ViewRunner, open_view_tables
-from projections.views import VIEWS
+from service.followers.views import ViewRunner, open_view_tables
+from service.followers.tables import VIEWS
 from service.app import open_log
 from service.process import drop_postgres_tables
 from service.settings import Settings

@@ -25,7 +25,7 @@ import dataclasses
 import datetime as dt
 import heapq
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from events.payloads import (
     ConcessionMade,
@@ -51,10 +51,26 @@ from events.payloads import (
 )
 from events.records import Recorded
 from projections.index import NEVER, Sorted, Version, bound, sort_key
-from projections.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
+
+# How many events a fold works through between looks at its budget.
+CHECK_EVERY = 256
+
+
+class Budget(Protocol):
+    """A request's time budget: the fold asks now and then and the budget raises when it has run out."""
+
+    def check(self) -> None: ...
+
+
+class _Unlimited:
+    def check(self) -> None:
+        return None
+
+
+UNLIMITED: Budget = _Unlimited()
 
 # Threats and announcements are not legal acts: they never displace the change that applies.
 ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "expired", "invalidated"})
@@ -218,7 +234,7 @@ def evolve(state: State, recorded: Recorded) -> State:
     )
 
 
-def fold(records: Iterable[Recorded], state: State | None = None, time_limit: TimeLimit = UNLIMITED) -> State:
+def fold(records: Iterable[Recorded], state: State | None = None, time_limit: Budget = UNLIMITED) -> State:
     state = state or State()
     for count, recorded in enumerate(records, 1):
         state = evolve(state, recorded)
@@ -365,12 +381,12 @@ class View:
     state: State
     as_of: dt.date
     known_at: dt.datetime
-    time_limit: TimeLimit = dataclasses.field(default=UNLIMITED, repr=False, compare=False)
+    time_limit: Budget = dataclasses.field(default=UNLIMITED, repr=False, compare=False)
     # what read models of this view have already worked out (its scope, deadline book, histories)
     _memo: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
-def view(state: State, as_of: dt.date, known_at: dt.datetime, time_limit: TimeLimit = UNLIMITED) -> View:
+def view(state: State, as_of: dt.date, known_at: dt.datetime, time_limit: Budget = UNLIMITED) -> View:
     return View(state=state, as_of=as_of, known_at=known_at, time_limit=time_limit)
 
 
@@ -440,7 +456,7 @@ def _scope(view: View) -> Scope:
     return Scope(entities=ledger.entities, cut=cut, as_of=view.as_of, limit=bound(view.as_of))
 
 
-def _kept(state: State, known_at: dt.datetime, time_limit: TimeLimit) -> State:
+def _kept(state: State, known_at: dt.datetime, time_limit: Budget) -> State:
     kept = state._ledger.kept
     found = kept.get((state.size, known_at))
     if found is None:

@@ -13,8 +13,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from events.application import Clock, ParleyLog, store_env, utcnow
-from projections.live import LiveStates
-from projections.runner import open_runners, open_view_tables
+from service.queries.live import LiveStates
+from service.followers.views import open_runners, open_view_tables
 from service.api.audit import AuditController
 from service.api.claims import ClaimController
 from service.api.common import refuse_odd_urls

@@ -237,7 +237,7 @@ def audit_checkpoint(database: DatabaseOption = None) -> None:
 
 
 def _views(database: str | None):  # type: ignore[no-untyped-def]
-    from projections.runner import open_runners, open_view_tables
+    from service.followers.views import open_runners, open_view_tables
     from service.app import open_log
 
     log = open_log(_settings(database))
@@ -250,8 +250,8 @@ def projections_status(database: DatabaseOption = None, as_json: JsonOption = Fa
     """Each follower's position in the global log, how far behind the head it is, its parked events and which process follows it."""
     import json
 
-    from projections.leases import open_lease
-    from projections.parking import parked_events
+    from service.followers.leases import open_lease
+    from service.followers.parking import parked_events
     from service.webhooks.store import RELAY, open_webhook_tables
 
     log, tables, runners = _views(database)
@@ -294,7 +294,7 @@ def projections_parked(database: DatabaseOption = None, as_json: JsonOption = Fa
     """Events a view or the webhook relay could not process and went past (poison events), with the error."""
     import msgspec
 
-    from projections.parking import parked_events
+    from service.followers.parking import parked_events
 
     log, tables, _ = _views(database)
     try:
@@ -322,8 +322,8 @@ def projections_retry(
     """Process parked events again, once their cause is fixed; exit 1 if any still fails (it stays parked, with the new error)."""
     import msgspec
 
-    from projections.parking import Parked, parked_events
-    from projections.views import VIEWS
+    from service.followers.parking import Parked, parked_events
+    from service.followers.tables import VIEWS
     from service.webhooks.store import RELAY
 
     if view is not None and view not in (*VIEWS, RELAY):
@@ -386,8 +386,8 @@ def projections_rebuild(
         TimeRemainingColumn,
     )
 
-    from projections.leases import open_lease
-    from projections.views import VIEWS
+    from service.followers.leases import open_lease
+    from service.followers.tables import VIEWS
 
     if name is not None and name not in VIEWS:
         err.print(f"[red]error:[/red] no view {name!r}; views: {', '.join(VIEWS)}")
@@ -424,8 +424,8 @@ def project(
     import signal
     import threading
 
-    from projections.runner import open_runners, open_view_tables
-    from projections.views import VIEWS
+    from service.followers.views import open_runners, open_view_tables
+    from service.followers.tables import VIEWS
     from service.app import open_log
     from service.logs import configure_logging
 

@@ -66,7 +66,7 @@ def export(
     from eventsourcing.persistence import PersistenceError
 
     from events.errors import NegotiationNotFoundError, StoreUnavailableError
-    from projections.live import LiveStates
+    from service.queries.live import LiveStates
     from service.api.export import HISTORIES, choice
     from service.api.export import export as exported
     from service.api.state import parse_timestamp

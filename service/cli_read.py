@@ -219,8 +219,8 @@ def state(
     database: DatabaseOption = None,
 ) -> None:
     """The negotiation on a day: tariffs by direction, truce, measures, open issues, upcoming deadlines."""
-    from projections.live import LiveStates
-    from projections.timelimit import UNLIMITED
+    from service.queries.live import LiveStates
+    from service.queries.timelimit import UNLIMITED
     from service.api.state import _state
 
     with _reported():
@@ -542,9 +542,9 @@ def timeline(
     database: DatabaseOption = None,
 ) -> None:
     """The negotiation's events in world order (occurred_on, then version)."""
-    from projections.live import LiveStates
+    from service.queries.live import LiveStates
     from service.api.common import decode_cursor
-    from projections.timelimit import UNLIMITED
+    from service.queries.timelimit import UNLIMITED
     from service.api.state import _timeline
 
     with _reported():

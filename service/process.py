@@ -109,7 +109,7 @@ def start_worker(
 def start_projector(
     database_url: str, log_path: Path, views: tuple[str, ...] = (), env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    from projections.views import VIEWS
+    from service.followers.tables import VIEWS
 
     command = ["project", *(arg for view in views for arg in ("--view", view))]
     return start_worker(command, database_url, log_path, len(views or VIEWS), env)

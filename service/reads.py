@@ -27,9 +27,9 @@ from events.errors import (
     NegotiationNotFoundError,
     StoreUnavailableError,
 )
-from projections.live import LiveStates
-from projections.runner import ViewTables, open_view_tables
-from projections.views import ViewSpec
+from service.queries.live import LiveStates
+from service.followers.views import ViewTables, open_view_tables
+from service.followers.tables import ViewSpec
 from service.api.common import in_thread
 from service.problems import FieldError, ProblemError
 from service.settings import Settings

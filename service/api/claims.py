@@ -9,9 +9,9 @@ from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
 from projections.claims import CLAIM_STATUSES, ClaimStatus, claims
-from projections.live import LiveStates
+from service.queries.live import LiveStates
 from projections.state import view
-from projections.timelimit import TimeLimit
+from service.queries.timelimit import TimeLimit
 from service.api.common import Page, decode_cursor, problems
 from service.api.negotiations import Limit
 from service.api.state import (

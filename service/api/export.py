@@ -14,7 +14,7 @@ from litestar.response import Stream
 from events.application import ParleyLog
 from events.payloads import CORRECTION_TYPES
 from events.records import Recorded
-from projections.live import LiveStates
+from service.queries.live import LiveStates
 from service.api.common import in_thread, log_of, problems
 from service.api.state import KnownAt, parse_timestamp
 from service.auth import require

@@ -9,8 +9,8 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
-from projections.runner import ViewRunner, ViewTables
-from projections.views import DEADLINES, MEASURES, ViewSpec
+from service.followers.views import ViewRunner, ViewTables
+from service.followers.tables import DEADLINES, MEASURES, ViewSpec
 from service.api.common import (
     Page,
     beyond_head,

@@ -33,8 +33,8 @@ from projections import (
     view,
 )
 from projections.coverage import CoverageView, coverage
-from projections.live import LiveStates
-from projections.timelimit import TimeLimit
+from service.queries.live import LiveStates
+from service.queries.timelimit import TimeLimit
 from service.api.common import (
     Page,
     beyond_head,

@@ -24,7 +24,7 @@ from events.payloads import MeasureChanged
 from events.records import Recorded
 from projections import MeasureRate, State, rounds, tariff_schedule, view
 from projections.coverage import coverage
-from projections.timelimit import UNLIMITED, TimeLimit
+from service.queries.timelimit import UNLIMITED, TimeLimit
 from projections.truce import truces
 from service.exports import amendments_in, believed
 

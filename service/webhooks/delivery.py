@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification, PersistenceError, Tracking
 from standardwebhooks.webhooks import Webhook
 
 from events.application import ParleyLog
-from projections.parking import (
+from service.followers.parking import (
     Parked,
     attempted,
     decode,
@@ -22,7 +22,7 @@ from projections.parking import (
     parked_events,
     refold,
 )
-from projections.runner import Follower
+from service.followers.follower import Follower
 from projections.state import evolve
 from service.webhooks.messages import (
     Message,

@@ -18,7 +18,7 @@ from eventsourcing.utils import Environment
 
 from events.application import ParleyLog, is_postgres_env
 from events.store import SideTables
-from projections.parking import PARKED_TABLE, Parked, write_parked
+from service.followers.parking import PARKED_TABLE, Parked, write_parked
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS parley_webhooks (

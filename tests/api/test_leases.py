@@ -14,10 +14,10 @@ from eventsourcing.persistence import Notification
 
 from events.application import ParleyLog, is_postgres_env
 from events.payloads import MeasureChanged, NegotiationOpened
-from projections.leases import PostgresLease, lease_key, open_lease, this_process
-from projections.runner import ViewRunner, ViewTables, open_view_tables
+from service.followers.leases import PostgresLease, lease_key, open_lease, this_process
+from service.followers.views import ViewRunner, ViewTables, open_view_tables
 from projections.state import fold
-from projections.views import MEASURES
+from service.followers.tables import MEASURES
 from service.app import open_log
 from service.settings import Settings
 

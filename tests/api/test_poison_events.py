@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from events.application import ParleyLog, store_env
 from events.payloads import DeadlineExtended, DeadlineSet, NegotiationOpened, Source
 from events.records import ParleyMapper, Recorded, stream_id
-from projections.parking import parked_events
-from projections.runner import ViewRunner, ViewTables, open_view_tables
+from service.followers.parking import parked_events
+from service.followers.views import ViewRunner, ViewTables, open_view_tables
 from projections.state import State, fold
-from projections.views import DEADLINES, Row, ViewSpec
+from service.followers.tables import DEADLINES, Row, ViewSpec
 from service.cli import cli
 from service.webhooks.store import RELAY, open_webhook_tables
 

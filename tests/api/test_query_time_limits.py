@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from events.errors import QueryTimeoutError
-from projections.timelimit import TimeLimit
+from service.queries.timelimit import TimeLimit
 from tests.api.conftest import Api, api_with, deadline
 
 TALKS = "/v1/negotiations/talks"

@@ -6,9 +6,9 @@ import datetime as dt
 
 from litestar.testing import TestClient
 
-from projections.runner import ViewRunner, open_view_tables
+from service.followers.views import ViewRunner, open_view_tables
 from projections.state import fold
-from projections.views import DEADLINES, MEASURES
+from service.followers.tables import DEADLINES, MEASURES
 from service.app import create_app
 from service.settings import Settings
 from tests.api.conftest import deadline, measure

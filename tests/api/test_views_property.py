@@ -14,9 +14,9 @@ from events.payloads import (
     MeasureChanged,
     NegotiationOpened,
 )
-from projections.runner import ViewRunner, open_view_tables
+from service.followers.views import ViewRunner, open_view_tables
 from projections.state import fold
-from projections.views import VIEWS
+from service.followers.tables import VIEWS
 from service.app import open_log
 from service.settings import Settings
 from tests.conftest import reset_postgres

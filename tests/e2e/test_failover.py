@@ -10,10 +10,10 @@ import time
 import pytest
 
 from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
-from projections.leases import open_lease
-from projections.runner import open_view_tables
+from service.followers.leases import open_lease
+from service.followers.views import open_view_tables
 from projections.state import fold
-from projections.views import VIEWS
+from service.followers.tables import VIEWS
 from service.app import open_log
 from service.process import log_lines, start_projector, stop_server
 from service.settings import Settings

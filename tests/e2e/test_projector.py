@@ -12,9 +12,9 @@ import time
 import pytest
 
 from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
-from projections.runner import open_view_tables
+from service.followers.views import open_view_tables
 from projections.state import fold
-from projections.views import VIEWS
+from service.followers.tables import VIEWS
 from service.app import open_log
 from service.settings import Settings
 

@@ -26,10 +26,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from events.payloads import NegotiationOpened
-from projections.leases import open_lease
-from projections.runner import open_view_tables
+from service.followers.leases import open_lease
+from service.followers.views import open_view_tables
 from projections.state import fold
-from projections.views import VIEWS
+from service.followers.tables import VIEWS
 from service.app import open_log
 from service.auth import KeyStore
 from service.process import (

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from events.application import ParleyLog
 from events.errors import NegotiationNotFoundError
 from projections.state import State, fold
-from projections.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
+from service.queries.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
 
 # events read from the store at a time while catching up, so a time limit is checked between reads too
 _PAGE = 5000

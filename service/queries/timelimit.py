@@ -1,4 +1,4 @@
-"""Cooperative time limits: a long fold looks at the clock now and then and stops when its request has run out of time.
+"""Cooperative time limits: the budget a query's fold checks (projections.state.Budget), read from the monotonic clock.
 
 Python cannot cancel a thread, so a query that must not run on for ever checks its `TimeLimit` between
 units of work (every `CHECK_EVERY` events of a fold, between read models) and raises `QueryTimeoutError`.
@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 
 from events.errors import QueryTimeoutError
+from projections.state import CHECK_EVERY, UNLIMITED, Budget
 
-CHECK_EVERY = 256
+__all__ = ["CHECK_EVERY", "UNLIMITED", "Budget", "TimeLimit"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,5 +32,3 @@ class TimeLimit:
         if self.expires != math.inf and self.clock() > self.expires:
             raise QueryTimeoutError(self.seconds)
 
-
-UNLIMITED = TimeLimit(0.0, math.inf)
