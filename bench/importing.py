@@ -21,7 +21,7 @@ from pathlib import Path
 import msgspec
 
 from events.payloads import AnyEvent
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
 from service.followers.views import ViewRunner, open_view_tables
 from service.followers.tables import VIEWS
-from service.app import open_log
+from service.stores import open_log
 from service.process import drop_postgres_tables
 from service.settings import Settings
 

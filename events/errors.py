@@ -101,3 +101,57 @@ class EventUnreadableError(ParleyError):
         self.negotiation_id = negotiation_id
         self.version = version
         self.event_type = event_type
+
+
+class InvalidQueryError(ParleyError):
+    """A query parameter that does not parse or is out of its range; `fields` names each culprit and why."""
+
+    def __init__(self, field: str, reason: str, detail: str | None = None, *, fields: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(detail or f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.fields = fields or ((field, reason),)
+
+
+class UnknownPartError(ParleyError):
+    def __init__(self, part: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"no state part {part!r}; the parts are {', '.join(allowed)}")
+        self.part = part
+        self.allowed = allowed
+
+
+class SourceNotFoundError(ParleyError):
+    def __init__(self, source_id: str) -> None:
+        super().__init__(f"no source {source_id!r}")
+        self.source_id = source_id
+
+
+class SourceExistsError(ParleyError):
+    def __init__(self, source_id: str) -> None:
+        super().__init__(f"a source {source_id!r} is already registered")
+        self.source_id = source_id
+
+
+class PositionNotRecordedError(ParleyError):
+    """A `min_position` past the log's head: no write was ever answered with it, so waiting would not bring it."""
+
+    def __init__(self, min_position: int, head: int) -> None:
+        super().__init__(f"min_position: {min_position} is beyond the latest recorded position {head}")
+        self.min_position = min_position
+        self.head = head
+
+
+class ViewBehindError(ParleyError):
+    """A persisted view has not reached the position a read waits for within the wait allowed."""
+
+    def __init__(self, view: str, min_position: int, at: int) -> None:
+        super().__init__(f"the {view} view has not reached position {min_position} yet; retry shortly")
+        self.view = view
+        self.min_position = min_position
+        self.at = at
+
+
+class PrincipalNotFoundError(ParleyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no key named {name!r} and nothing recorded by it")
+        self.name = name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
@@ -12,12 +11,11 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from events.application import Clock, ParleyLog, store_env, utcnow
+from events.application import Clock, utcnow
 from service.queries.live import LiveStates
 from service.followers.views import open_runners, open_view_tables
 from service.api.audit import AuditController
 from service.api.claims import ClaimController
-from service.api.common import refuse_odd_urls
 from service.api.events import EventController
 from service.api.export import ExportController
 from service.api.health import health, ready
@@ -31,21 +29,18 @@ from service.api.state import StateController
 from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.logs import request_context
-from service.metrics import Metrics
-from service.problems import EXCEPTION_HANDLERS
-from service.ratelimit import RateLimits
-from service.reads import ReadStore, open_read_sides, read_from_header
+from service.http.metrics import Metrics
+from service.http.problems import EXCEPTION_HANDLERS
+from service.http.ratelimit import RateLimits
+from service.http.dependencies import DEPENDENCIES
+from service.http.reads import read_from_header
+from service.http.requests import refuse_odd_urls
+from service.queries.store import ReadStore, open_read_sides
+from service.stores import open_log
 from service.settings import Settings
 from service.signing import Signer
 from service.web import web_router
 from service.webhooks import checkpoint_of, open_webhooks
-
-
-def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
-    if not settings.is_postgres:
-        Path(settings.database_url).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    env = store_env(settings.database_url, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow, store_timeout=settings.store_timeout)
-    return ParleyLog(env, clock=clock)
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = None, connect: Any = None) -> Litestar:
@@ -93,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         middleware=[request_context, read_from_header, metrics.middleware, limits.middleware],
         before_send=[metrics.count_unrouted],
         guards=[refuse_odd_urls],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings, "metrics": metrics}),

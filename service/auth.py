@@ -7,24 +7,21 @@ import hashlib
 import secrets
 import threading
 import time
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-import anyio.to_thread
 import msgspec
 from eventsourcing.persistence import IntegrityError
-from litestar.connection import ASGIConnection
-from litestar.handlers import BaseRouteHandler
 
 from events.application import ParleyLog
 from events.errors import KeyNameTakenError, KeyNotFoundError
 from events.payloads import KeyCreated, KeyRevoked
-from service.problems import FieldError, ProblemError
 
 Role = Literal["reader", "reporter", "admin"]
+KeyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Who the key belongs to; becomes recorded_by.")]
 RANK: dict[str, int] = {"reader": 1, "reporter": 2, "admin": 3}
 KEY_PREFIX = "pk_"
 _CACHE_SECONDS = 1.0
-_MISS = object()
+NOT_CACHED = object()  # what KeyStore.cached answers when it has not looked the secret up lately
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -62,6 +59,11 @@ def _digest(secret: str) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: KeyName
+    role: Role
 
 
 class KeyStore:
@@ -132,12 +134,12 @@ class KeyStore:
         return int(self._run("SELECT COUNT(*) AS n FROM parley_keys")[0]["n"])
 
     def cached(self, secret: str) -> Principal | None | object:
-        """The principal for `secret` if looked up less than a second ago, else _MISS."""
+        """The principal for `secret` if looked up less than a second ago, else NOT_CACHED."""
         with self._lock:
             hit = self._cache.get(_digest(secret))
         if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
             return hit[1]
-        return _MISS
+        return NOT_CACHED
 
     def authenticate(self, secret: str) -> Principal | None:
         digest = _digest(secret)
@@ -149,56 +151,3 @@ class KeyStore:
                 self._cache.clear()
             self._cache[digest] = (now, principal)
         return principal
-
-
-async def key_principal(keys: KeyStore, secret: str) -> Principal | None:
-    """Who holds `secret` (None: unknown or revoked), from the one-second cache or else from the store off the event loop."""
-    principal = keys.cached(secret)
-    if principal is _MISS:
-        principal = await anyio.to_thread.run_sync(keys.authenticate, secret)
-    return principal  # type: ignore[return-value]
-
-
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        401, "Unauthorized", detail, [FieldError("Authorization", detail)], {"WWW-Authenticate": 'Bearer realm="parley"'}
-    )
-
-
-async def principal_of(
-    connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str, query_key: bool = False
-) -> Principal:
-    header = connection.headers.get("authorization")
-    if not header and query_key and connection.query_params.get("key"):
-        # Calendar clients cannot send headers; a read-only feed may take its key in the URL.
-        header = f"Bearer {connection.query_params['key']}"
-    if not header:
-        if public_read and needed == "reader":
-            return ANONYMOUS
-        raise _unauthorized("send an access key as 'Authorization: Bearer <key>'")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise _unauthorized("the Authorization header must be 'Bearer <key>'")
-    principal = await key_principal(connection.app.state.key_store, secret.strip())
-    if principal is None:
-        raise _unauthorized("unknown or revoked access key")
-    return principal
-
-
-def require(role: Role, *, query_key: bool = False):  # noqa: ANN201 - a litestar guard factory
-    """A guard that admits keys of `role` or higher and binds the principal to the request.
-
-    `query_key` also accepts the key as `?key=`, for feeds whose clients cannot send headers.
-    """
-
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        settings = connection.app.state.settings
-        principal = await principal_of(connection, public_read=settings.public_read, needed=role, query_key=query_key)
-        if RANK[principal.role] < RANK[role]:
-            raise ProblemError(
-                403, "Forbidden", f"the key {principal.name!r} has role {principal.role!r}; this needs {role!r}",
-                [FieldError("Authorization", f"role {role!r} or higher is required")],
-            )
-        connection.scope["state"]["principal"] = principal
-
-    return guard

@@ -95,8 +95,8 @@ def keys_create(
     import msgspec
 
     from events.errors import KeyNameTakenError, StoreUnavailableError
-    from service.api.keys import KeyCreate
-    from service.app import open_log
+    from service.auth import KeyCreate
+    from service.stores import open_log
     from service.auth import KeyStore
 
     try:
@@ -124,7 +124,7 @@ def keys_list(database: DatabaseOption = None, as_json: JsonOption = False) -> N
     """List keys (never their secrets)."""
     import msgspec
 
-    from service.app import open_log
+    from service.stores import open_log
     from service.auth import KeyStore
 
     log = open_log(_settings(database))
@@ -149,7 +149,7 @@ def keys_revoke(
     import msgspec
 
     from events.errors import KeyNotFoundError
-    from service.app import open_log
+    from service.stores import open_log
     from service.auth import KeyStore
 
     log = open_log(_settings(database))
@@ -176,7 +176,7 @@ def audit_verify(
     import msgspec
 
     from events.audit import Checkpoint
-    from service.app import open_log
+    from service.stores import open_log
     from service.signing import Signer, signature_valid
 
     settings = _settings(database)
@@ -218,7 +218,7 @@ def audit_checkpoint(database: DatabaseOption = None) -> None:
     """Print a signed checkpoint of the log's head (JSON), for someone outside to keep."""
     import msgspec
 
-    from service.app import open_log
+    from service.stores import open_log
     from service.signing import Signer
 
     settings = _settings(database)
@@ -238,7 +238,7 @@ def audit_checkpoint(database: DatabaseOption = None) -> None:
 
 def _views(database: str | None):  # type: ignore[no-untyped-def]
     from service.followers.views import open_runners, open_view_tables
-    from service.app import open_log
+    from service.stores import open_log
 
     log = open_log(_settings(database))
     tables = open_view_tables(log)
@@ -426,7 +426,7 @@ def project(
 
     from service.followers.views import open_runners, open_view_tables
     from service.followers.tables import VIEWS
-    from service.app import open_log
+    from service.stores import open_log
     from service.logs import configure_logging
 
     unknown = sorted(set(view or ()) - set(VIEWS))
@@ -459,7 +459,7 @@ def deliver(database: DatabaseOption = None) -> None:
     import threading
 
     from events.application import utcnow
-    from service.app import open_log
+    from service.stores import open_log
     from service.logs import configure_logging
     from service.signing import Signer
     from service.webhooks import checkpoint_of, open_webhooks

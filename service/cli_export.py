@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from service.exports import FORMATS
+from service.queries.exports import FORMATS
 
 _err = Console(stderr=True)
 
@@ -65,28 +65,27 @@ def export(
     """Export a negotiation from the local store (stdout by default)."""
     from eventsourcing.persistence import PersistenceError
 
-    from events.errors import NegotiationNotFoundError, StoreUnavailableError
-    from service.queries.live import LiveStates
-    from service.api.export import HISTORIES, choice
-    from service.api.export import export as exported
-    from service.api.state import parse_timestamp
-    from service.app import open_log
-    from service.problems import ProblemError
+    from events.errors import InvalidQueryError, NegotiationNotFoundError, StoreUnavailableError
+    from service.queries.exports import HISTORIES
+    from service.queries.exports import export as exported
+    from service.queries.params import choice, parse_timestamp
+    from service.queries.store import ReadStore
     from service.settings import Settings
+    from service.stores import open_log
 
     try:
         fmt = choice(format, FORMATS, "--format")
         full = choice(history, HISTORIES, "--history") == "full"
         at = parse_timestamp(known_at, "--known-at")
-    except ProblemError as error:
-        raise _fail(error.detail, 2) from None
+    except InvalidQueryError as error:
+        raise _fail(str(error), 2) from None
     try:
         log = open_log(Settings.from_env(database_url=database))
     except (PersistenceError, OSError) as error:
         raise _fail(f"cannot open the store: {error}", 1) from None
     try:
         made = exported(
-            log, LiveStates(log), negotiation, fmt,  # type: ignore[arg-type]
+            ReadStore.over(log), negotiation, fmt,  # type: ignore[arg-type]
             known_at=at or log.clock().astimezone(dt.UTC), history=full,
         )
         with _target(output) as target:

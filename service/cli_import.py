@@ -69,7 +69,7 @@ def import_file(
     principal: str = "parley-import",
     skip_invalid: bool = False,
 ) -> ImportReport:
-    from service.app import open_log
+    from service.stores import open_log
     from service.settings import Settings
 
     with seekable(source) as handle, _progress() as bar:
@@ -140,7 +140,7 @@ def register(cli: typer.Typer) -> None:
         """Load the shipped negotiations (US–China and US–EU; idempotent: a second run stores nothing)."""
         from importlib import resources
 
-        from service.app import open_log
+        from service.stores import open_log
         from service.settings import Settings
 
         names = datasets.names()

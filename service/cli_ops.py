@@ -33,8 +33,8 @@ def shown_url(database_url: str) -> str:
 def create_tables(settings: Settings) -> list[str]:
     """Create the event store with its side tables, the persisted views and the webhook tables; return the tables there."""
     from service.followers.views import open_view_tables
-    from service.app import open_log
-    from service.ratelimit import create_postgres_counters
+    from service.stores import open_log
+    from service.http.ratelimit import create_postgres_counters
     from service.webhooks.store import open_webhook_tables
 
     log = open_log(settings)

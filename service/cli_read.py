@@ -81,17 +81,14 @@ def _reported() -> Iterator[None]:
     """Every failure as one red line on stderr: 2 for a bad argument, 1 for anything else."""
     from eventsourcing.persistence import PersistenceError
 
-    from events.errors import ParleyError, StoreUnavailableError
-    from service.problems import ProblemError
+    from events.errors import InvalidQueryError, ParleyError, StoreUnavailableError
 
     try:
         yield
     except _PASS_THROUGH:
         raise
-    except BadArgument as error:
+    except (BadArgument, InvalidQueryError) as error:
         _fail(str(error), 2)
-    except ProblemError as error:
-        _fail(error.detail, 2 if error.status == 400 else 1)
     except StoreUnavailableError as error:
         _fail(f"the store is unreachable: {error}", 1)
     except ParleyError as error:
@@ -110,7 +107,7 @@ def _sqlite_path(database_url: str) -> str | None:
 @contextmanager
 def _log(database: str | None) -> Iterator[ParleyLog]:
     """The local store's log, closed afterwards. A read never creates an SQLite file that is not there."""
-    from service.app import open_log
+    from service.stores import open_log
     from service.settings import Settings
 
     settings = Settings.from_env(database_url=database)
@@ -128,23 +125,23 @@ def _log(database: str | None) -> Iterator[ParleyLog]:
 
 
 def _date(value: str | None, option: str) -> dt.date | None:
-    from service.api.state import parse_date
-    from service.problems import ProblemError
+    from events.errors import InvalidQueryError
+    from service.queries.params import parse_date
 
     try:
         return parse_date(value, option)
-    except ProblemError as error:
-        raise BadArgument(error.detail) from None
+    except InvalidQueryError as error:
+        raise BadArgument(str(error)) from None
 
 
 def _timestamp(value: str | None, option: str) -> dt.datetime | None:
-    from service.api.state import parse_timestamp
-    from service.problems import ProblemError
+    from events.errors import InvalidQueryError
+    from service.queries.params import parse_timestamp
 
     try:
         return parse_timestamp(value, option)
-    except ProblemError as error:
-        raise BadArgument(error.detail) from None
+    except InvalidQueryError as error:
+        raise BadArgument(str(error)) from None
 
 
 def _print_json(value: Any) -> None:
@@ -175,15 +172,11 @@ def _iso(value: dt.datetime) -> str:
 
 def negotiations_list(json: JsonOption = False, database: DatabaseOption = None) -> None:
     """List negotiations: id, title, parties, events, first and last occurred_on."""
-    from service.api.negotiations import negotiation_out
+    from service.queries.negotiations import all_negotiations
 
     with _reported():
         with _log(database) as log:
-            found = []
-            after: int | None = 0
-            while after is not None:
-                page, after = log.negotiations(after=after, limit=PAGE)
-                found += [negotiation_out(state) for _, state in page]
+            found = all_negotiations(log, PAGE)
         _print_negotiations(found, json)
 
 
@@ -219,16 +212,15 @@ def state(
     database: DatabaseOption = None,
 ) -> None:
     """The negotiation on a day: tariffs by direction, truce, measures, open issues, upcoming deadlines."""
-    from service.queries.live import LiveStates
-    from service.queries.timelimit import UNLIMITED
-    from service.api.state import _state
+    from service.queries.state import state_at
+    from service.queries.store import ReadStore
 
     with _reported():
         day, at = _date(as_of, "--as-of"), _timestamp(known_at, "--known-at")
         with _log(database) as log:
             negotiation = log.negotiation(negotiation_id)
             now = log.clock().astimezone(dt.UTC)
-            answer = _state(LiveStates(log), log, negotiation_id, day or now.date(), at or now, legal_basis, UNLIMITED)
+            answer = state_at(ReadStore.over(log), negotiation_id, day or now.date(), at or now, legal_basis)
         _print_state(negotiation, answer, json)
 
 
@@ -542,22 +534,21 @@ def timeline(
     database: DatabaseOption = None,
 ) -> None:
     """The negotiation's events in world order (occurred_on, then version)."""
-    from service.queries.live import LiveStates
-    from service.api.common import decode_cursor
-    from service.queries.timelimit import UNLIMITED
-    from service.api.state import _timeline
+    from service.queries.params import decode_cursor
+    from service.queries.state import timeline_page
+    from service.queries.store import ReadStore
 
     with _reported():
         first, last = _date(start, "--from"), _date(end, "--to")
         at = _timestamp(known_at, "--known-at")
         with _log(database) as log:
             negotiation = log.negotiation(negotiation_id)
-            states = LiveStates(log)
+            store = ReadStore.over(log)
             now = log.clock().astimezone(dt.UTC)
             items: list[dict[str, Any]] = []
             after: int | None = None
             while True:
-                page = _timeline(states, log, negotiation_id, first, last, at or now, after, PAGE, UNLIMITED)
+                page = timeline_page(store, negotiation_id, first, last, at or now, after, PAGE)
                 items += page.items
                 if page.next is None:
                     break
@@ -655,7 +646,7 @@ def events_tail(
     database: DatabaseOption = None,
 ) -> None:
     """Print the global log from a position and, with --follow, every event appended after."""
-    from service.api.negotiations import with_corrections
+    from service.queries.negotiations import with_corrections
 
     def emit(log: ParleyLog, batch: list[Any]) -> None:
         # the API's envelopes, as GET /v1/events gives them (with corrected_by / retracted_by)

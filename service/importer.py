@@ -15,7 +15,7 @@ import msgspec
 from events.application import Appending, ParleyLog
 from events.errors import IdempotencyKeyReusedError
 from events.payloads import AnyEvent, NegotiationOpened
-from service.problems import field_errors
+from service.http.problems import field_errors
 
 BATCH = 500
 _decode = msgspec.json.Decoder(AnyEvent).decode

@@ -21,7 +21,7 @@ def prepare(settings: Settings) -> str | None:
     Done once before any worker starts: workers creating them together would race for them.
     """
     from service.followers.views import open_view_tables
-    from service.app import open_log
+    from service.stores import open_log
     from service.auth import KeyStore
     from service.signing import Signer
     from service.webhooks.store import open_webhook_tables

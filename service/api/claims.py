@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from projections.claims import CLAIM_STATUSES, ClaimStatus, claims
-from service.queries.live import LiveStates
-from projections.state import view
+from events.application import ParleyLog
+from service.http.auth import require
+from service.http.params import AsOf, KnownAt, Limit, MinPosition
+from service.http.reads import Reads
+from service.http.requests import problems
+from service.queries.claims import claim_status, claims_page
+from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp
+from service.queries.state import moment
 from service.queries.timelimit import TimeLimit
-from service.api.common import Page, decode_cursor, problems
-from service.api.negotiations import Limit
-from service.api.state import (
-    AsOf,
-    KnownAt,
-    MinPosition,
-    moment,
-    time_limit,
-    world_key,
-    world_page,
-)
-from service.auth import require
-from service.problems import FieldError, ProblemError
-from service.reads import read
-
-
-def _status(value: str | None) -> ClaimStatus | None:
-    if value is not None and value not in CLAIM_STATUSES:
-        allowed = ", ".join(CLAIM_STATUSES)
-        raise ProblemError(400, "Bad request", f"status: must be one of {allowed}", [FieldError("status", f"must be one of {allowed}")])
-    return value  # type: ignore[return-value]
-
-
-def _claims(
-    states: LiveStates, negotiation_id: str, as_of: dt.date, known_at: dt.datetime,
-    status: ClaimStatus | None, after: int | None, limit: int, time_limit: TimeLimit,
-) -> Page:
-    state = states.state(negotiation_id, time_limit)
-    versions = {r.event_id: r.originator_version for r in state.records}
-    subjects = claims(view(state, as_of, known_at, time_limit), status).subjects
-    first = ((world_key(s.values[0].occurred_on, versions[s.values[0].event_id]), s) for s in subjects)
-    items, more = world_page(first, after, limit)
-    return Page(items=items, next=more)
 
 
 class ClaimController(Controller):
@@ -63,10 +35,13 @@ class ClaimController(Controller):
         "`<party>.tariff_on_lapse_pct` (by the suspended rates that return when the truce runs out).",
         guards=[require("reader")],
         responses=problems(404, 422),
+        sync_to_thread=True,
     )
-    async def list_claims(
+    def list_claims(
         self,
-        request: Request[Any, Any, Any],
+        reads: NamedDependency[Reads],
+        log: NamedDependency[ParleyLog],
+        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         status: Annotated[str | None, QueryParameter(description="single, disputed, confirmed or contradicted.")] = None,
         as_of: AsOf = None,
@@ -75,10 +50,7 @@ class ClaimController(Controller):
         limit: Limit = 100,
         cursor: str | None = None,
     ) -> Page:
-        wanted = _status(status)
+        wanted = claim_status(status)
         after = decode_cursor(cursor)
-        budget = time_limit(request)
-        day, at = await moment(request, as_of, known_at, min_position)
-        return await read(
-            request, lambda r: _claims(r.states, negotiation_id, day, at, wanted, after, limit, budget), min_position
-        )
+        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
+        return reads.answer(min_position, claims_page, negotiation_id, day, at, wanted, after, limit, budget)

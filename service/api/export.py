@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
 
-from litestar import Controller, Request, get
+import anyio.to_thread
+from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
-from events.application import ParleyLog
-from events.payloads import CORRECTION_TYPES
-from events.records import Recorded
-from service.queries.live import LiveStates
-from service.api.common import in_thread, log_of, problems
-from service.api.state import KnownAt, parse_timestamp
-from service.auth import require
-from service.exports import (
-    FORMATS,
-    Format,
-    amendments_in,
-    jsonl_lines,
-    rendered,
-)
-from service.problems import FieldError, ProblemError
-from service.reads import ReadPosition, read
-
-# Stored events read per query, and JSON lines sent per chunk.
-PAGE = 500
-HISTORIES = ("current", "full")
+from service.http.auth import require
+from service.http.params import KnownAt, ReadPosition
+from service.http.reads import Reads
+from service.http.requests import problems
+from service.queries.exports import FORMATS, HISTORIES, MEDIA_TYPES, Export, Format, export
+from service.queries.params import choice, parse_timestamp
 
 FormatParam = Annotated[
     str,
@@ -47,91 +34,10 @@ HistoryParam = Annotated[
     ),
 ]
 
-MEDIA_TYPES: dict[Format, str] = {
-    "jsonl": "application/x-ndjson",
-    "timelinejs": "application/json",
-    "ics": "text/calendar",
-    "csv": "text/csv",
-}
-FILE_NAMES: dict[Format, str] = {
-    "jsonl": "{}.jsonl",
-    "timelinejs": "{}.timeline.json",
-    "ics": "{}-deadlines.ics",
-    "csv": "{}-tariffs.csv",
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Export:
-    media_type: str
-    filename: str
-    # produced lazily: reading them may still go to the store
-    chunks: Iterator[bytes]
-
-
-def choice(value: str, allowed: tuple[str, ...], field: str) -> str:
-    if value not in allowed:
-        message = f"must be one of {', '.join(allowed)}"
-        raise ProblemError(400, "Bad request", f"{field}: {message}, not {value!r}", [FieldError(field, message)])
-    return value
-
-
-def stored(
-    log: ParleyLog, negotiation_id: str, up_to: int, match: Callable[[Recorded], bool] | None = None
-) -> Iterator[Recorded]:
-    """The stream's records up to version `up_to`, read a page at a time."""
-    after = 0
-    while after < up_to:
-        found, more = log.stream(negotiation_id, after_version=after, limit=PAGE, match=match)
-        for appended in found:
-            if appended.record.originator_version > up_to:
-                return
-            yield appended.record
-        if more is None:
-            return
-        after = more
-
-
-def _batches(lines: Iterator[bytes], size: int) -> Iterator[bytes]:
-    batch: list[bytes] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) == size:
-            yield b"".join(batch)
-            batch = []
-    if batch:
-        yield b"".join(batch)
-
-
-def _jsonl(log: ParleyLog, negotiation_id: str, known_at: dt.datetime, history: bool) -> Iterator[bytes]:
-    # Pin the version, so both passes read one snapshot while writers go on appending.
-    up_to = log.negotiation(negotiation_id).version
-
-    def known(record: Recorded) -> bool:
-        return record.recorded_at <= known_at
-
-    def known_amendment(record: Recorded) -> bool:
-        return record.event.type in CORRECTION_TYPES and known(record)
-
-    # Only the amendments are held in memory; the events stream past.
-    amendments = None if history else amendments_in(stored(log, negotiation_id, up_to, known_amendment))
-    return _batches(jsonl_lines(stored(log, negotiation_id, up_to, known), amendments), PAGE)
-
-
-def export(
-    log: ParleyLog, states: LiveStates, negotiation_id: str, fmt: Format, *, known_at: dt.datetime, history: bool = False
-) -> Export:
-    """An export of what was recorded by `known_at`; NegotiationNotFoundError before anything is produced."""
-    if fmt == "jsonl":
-        chunks = _jsonl(log, negotiation_id, known_at, history)
-    else:
-        chunks = rendered(states.state(negotiation_id), fmt, known_at)
-    return Export(media_type=MEDIA_TYPES[fmt], filename=FILE_NAMES[fmt].format(negotiation_id), chunks=chunks)
-
 
 async def _in_threads(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     # Each chunk may read the store: off the event loop, one chunk at a time.
-    while (chunk := await in_thread(next, chunks, None)) is not None:
+    while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
         yield chunk
 
 
@@ -141,10 +47,6 @@ def _streamed(made: Export, disposition: str) -> Stream:
         media_type=made.media_type,
         headers={"Content-Disposition": f'{disposition}; filename="{made.filename}"'},
     )
-
-
-def _known_at(request: Request[Any, Any, Any], known_at: str | None) -> dt.datetime:
-    return parse_timestamp(known_at, "known_at") or log_of(request).clock().astimezone(dt.UTC)
 
 
 class ExportController(Controller):
@@ -160,10 +62,12 @@ class ExportController(Controller):
         "all-day event per deadline on its current due date; csv has one row per tariff change.",
         guards=[require("reader")],
         responses=problems(404, 422),
+        sync_to_thread=True,
     )
-    async def export_negotiation(
+    def export_negotiation(
         self,
-        request: Request[Any, Any, Any],
+        reads: NamedDependency[Reads],
+        now: NamedDependency[dt.datetime],
         negotiation_id: str,
         format: FormatParam = "jsonl",  # noqa: A002 - the API's own name
         history: HistoryParam = "current",
@@ -172,9 +76,8 @@ class ExportController(Controller):
     ) -> Stream:
         fmt: Format = choice(format, FORMATS, "format")  # type: ignore[assignment]
         full = choice(history, HISTORIES, "history") == "full"
-        at = _known_at(request, known_at)
-        made = await read(request, lambda r: export(r.log, r.states, negotiation_id, fmt, known_at=at, history=full), min_position)
-        return _streamed(made, "attachment")
+        at = parse_timestamp(known_at, "known_at") or now
+        return _streamed(reads.answer(min_position, export, negotiation_id, fmt, known_at=at, history=full), "attachment")
 
     @get(
         "/{negotiation_id:str}/deadlines.ics",
@@ -185,10 +88,12 @@ class ExportController(Controller):
         media_type=MEDIA_TYPES["ics"],
         guards=[require("reader", query_key=True)],
         responses=problems(404),
+        sync_to_thread=True,
     )
-    async def deadlines_calendar(
+    def deadlines_calendar(
         self,
-        request: Request[Any, Any, Any],
+        reads: NamedDependency[Reads],
+        now: NamedDependency[dt.datetime],
         negotiation_id: str,
         known_at: KnownAt = None,
         key: Annotated[
@@ -196,6 +101,5 @@ class ExportController(Controller):
         ] = None,
     ) -> Stream:
         del key  # read by the guard
-        at = _known_at(request, known_at)
-        made = await read(request, lambda r: export(r.log, r.states, negotiation_id, "ics", known_at=at))
-        return _streamed(made, "inline")
+        at = parse_timestamp(known_at, "known_at") or now
+        return _streamed(reads.answer(None, export, negotiation_id, "ics", known_at=at), "inline")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Request, get
+from litestar import get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from service.api.common import in_thread, log_of
-from service.problems import PROBLEM, FieldError, Problem, ProblemError
-from service.progress import followers_of, read_progress, views_behind
+from events.application import ParleyLog
+from service.http.problems import PROBLEM, FieldError, Problem, ProblemError
+from service.progress import Followers, read_progress, views_behind
+from service.settings import Settings
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -19,8 +19,8 @@ class Readiness(msgspec.Struct, frozen=True):
     lag: dict[str, int]
 
 
-@get("/health", operation_id="health", summary="The process is up", tags=["operations"])
-async def health() -> dict[str, str]:
+@get("/health", operation_id="health", summary="The process is up", tags=["operations"], sync_to_thread=False)
+def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -37,10 +37,11 @@ async def health() -> dict[str, str]:
             description="The store is unreachable, or a persisted view lags the log by more than PARLEY_READY_MAX_LAG events.",
         )
     },
+    sync_to_thread=True,
 )
-async def ready(request: Request[Any, Any, Any]) -> Readiness:
-    progress = await in_thread(read_progress, log_of(request), followers_of(request.app.state))
-    bound = request.app.state.settings.ready_max_lag
+def ready(log: NamedDependency[ParleyLog], followers: NamedDependency[Followers], settings: NamedDependency[Settings]) -> Readiness:
+    progress = read_progress(log, followers)
+    bound = settings.ready_max_lag
     behind = views_behind(progress, bound)
     if behind:
         raise ProblemError(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.api.common import in_thread
-from service.metrics import StoreMetrics
-from service.progress import followers_of
+from events.application import ParleyLog
+from service.http.metrics import Metrics, StoreMetrics
+from service.progress import Followers
+from service.webhooks import Webhooks
 
 
 @get(
@@ -23,10 +23,9 @@ from service.progress import followers_of
     tags=["operations"],
     media_type=MediaType.TEXT,
     response_description="The Prometheus text exposition format.",
+    sync_to_thread=True,
 )
-async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
-    state = request.app.state
-    database = StoreMetrics(state.log, followers_of(state), state.webhooks.clock)
-    body = await in_thread(state.metrics.exposition, database)
+def metrics(log: NamedDependency[ParleyLog], followers: NamedDependency[Followers], webhooks: NamedDependency[Webhooks], metrics: NamedDependency[Metrics]) -> Response[str]:
+    body = metrics.exposition(StoreMetrics(log, followers, webhooks.clock))
     # litestar adds the charset itself
     return Response(body.decode(), media_type=CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8"))

@@ -1,4 +1,4 @@
-"""Negotiations and their event streams."""
+"""Negotiations and their event streams: open one, append to it, read it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import RawBody
 
-from events.application import Appended, IdempotentReplay, envelope
-from events.negotiation import Negotiation
+from events.application import Appended, IdempotentReplay, ParleyLog, envelope
 from events.payloads import (
     AnyEvent,
     Name,
@@ -24,28 +24,21 @@ from events.payloads import (
     Text,
     WorldDate,
 )
-from events.records import Recorded
-from service.api.common import (
-    Page,
-    appending,
-    decode,
-    decode_cursor,
-    encode_cursor,
-    expected_version,
-    in_thread,
-    log_of,
-    peek,
-    principal,
-    problems,
-    request_id,
-    require_json,
+from service.auth import Principal
+from service.http.auth import require
+from service.http.params import Limit, ReadPosition, Version
+from service.http.problems import FieldError, ProblemError, field_errors, invalid
+from service.http.reads import Reads
+from service.http.requests import appending, decode, expected_version, problems, require_json
+from service.queries.negotiations import (
+    EventFilter,
+    NegotiationOut,
+    events_page,
+    negotiation,
+    negotiation_out,
+    negotiations_page,
 )
-from service.auth import require
-from service.problems import FieldError, ProblemError, field_errors, invalid
-from service.reads import ReadPosition, ReadStore, read
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size, at most 1,000.")]
-Version = Annotated[int, QueryParameter(ge=0, le=2**62)]
+from service.queries.params import Page, decode_cursor
 
 
 class NegotiationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -62,21 +55,6 @@ class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events: Annotated[list[AnyEvent], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-class NegotiationOut(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    title: str
-    parties: tuple[str, ...]
-    description: str | None
-    version: int
-    event_count: int
-    first_occurred_on: dt.date | None
-    last_occurred_on: dt.date | None
-    opened_by: str
-    opened_at: dt.datetime
-    last_recorded_at: dt.datetime | None
-    position: int | None = None
-
-
 class AppendResult(msgspec.Struct, frozen=True):
     events: list[dict[str, Any]]
     position: int
@@ -86,23 +64,6 @@ def slugify(title: str) -> str:
     letters = "".join(c for c in unicodedata.normalize("NFKD", title) if not unicodedata.combining(c))
     slug = re.sub(r"[^a-z0-9]+", "-", letters.lower()).strip("-")[:80].strip("-")
     return slug or "negotiation"
-
-
-def negotiation_out(state: Negotiation, position: int | None = None) -> NegotiationOut:
-    return NegotiationOut(
-        id=state.negotiation_id,
-        title=state.title,
-        parties=state.parties,
-        description=state.description,
-        version=state.version,
-        event_count=state.event_count,
-        first_occurred_on=state.first_occurred_on,
-        last_occurred_on=state.last_occurred_on,
-        opened_by=state.opened_by,
-        opened_at=state.opened_at,
-        last_recorded_at=state.last_recorded_at,
-        position=position,
-    )
 
 
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
@@ -143,48 +104,49 @@ class NegotiationController(Controller):
         guards=[require("reporter")],
         status_code=201,
         responses=problems(403, 409, 413, 415, 422),
+        sync_to_thread=True,
     )
-    async def create(self, request: Request[Any, Any, Any]) -> Response[NegotiationOut]:
+    def create(
+        self, request: Request[Any, Any, Any], body: RawBody, log: NamedDependency[ParleyLog], principal: NamedDependency[Principal], request_id: NamedDependency[str], now: NamedDependency[dt.datetime]
+    ) -> Response[NegotiationOut]:
         require_json(request)
-        raw = await request.body()
-        body = decode(raw, NegotiationCreate, title="Invalid negotiation")
-        negotiation_id = body.id or slugify(body.title)
+        given = decode(body, NegotiationCreate, title="Invalid negotiation")
+        negotiation_id = given.id or slugify(given.title)
         try:  # the event's own rules (dates in range, no NUL) apply to what the body made of it
             opened = NegotiationOpened(
-                occurred_on=body.occurred_on or dt.datetime.now(dt.UTC).date(),
-                source=body.source,
-                topics=body.topics,
-                title=body.title,
-                parties=body.parties,
-                description=body.description,
+                occurred_on=given.occurred_on or now.date(),
+                source=given.source,
+                topics=given.topics,
+                title=given.title,
+                parties=given.parties,
+                description=given.description,
             )
         except msgspec.ValidationError as error:
             raise invalid(field_errors(error), "Invalid negotiation") from None
-        log = log_of(request)
         try:
-            appended = await in_thread(
-                log.record,
-                negotiation_id,
-                [opened],
-                principal=principal(request).name,
-                request_id=request_id(request),
-                appending=appending(request, raw),
+            appended = log.record(
+                negotiation_id, [opened], principal=principal.name, request_id=request_id,
+                appending=appending(request, body, principal),
             )
         except IdempotentReplay as replay:
             appended = replay.appended
-        state = await in_thread(log.negotiation, appended[0].record.negotiation_id)
+        state = log.negotiation(appended[0].record.negotiation_id)
         response = _write_response(request, appended, negotiation_out(state, appended[-1].position))
         response.headers["Location"] = f"/v1/negotiations/{state.negotiation_id}"
         return response
 
-    @get("/", operation_id="listNegotiations", summary="List negotiations", guards=[require("reader")], responses=problems(422))
-    async def list_negotiations(
-        self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None, min_position: ReadPosition = None
+    @get(
+        "/",
+        operation_id="listNegotiations",
+        summary="List negotiations",
+        guards=[require("reader")],
+        responses=problems(422),
+        sync_to_thread=True,
+    )
+    def list_negotiations(
+        self, reads: NamedDependency[Reads], limit: Limit = 100, cursor: str | None = None, min_position: ReadPosition = None
     ) -> Page:
-        after = decode_cursor(cursor) or 0
-        found, _ = await read(request, lambda r: r.log.negotiations(after=after, limit=limit + 1), min_position)
-        listed, more = peek(found, limit, lambda pair: encode_cursor(pair[0]))
-        return Page(items=[negotiation_out(state) for _, state in listed], next=more)
+        return reads.answer(min_position, negotiations_page, decode_cursor(cursor), limit)
 
     @get(
         "/{negotiation_id:str}",
@@ -192,11 +154,10 @@ class NegotiationController(Controller):
         summary="One negotiation: title, parties, version, event count, first and last occurred_on",
         guards=[require("reader")],
         responses=problems(404, 422),
+        sync_to_thread=True,
     )
-    async def get_negotiation(
-        self, request: Request[Any, Any, Any], negotiation_id: str, min_position: ReadPosition = None
-    ) -> Response[NegotiationOut]:
-        state = await read(request, lambda r: r.log.negotiation(negotiation_id), min_position)
+    def get_negotiation(self, reads: NamedDependency[Reads], negotiation_id: str, min_position: ReadPosition = None) -> Response[NegotiationOut]:
+        state = reads.answer(min_position, negotiation, negotiation_id)
         return Response(negotiation_out(state), headers={"ETag": f'"{state.version}"'})
 
     @post(
@@ -206,31 +167,28 @@ class NegotiationController(Controller):
         guards=[require("reporter")],
         status_code=201,
         responses=problems(403, 404, 409, 413, 415, 422),
+        sync_to_thread=True,
     )
-    async def append(self, request: Request[Any, Any, Any], negotiation_id: str) -> Response[AppendResult]:
+    def append(
+        self, request: Request[Any, Any, Any], body: RawBody, log: NamedDependency[ParleyLog], principal: NamedDependency[Principal], request_id: NamedDependency[str],
+        negotiation_id: str,
+    ) -> Response[AppendResult]:
         require_json(request)
-        raw = await request.body()
-        events = _events_from(raw)
+        events = _events_from(body)
         if any(isinstance(e, NegotiationOpened) for e in events):
             raise ProblemError(
                 422, "Invalid event", "open a negotiation with POST /v1/negotiations",
                 [FieldError("type", "negotiation_opened is appended by POST /v1/negotiations")],
             )
-        log = log_of(request)
         try:
-            appended = await in_thread(
-                log.record,
-                negotiation_id,
-                events,
-                principal=principal(request).name,
-                request_id=request_id(request),
-                expected_version=expected_version(request),
-                appending=appending(request, raw),
+            appended = log.record(
+                negotiation_id, events, principal=principal.name, request_id=request_id,
+                expected_version=expected_version(request), appending=appending(request, body, principal),
             )
         except IdempotentReplay as replay:
             appended = replay.appended
-        body = AppendResult(events=[envelope(a) for a in appended], position=appended[-1].position)
-        return _write_response(request, appended, body)
+        result = AppendResult(events=[envelope(a) for a in appended], position=appended[-1].position)
+        return _write_response(request, appended, result)
 
     @get(
         "/{negotiation_id:str}/events",
@@ -238,10 +196,11 @@ class NegotiationController(Controller):
         summary="A negotiation's events in stream order, filtered and cursor-paged",
         guards=[require("reader")],
         responses=problems(404, 422),
+        sync_to_thread=True,
     )
-    async def list_events(
+    def list_events(
         self,
-        request: Request[Any, Any, Any],
+        reads: NamedDependency[Reads],
         negotiation_id: str,
         type: str | None = None,  # noqa: A002 - the API's own name
         topic: str | None = None,
@@ -252,27 +211,7 @@ class NegotiationController(Controller):
         cursor: str | None = None,
         min_position: ReadPosition = None,
     ) -> Page:
-        types = set(type.split(",")) if type else None
+        keep = EventFilter(frozenset(type.split(",")) if type else None, topic, occurred_from, occurred_to)
         after = decode_cursor(cursor)
-
-        def match(record: Recorded) -> bool:
-            event = record.event
-            return (
-                (types is None or event.type in types)
-                and (topic is None or topic in event.topics)
-                and (occurred_from is None or event.occurred_on >= occurred_from)
-                and (occurred_to is None or event.occurred_on <= occurred_to)
-            )
-
-        def page(store: ReadStore) -> Page:
-            start = after if after is not None else after_version
-            found, _ = store.log.stream(negotiation_id, after_version=start, limit=limit + 1, match=match)
-            items, more = peek(found, limit, lambda appended: encode_cursor(appended.record.originator_version))
-            return Page(items=with_corrections(store.log, items), next=more)
-
-        return await read(request, page, min_position)
-
-
-def with_corrections(log: Any, items: list[Appended]) -> list[dict[str, Any]]:
-    corrections = log.corrections([a.record.event_id for a in items])
-    return [envelope(a, corrections.get(a.record.event_id)) for a in items]
+        start = after if after is not None else after_version
+        return reads.answer(min_position, events_page, negotiation_id, keep, start, limit)

@@ -19,11 +19,11 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIType
 
 from events.payloads import AnyEvent
-from service.api.export import MEDIA_TYPES
-from service.api.keys import KeyCreate
 from service.api.negotiations import EventBatch, NegotiationCreate
-from service.api.sources import SourceCreate
-from service.api.webhooks import Replay, Rotate, WebhookCreate, WebhookPatch, Window
+from service.auth import KeyCreate
+from service.queries.exports import MEDIA_TYPES
+from service.queries.sources import SourceCreate
+from service.webhooks.admin import Replay, Rotate, WebhookCreate, WebhookPatch, Window
 
 _REF = "#/components/schemas/{name}"
 

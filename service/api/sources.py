@@ -1,188 +1,20 @@
-"""The source registry, and the sources and corroboration behind the values of a state answer."""
+"""The source registry: outlets and official bodies, with their kind and default reliability."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import msgspec
-from eventsourcing.persistence import IntegrityError
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import RawBody
 
-from events.application import ParleyLog
-from events.payloads import EventCorrected, Name, Reliability, Slug, Source, Url, check_values
-from events.records import Recorded
-from service.api.common import (
-    Page,
-    decode,
-    decode_name_cursor,
-    encode_name_cursor,
-    in_thread,
-    log_of,
-    peek,
-    principal,
-    problems,
-    require_json,
-)
-from service.api.negotiations import Limit
-from service.auth import require
-from service.problems import FieldError, ProblemError
-from service.reads import read
-
-SourceKind = Literal["official", "wire", "newspaper", "analyst", "social", "other"]
-
-
-class SourceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    id: Slug
-    name: Name
-    kind: SourceKind
-    url: Url | None = None
-    reliability: Annotated[Reliability | None, msgspec.Meta(description="Default Admiralty reliability, A (reliable) to F.")] = None
-
-    def __post_init__(self) -> None:
-        check_values(self)  # PostgreSQL text refuses NUL: a 422 naming the field, not a store error
-
-
-class SourceRecord(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    name: str
-    kind: str
-    url: str | None
-    reliability: str | None
-    created_at: str
-    created_by: str
-
-
-class SourceOut(msgspec.Struct, frozen=True, kw_only=True):
-    """A report's source as stated on the event, completed from the registry where it names a registered id."""
-
-    name: str
-    id: str | None
-    kind: str | None
-    title: str | None
-    url: str | None
-    published_at: dt.date | None
-    reliability: str | None
-    credibility: int | None
-    # None: the event names no source id; False: it names one the registry does not know
-    registered: bool | None
-
-
-class Corroboration(msgspec.Struct, frozen=True, kw_only=True):
-    # independent sources: registered ids, else names (case-blind)
-    sources: list[str]
-    corroborated: bool
-
-
-_COLUMNS = "id, name, kind, url, reliability, created_at, created_by"
-
-
-class SourceRegistry:
-    """Sources in the parley_sources table of the event store's database."""
-
-    def __init__(self, log: ParleyLog) -> None:
-        self._run = log.run
-        self._clock = log.clock
-
-    def create(self, body: SourceCreate, *, created_by: str) -> SourceRecord:
-        if self._run("SELECT id FROM parley_sources WHERE id = ?", (body.id,)):
-            raise _exists(body.id)
-        record = SourceRecord(
-            id=body.id, name=body.name, kind=body.kind, url=body.url, reliability=body.reliability,
-            created_at=self._clock().astimezone(dt.UTC).isoformat().replace("+00:00", "Z"), created_by=created_by,
-        )
-        try:
-            self._run(
-                f"INSERT INTO parley_sources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.name, record.kind, record.url, record.reliability, record.created_at, created_by),
-                commit=True,
-            )
-        except IntegrityError as error:  # the primary key: a concurrent create won
-            raise _exists(body.id) from error
-        return record
-
-    def list(self, *, after: str = "", limit: int = 100) -> list[SourceRecord]:
-        rows = self._run(f"SELECT {_COLUMNS} FROM parley_sources WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
-        return [SourceRecord(**row) for row in rows]
-
-    def get(self, source_id: str) -> SourceRecord:
-        rows = self._run(f"SELECT {_COLUMNS} FROM parley_sources WHERE id = ?", (source_id,))
-        if not rows:
-            raise ProblemError(404, "Source not found", f"no source {source_id!r}", [FieldError("source_id", "is not a registered source")])
-        return SourceRecord(**rows[0])
-
-    def known(self, ids: Iterable[str]) -> dict[str, SourceRecord]:
-        wanted = sorted(set(ids))
-        if not wanted:
-            return {}
-        rows = self._run(f"SELECT {_COLUMNS} FROM parley_sources WHERE id IN ({', '.join('?' * len(wanted))})", wanted)
-        return {row["id"]: SourceRecord(**row) for row in rows}
-
-
-def _exists(source_id: str) -> ProblemError:
-    return ProblemError(409, "Source exists", f"a source {source_id!r} is already registered", [FieldError("id", "is taken")])
-
-
-# --- the sources behind an answer ------------------------------------------------------------
-
-
-def because_ids(tree: Any) -> Iterator[str]:
-    """Every event id under a `because` key anywhere in a JSON tree, in document order."""
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            if key == "because" and isinstance(value, (list, tuple)):
-                yield from (i for i in value if isinstance(i, str))
-            else:
-                yield from because_ids(value)
-    elif isinstance(tree, (list, tuple)):
-        for item in tree:
-            yield from because_ids(item)
-
-
-def _stated(recorded: Recorded) -> Source | None:
-    event = recorded.event
-    if isinstance(event, EventCorrected):
-        return event.source or event.replacement.source
-    return event.source
-
-
-def _graded(source: Source, registered: dict[str, SourceRecord]) -> SourceOut:
-    entry = registered.get(source.id) if source.id else None
-    return SourceOut(
-        name=source.name,
-        id=source.id,
-        kind=source.kind or (entry.kind if entry else None),
-        title=source.title,
-        url=source.url or (entry.url if entry else None),
-        published_at=source.published_at,
-        reliability=source.reliability or (entry.reliability if entry else None),
-        credibility=source.credibility,
-        registered=None if source.id is None else entry is not None,
-    )
-
-
-def sources_behind(
-    records: Iterable[Recorded], event_ids: Iterable[str], registry: SourceRegistry
-) -> dict[str, SourceOut | None]:
-    """Each event id's source as it was recorded (None: the event names none), graded from the registry."""
-    wanted = dict.fromkeys(event_ids)
-    stated: dict[str, Source | None] = {}
-    for recorded in records:
-        if recorded.event_id in wanted:
-            stated[recorded.event_id] = _stated(recorded)
-    registered = registry.known(s.id for s in stated.values() if s is not None and s.id)
-    return {i: _graded(s, registered) if (s := stated.get(i)) is not None else None for i in wanted}
-
-
-def independent(event_ids: Iterable[str], sources: dict[str, SourceOut | None]) -> Corroboration:
-    """The distinct sources among these events; two or more corroborate the value they explain."""
-    keys = dict.fromkeys(s.id or s.name.casefold() for i in event_ids if (s := sources.get(i)) is not None)
-    return Corroboration(sources=list(keys), corroborated=len(keys) >= 2)
-
-
-def registry_of(request: Request[Any, Any, Any]) -> SourceRegistry:
-    return SourceRegistry(log_of(request))
+from service.auth import Principal
+from service.http.auth import require
+from service.http.params import Limit
+from service.http.reads import Reads
+from service.http.requests import decode, problems, require_json
+from service.queries.params import Page, decode_name_cursor
+from service.queries.sources import SourceCreate, SourceRecord, SourceRegistry, source, sources_page
 
 
 class SourceController(Controller):
@@ -196,21 +28,33 @@ class SourceController(Controller):
         guards=[require("reporter")],
         status_code=201,
         responses=problems(403, 409, 413, 415, 422),
+        sync_to_thread=True,
     )
-    async def create(self, request: Request[Any, Any, Any]) -> Response[SourceRecord]:
+    def create(
+        self, request: Request[Any, Any, Any], body: RawBody, sources: NamedDependency[SourceRegistry], principal: NamedDependency[Principal]
+    ) -> Response[SourceRecord]:
         require_json(request)
-        body = decode(await request.body(), SourceCreate, title="Invalid source")
-        record = await in_thread(registry_of(request).create, body, created_by=principal(request).name)
+        record = sources.create(decode(body, SourceCreate, title="Invalid source"), created_by=principal.name)
         return Response(record, status_code=201, headers={"Location": f"/v1/sources/{record.id}"})
 
-    @get("/", operation_id="listSources", summary="Registered sources by id", guards=[require("reader")], responses=problems())
-    async def list_sources(self, request: Request[Any, Any, Any], limit: Limit = 100, cursor: str | None = None) -> Page:
-        after = decode_name_cursor(cursor)
-        found = await read(request, lambda r: SourceRegistry(r.log).list(after=after, limit=limit + 1))
-        return Page(*peek(found, limit, lambda source: encode_name_cursor(source.id)))
+    @get(
+        "/",
+        operation_id="listSources",
+        summary="Registered sources by id",
+        guards=[require("reader")],
+        responses=problems(),
+        sync_to_thread=True,
+    )
+    def list_sources(self, reads: NamedDependency[Reads], limit: Limit = 100, cursor: str | None = None) -> Page:
+        return reads.answer(None, sources_page, decode_name_cursor(cursor), limit)
 
     @get(
-        "/{source_id:str}", operation_id="getSource", summary="One registered source", guards=[require("reader")], responses=problems(404)
+        "/{source_id:str}",
+        operation_id="getSource",
+        summary="One registered source",
+        guards=[require("reader")],
+        responses=problems(404),
+        sync_to_thread=True,
     )
-    async def get_source(self, request: Request[Any, Any, Any], source_id: str) -> SourceRecord:
-        return await read(request, lambda r: SourceRegistry(r.log).get(source_id))
+    def get_source(self, reads: NamedDependency[Reads], source_id: str) -> SourceRecord:
+        return reads.answer(None, source, source_id)

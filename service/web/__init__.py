@@ -7,34 +7,32 @@ as any other client. `web_router` carries the page, its static files and the cha
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import string
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Controller, MediaType, Request, Response, Router, get
+from litestar import Controller, MediaType, Response, Router, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.static_files import create_static_files_router
 
+from events.errors import InvalidQueryError
 from events.payloads import NegotiationOpened
-from service.api.common import in_thread, problems
-from service.api.state import (
-    KnownAt,
-    LegalBasis,
-    WorldFrom,
-    WorldTo,
-    _now,
-    parse_date,
-    parse_timestamp,
-    time_limit,
-)
-from service.auth import require
-from service.problems import FieldError, Problem, ProblemError
-from service.reads import ReadStore, read
+from service.http.auth import require
+from service.http.params import KnownAt, LegalBasis, WorldFrom, WorldTo
+from service.http.problems import Problem, ProblemError
+from service.http.reads import Reads
+from service.http.requests import problems
+from service.queries.params import parse_date, parse_timestamp
+from service.queries.store import ReadStore
+from service.queries.timelimit import TimeLimit
 from service.web.chart import (
     MAX_DAYS,
+    Figure,
     chart_data,
     png_available,
     tariff_chart,
@@ -109,34 +107,18 @@ def _title(state: Any) -> str:
     return opened.title if opened is not None else state.negotiation_id or ""
 
 
-async def _chart(
-    request: Request[Any, Any, Any],
-    negotiation_id: str,
-    known_at: str | None,
-    legal_basis: str | None,
-    from_: str | None,
-    to: str | None,
-    width: int,
-    height: int,
-) -> Any:
-    start, end = parse_date(from_, "from"), parse_date(to, "to")
-    at = parse_timestamp(known_at, "known_at") or await _now(request, None)
+def chart(
+    store: ReadStore, negotiation_id: str, known_at: dt.datetime, legal_basis: str | None,
+    start: dt.date | None, end: dt.date | None, width: int, height: int, time_limit: TimeLimit,
+) -> Figure:
+    """The tariff chart of what was known at `known_at`; InvalidQueryError for a range it cannot draw."""
     if start and end and end < start:
-        raise ProblemError(400, "Bad request", "to: must be on or after from", [FieldError("to", "must be on or after from")])
-
-    limit = time_limit(request)
-
-    def build(store: ReadStore) -> Any:
-        state = store.states.state(negotiation_id, limit)
-        data = chart_data(state, at, title=_title(state), start=start, end=end, legal_basis=legal_basis, time_limit=limit)
-        if (data.end - data.start).days > MAX_DAYS:
-            raise ProblemError(
-                400, "Bad request", f"the range may span at most {MAX_DAYS} days",
-                [FieldError("to", f"must be at most {MAX_DAYS} days after from")],
-            )
-        return tariff_chart(data, width, height)
-
-    return await read(request, build)
+        raise InvalidQueryError("to", "must be on or after from")
+    state = store.states.state(negotiation_id, time_limit)
+    data = chart_data(state, known_at, title=_title(state), start=start, end=end, legal_basis=legal_basis, time_limit=time_limit)
+    if (data.end - data.start).days > MAX_DAYS:
+        raise InvalidQueryError("to", f"must be at most {MAX_DAYS} days after from", f"the range may span at most {MAX_DAYS} days")
+    return tariff_chart(data, width, height)
 
 
 class ChartController(Controller):
@@ -151,10 +133,13 @@ class ChartController(Controller):
         media_type="image/svg+xml",
         guards=[require("reader")],
         responses=problems(404),
+        sync_to_thread=True,
     )
-    async def tariffs_svg(
+    def tariffs_svg(
         self,
-        request: Request[Any, Any, Any],
+        reads: NamedDependency[Reads],
+        now: NamedDependency[dt.datetime],
+        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         known_at: KnownAt = None,
         legal_basis: LegalBasis = None,
@@ -163,7 +148,8 @@ class ChartController(Controller):
         width: Width = 960,
         height: Height = 440,
     ) -> Response[str]:
-        figure = await _chart(request, negotiation_id, known_at, legal_basis, from_, to, width, height)
+        at, start, end = parse_timestamp(known_at, "known_at") or now, parse_date(from_, "from"), parse_date(to, "to")
+        figure = reads.answer(None, chart, negotiation_id, at, legal_basis, start, end, width, height, budget)
         return Response(to_svg(figure), media_type="image/svg+xml", headers={"X-Content-Type-Options": "nosniff"})
 
     @get(
@@ -180,10 +166,13 @@ class ChartController(Controller):
                 media_type="application/problem+json",
             ),
         },
+        sync_to_thread=True,
     )
-    async def tariffs_png(
+    def tariffs_png(
         self,
-        request: Request[Any, Any, Any],
+        reads: NamedDependency[Reads],
+        now: NamedDependency[dt.datetime],
+        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         known_at: KnownAt = None,
         legal_basis: LegalBasis = None,
@@ -196,8 +185,9 @@ class ChartController(Controller):
             raise ProblemError(
                 501, "Not implemented", "PNG charts need Pillow on the server; the SVG chart is at charts/tariffs.svg"
             )
-        figure = await _chart(request, negotiation_id, known_at, legal_basis, from_, to, width, height)
-        return Response(await in_thread(to_png, figure), media_type="image/png")
+        at, start, end = parse_timestamp(known_at, "known_at") or now, parse_date(from_, "from"), parse_date(to, "to")
+        figure = reads.answer(None, chart, negotiation_id, at, legal_basis, start, end, width, height, budget)
+        return Response(to_png(figure), media_type="image/png")
 
 
 web_router = Router(path="/", route_handlers=[PageController, static_router, ChartController])

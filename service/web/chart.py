@@ -26,7 +26,7 @@ from projections import MeasureRate, State, rounds, tariff_schedule, view
 from projections.coverage import coverage
 from service.queries.timelimit import UNLIMITED, TimeLimit
 from projections.truce import truces
-from service.exports import amendments_in, believed
+from service.queries.exports import amendments_in, believed
 
 MAX_DAYS = 3660
 PALETTE = {"US->CN": "#c62828", "CN->US": "#1f5fa8"}
@@ -82,8 +82,8 @@ def known(state: State, known_at: dt.datetime) -> list[Recorded]:
     return [r for r in state.records if r.recorded_at <= known_at]
 
 
-def default_range(records: Sequence[Recorded]) -> tuple[dt.date, dt.date]:
-    """From the first event to a month past the last date the record names (deadlines, effective dates)."""
+def default_range(records: Sequence[Recorded], today: dt.date) -> tuple[dt.date, dt.date]:
+    """From the first event to a month past the last date the record names (deadlines, effective dates); `today` alone without events."""
     days: list[dt.date] = []
     for record in records:
         event = record.event
@@ -93,7 +93,6 @@ def default_range(records: Sequence[Recorded]) -> tuple[dt.date, dt.date]:
             if isinstance(value, dt.date):
                 days.append(value)
     if not days:
-        today = dt.date.today()
         return today, today
     first = min(r.event.occurred_on for r in records)
     return first, max(days) + dt.timedelta(days=30)
@@ -159,7 +158,7 @@ def chart_data(
     time_limit: TimeLimit = UNLIMITED,
 ) -> ChartData:
     records = known(state, known_at)
-    first, last = default_range(records)
+    first, last = default_range(records, known_at.astimezone(dt.UTC).date())
     start, end = start or first, end or last
     facts = list(believed(records, amendments_in(records)))
     measure_names: dict[str, str] = {}

@@ -35,6 +35,8 @@ import httpx
 import msgspec
 from httpcore._backends.sync import SyncStream  # httpcore's own plain-socket stream
 
+from events.errors import ParleyError
+
 __all__ = [
     "ALLOW_HOSTS_ENV",
     "Attempt",
@@ -66,7 +68,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
-class DestinationRefusedError(Exception):
+class DestinationRefusedError(ParleyError):
     """A webhook URL that Parley will not call; `reason` is one sentence naming the address."""
 
     def __init__(self, url: str, reason: str) -> None:

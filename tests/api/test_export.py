@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from events.datasets import load
 from service.app import create_app
 from service.cli_export import register
-from service.exports import CSV_COLUMNS, client_body, deadline_uid
+from service.queries.exports import CSV_COLUMNS, client_body, deadline_uid
 from service.settings import Settings
 from tests.api.conftest import Api
 from tests.unit.test_exports import assert_timelinejs_shape
@@ -105,7 +105,7 @@ def state_on(api: Any, negotiation_id: str, day: str) -> dict[str, Any]:
 
 
 def test_jsonl_export_reimports_to_an_identical_state_on_every_event_date(api, monkeypatch):
-    monkeypatch.setattr("service.api.export.PAGE", 7)  # read and send across many pages
+    monkeypatch.setattr("service.queries.exports.PAGE", 7)  # read and send across many pages
     amend(api, load_dataset(api))
     response = exported(api, format="jsonl")
     assert response.headers["content-type"].startswith("application/x-ndjson")
@@ -143,7 +143,7 @@ def test_jsonl_full_history_keeps_corrections_with_the_source_ids(api):
 
 
 def test_jsonl_export_at_known_at_leaves_out_later_corrections(api, clock, monkeypatch):
-    monkeypatch.setattr("service.api.export.PAGE", 7)
+    monkeypatch.setattr("service.queries.exports.PAGE", 7)
     load_dataset(api)
     before = clock.now.isoformat().replace("+00:00", "Z")
     clock.advance(hours=1)

@@ -9,7 +9,7 @@ import pytest
 
 from events.errors import VersionConflictError
 from events.payloads import DeadlineSet, NegotiationOpened
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 
 

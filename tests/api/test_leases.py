@@ -18,7 +18,7 @@ from service.followers.leases import PostgresLease, lease_key, open_lease, this_
 from service.followers.views import ViewRunner, ViewTables, open_view_tables
 from projections.state import fold
 from service.followers.tables import MEASURES
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 
 

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.metrics import Metrics
+from service.http.metrics import Metrics
 from service.settings import Settings, SettingsError
 from tests.api.conftest import deadline, measure
 from tests.api.test_webhooks import Receiver, receiver  # noqa: F401 - the same receiving server as the webhook tests

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from service.process import free_port
-from service.ratelimit import (
+from service.http.ratelimit import (
     CountersUnavailableError,
     PostgresCounters,
     Quota,

@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 
 from service.app import create_app
 from service.process import free_port
-from service.reads import ReplicaWriteError
+from service.queries.store import ReplicaWriteError
 from service.settings import Settings, SettingsError
 from tests.api.conftest import deadline, measure
 from tests.conftest import emptied_postgres

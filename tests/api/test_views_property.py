@@ -17,7 +17,7 @@ from events.payloads import (
 from service.followers.views import ViewRunner, open_view_tables
 from projections.state import fold
 from service.followers.tables import VIEWS
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 from tests.conftest import reset_postgres
 

@@ -34,8 +34,9 @@ from events.payloads import (
     TruceAgreed,
     TruceExtended,
 )
-from service.api.negotiations import with_corrections
-from service.app import create_app, open_log
+from service.queries.negotiations import with_corrections
+from service.app import create_app
+from service.stores import open_log
 from service.settings import Settings
 
 pytestmark = pytest.mark.slow

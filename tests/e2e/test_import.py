@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from events.datasets import load
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 from tests.api.conftest import deadline, measure
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service.app import open_log
+from service.stores import open_log
 from service.auth import KeyStore
 from service.process import PARLEY_TABLES
 from service.settings import Settings

@@ -15,7 +15,7 @@ from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
 from service.followers.views import open_view_tables
 from projections.state import fold
 from service.followers.tables import VIEWS
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 
 pytestmark = pytest.mark.slow

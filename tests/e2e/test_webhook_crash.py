@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from events.application import utcnow
 from events.payloads import DeadlineSet, NegotiationOpened
-from service.app import open_log
+from service.stores import open_log
 from service.settings import Settings
 from service.signing import Signer
 from service.webhooks import open_webhooks

@@ -10,7 +10,7 @@ import pytest
 
 from events.payloads import DeadlineSet, TruceAgreed
 from projections import deadlines, fold, view
-from service.exports import deadlines_ics
+from service.queries.exports import deadlines_ics
 from service.webhooks.messages import calendar_messages
 from tests.unit.recording import Stream
 

@@ -29,7 +29,7 @@ from events.payloads import (
 )
 from events.records import Recorded, stream_id
 from projections import fold
-from service.exports import (
+from service.queries.exports import (
     CSV_COLUMNS,
     amendments_in,
     deadline_uid,

@@ -8,7 +8,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from events.errors import store_unavailable
-from service.problems import problem_for
+from service.http.problems import problem_for
 
 
 @pytest.mark.parametrize(

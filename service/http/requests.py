@@ -1,23 +1,19 @@
-"""What every route shares: body decoding, paging cursors, write headers, declared problem responses."""
+"""What every route shares: body decoding, write headers, odd URLs refused, declared problem responses."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
-from events.application import Appending, ParleyLog
+from events.application import Appending
 from service.auth import Principal
-from service.problems import FieldError, Problem, ProblemError, field_errors, invalid
+from service.http.problems import FieldError, Problem, ProblemError, field_errors, invalid
 
 T = TypeVar("T")
 
@@ -89,67 +85,7 @@ def refuse_odd_urls(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
             raise ProblemError(400, "Bad request", f"{name}: {message}", [FieldError(name, message)])
 
 
-def beyond_head(min_position: int, head: int) -> ProblemError:
-    """No write has answered a position past the head, so waiting for it would never end."""
-    message = f"is beyond the latest recorded position {head}"
-    return ProblemError(422, "Invalid request", f"min_position: {min_position} {message}", [FieldError("min_position", message)])
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(f"p{value}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, field: str = "cursor") -> int | None:
-    if cursor is None:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("p"):
-            raise ValueError(cursor)
-        value = int(text[1:])
-        if value < 0 or value > 2**62:
-            raise ValueError(cursor)
-    except ValueError:
-        raise ProblemError(400, "Bad request", "the cursor is not one this service gave out", [FieldError(field, "unknown cursor")]) from None
-    return value
-
-
-def encode_name_cursor(last: str) -> str:
-    """A cursor after `last` for lists ordered by a name or an id."""
-    return base64.urlsafe_b64encode(f"s{last}".encode()).decode().rstrip("=")
-
-
-def decode_name_cursor(cursor: str | None) -> str:
-    if cursor is None:
-        return ""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.startswith("s"):
-        raise ProblemError(400, "Bad request", "the cursor is not one this service gave out", [FieldError("cursor", "unknown cursor")])
-    return text[1:]
-
-
-def peek(found: list[T], limit: int, cursor: Callable[[T], str]) -> tuple[list[T], str | None]:
-    """A page of `limit` from up to `limit + 1` items: the extra one only says that more follow, so `next` never leads nowhere."""
-    page = found[:limit]
-    return page, (cursor(page[-1]) if len(found) > limit else None)
-
-
-def principal(request: Request[Any, Any, Any]) -> Principal:
-    return request.scope["state"]["principal"]
-
-
-def log_of(request: Request[Any, Any, Any]) -> ParleyLog:
-    return request.app.state.log
-
-
-def request_id(request: Request[Any, Any, Any]) -> str:
-    return request.scope["state"]["request_id"]
-
-
-def appending(request: Request[Any, Any, Any], raw: bytes) -> Appending | None:
+def appending(request: Request[Any, Any, Any], raw: bytes, principal: Principal) -> Appending | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
@@ -159,7 +95,7 @@ def appending(request: Request[Any, Any, Any], raw: bytes) -> Appending | None:
             [FieldError("Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces")],
         )
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + raw).hexdigest()
-    return Appending(principal=principal(request).name, key=key, request_hash=digest)
+    return Appending(principal=principal.name, key=key, request_hash=digest)
 
 
 def expected_version(request: Request[Any, Any, Any]) -> int | None:
@@ -170,13 +106,3 @@ def expected_version(request: Request[Any, Any, Any]) -> int | None:
     if not text.isdigit() or len(text) > 18:
         raise ProblemError(400, "Bad request", "If-Match must be a stream version such as \"3\"", [FieldError("If-Match", "must be a version number")])
     return int(text)
-
-
-async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """eventsourcing is synchronous: run store work off the event loop."""
-    return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
-
-
-class Page(msgspec.Struct, frozen=True):
-    items: list[Any]
-    next: str | None

@@ -24,17 +24,26 @@ from events.errors import (
     EventRejectedError,
     EventUnreadableError,
     IdempotencyKeyReusedError,
+    InvalidQueryError,
     KeyNameTakenError,
     KeyNotFoundError,
     NegotiationExistsError,
     NegotiationNotFoundError,
     ParleyError,
+    PositionNotRecordedError,
+    PrincipalNotFoundError,
+    ViewBehindError,
     QueryTimeoutError,
+    SourceExistsError,
+    SourceNotFoundError,
     StoreUnavailableError,
+    UnknownPartError,
     VersionConflictError,
     store_unavailable,
 )
 from events.payloads import EVENT_TYPES, RESERVED_FIELDS, reserved_field_in
+from service.webhooks.admin import DeliveryNotFoundError
+from service.webhooks.outbound import DestinationRefusedError
 from service.webhooks.subscriptions import WebhookNotFoundError
 
 PROBLEM = "application/problem+json"
@@ -111,8 +120,16 @@ def invalid(errors: list[FieldError], title: str = "Invalid event") -> ProblemEr
 _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (NegotiationNotFoundError, 404, "Negotiation not found"),
     (EventNotFoundError, 404, "Event not found"),
+    (SourceNotFoundError, 404, "Source not found"),
+    (UnknownPartError, 404, "Not found"),
+    (SourceExistsError, 409, "Source exists"),
+    (InvalidQueryError, 400, "Bad request"),
+    (PositionNotRecordedError, 422, "Invalid request"),
     (KeyNotFoundError, 404, "Key not found"),
+    (PrincipalNotFoundError, 404, "Principal not found"),
     (WebhookNotFoundError, 404, "Webhook not found"),
+    (DeliveryNotFoundError, 404, "Delivery not found"),
+    (DestinationRefusedError, 422, "Destination refused"),
     (NegotiationExistsError, 409, "Negotiation exists"),
     (KeyNameTakenError, 409, "Key name taken"),
     (VersionConflictError, 409, "Version conflict"),
@@ -120,6 +137,7 @@ _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (IdempotencyKeyReusedError, 422, "Idempotency-Key reused"),
     (StoreUnavailableError, 503, "Store unavailable"),
     (QueryTimeoutError, 503, "Query timed out"),
+    (ViewBehindError, 503, "View behind"),
     (EventUnreadableError, 503, "Event from a newer version"),
 ]
 
@@ -145,6 +163,19 @@ def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
     detail = str(error)
     if isinstance(error, EventRejectedError):
         errors = [FieldError(error.field, error.reason)]
+    elif isinstance(error, InvalidQueryError):
+        errors = [FieldError(field, reason) for field, reason in error.fields]
+    elif isinstance(error, PositionNotRecordedError):
+        errors = [FieldError("min_position", f"is beyond the latest recorded position {error.head}")]
+    elif isinstance(error, UnknownPartError):
+        errors = [FieldError("part", f"must be one of {', '.join(error.allowed)}")]
+    elif isinstance(error, SourceNotFoundError):
+        errors = [FieldError("source_id", "is not a registered source")]
+    elif isinstance(error, DestinationRefusedError):
+        detail = error.reason
+        errors = [FieldError("url", error.reason)]
+    elif isinstance(error, SourceExistsError):
+        errors = [FieldError("id", "is taken")]
     elif isinstance(error, IdempotencyKeyReusedError):
         errors = [FieldError("Idempotency-Key", "was already used with a different request body")]
     elif isinstance(error, VersionConflictError):
@@ -159,6 +190,9 @@ def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
             f"the answer took longer than the {error.seconds:g} s this service allows (PARLEY_QUERY_TIMEOUT) and was "
             "stopped; the events read so far are kept, so a retry goes on from there"
         )
+        headers["Retry-After"] = "1"
+    elif isinstance(error, ViewBehindError):
+        errors = [FieldError("min_position", f"the view is at {error.at}")]
         headers["Retry-After"] = "1"
     elif isinstance(error, EventUnreadableError):
         headers["Retry-After"] = "5"  # a rolling upgrade: another replica, or this one soon, reads it

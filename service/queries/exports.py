@@ -1,18 +1,22 @@
-"""Export formats of a negotiation, as pure functions: JSON Lines, TimelineJS JSON, an iCalendar feed, a tariff CSV."""
+"""Exports of a negotiation: JSON Lines, TimelineJS JSON, an iCalendar feed, a tariff CSV (pure formats, then
+how an export is read from a store, lazily, a page at a time)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import html
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import icalendar
 import msgspec
 
+from events.application import ParleyLog
 from events.payloads import (
+    CORRECTION_TYPES,
     AgreementReached,
     ConcessionMade,
     CoverageDeclared,
@@ -48,6 +52,7 @@ from projections import (
     view,
 )
 from projections.truce import truces
+from service.queries.store import ReadStore
 
 Format = Literal["jsonl", "timelinejs", "ics", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "timelinejs", "ics", "csv")
@@ -457,3 +462,82 @@ def rendered(state: State, fmt: Format, known_at: dt.datetime) -> Iterator[bytes
     if fmt == "csv":
         return (line.encode() for line in tariff_csv(negotiation_id, facts))
     raise ValueError(f"{fmt} is streamed from the store, not rendered from a state")
+
+
+# --- reading an export from the store ----------------------------------------------------------
+
+# Stored events read per query, and JSON lines per chunk.
+PAGE = 500
+HISTORIES = ("current", "full")
+
+MEDIA_TYPES: dict[Format, str] = {
+    "jsonl": "application/x-ndjson",
+    "timelinejs": "application/json",
+    "ics": "text/calendar",
+    "csv": "text/csv",
+}
+FILE_NAMES: dict[Format, str] = {
+    "jsonl": "{}.jsonl",
+    "timelinejs": "{}.timeline.json",
+    "ics": "{}-deadlines.ics",
+    "csv": "{}-tariffs.csv",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    media_type: str
+    filename: str
+    # produced lazily: reading them may still go to the store
+    chunks: Iterator[bytes]
+
+
+def stored(
+    log: ParleyLog, negotiation_id: str, up_to: int, match: Callable[[Recorded], bool] | None = None
+) -> Iterator[Recorded]:
+    """The stream's records up to version `up_to`, read a page at a time."""
+    after = 0
+    while after < up_to:
+        found, more = log.stream(negotiation_id, after_version=after, limit=PAGE, match=match)
+        for appended in found:
+            if appended.record.originator_version > up_to:
+                return
+            yield appended.record
+        if more is None:
+            return
+        after = more
+
+
+def _batches(lines: Iterator[bytes], size: int) -> Iterator[bytes]:
+    batch: list[bytes] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield b"".join(batch)
+            batch = []
+    if batch:
+        yield b"".join(batch)
+
+
+def _jsonl(log: ParleyLog, negotiation_id: str, known_at: dt.datetime, history: bool) -> Iterator[bytes]:
+    # Pin the version, so both passes read one snapshot while writers go on appending.
+    up_to = log.negotiation(negotiation_id).version
+
+    def known(record: Recorded) -> bool:
+        return record.recorded_at <= known_at
+
+    def known_amendment(record: Recorded) -> bool:
+        return record.event.type in CORRECTION_TYPES and known(record)
+
+    # Only the amendments are held in memory; the events stream past.
+    amendments = None if history else amendments_in(stored(log, negotiation_id, up_to, known_amendment))
+    return _batches(jsonl_lines(stored(log, negotiation_id, up_to, known), amendments), PAGE)
+
+
+def export(store: ReadStore, negotiation_id: str, fmt: Format, *, known_at: dt.datetime, history: bool = False) -> Export:
+    """An export of what was recorded by `known_at`; NegotiationNotFoundError before anything is produced."""
+    if fmt == "jsonl":
+        chunks = _jsonl(store.log, negotiation_id, known_at, history)
+    else:
+        chunks = rendered(store.states.state(negotiation_id), fmt, known_at)
+    return Export(media_type=MEDIA_TYPES[fmt], filename=FILE_NAMES[fmt].format(negotiation_id), chunks=chunks)

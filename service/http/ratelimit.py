@@ -37,8 +37,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.application import Clock
 from events.errors import StoreUnavailableError
-from service.auth import key_principal
-from service.problems import PROBLEM, FieldError, Problem
+from service.http.auth import key_principal
+from service.http.problems import PROBLEM, FieldError, Problem
 from service.settings import Settings
 
 # Everything else (/health, /ready, /metrics, the web page and its static files, /schema) is not limited.

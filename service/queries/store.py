@@ -1,4 +1,4 @@
-"""Where queries read: a PostgreSQL read replica when one is configured, the primary otherwise.
+"""The stores queries read: a PostgreSQL read replica when one is configured, the primary otherwise.
 
 The rule: a query reads the replica, unless it names a `min_position` the replica has not
 reached yet (its log head; for a persisted view, that view's tracking position on the replica),
@@ -13,40 +13,29 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from eventsourcing.persistence import PersistenceError
-from litestar import Request
-from litestar.params import QueryParameter
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from events.application import Clock, ParleyLog, store_env
 from events.errors import (
     EventNotFoundError,
     NegotiationNotFoundError,
+    PositionNotRecordedError,
+    SourceNotFoundError,
     StoreUnavailableError,
 )
 from service.queries.live import LiveStates
 from service.followers.views import ViewTables, open_view_tables
 from service.followers.tables import ViewSpec
-from service.api.common import in_thread
-from service.problems import FieldError, ProblemError
 from service.settings import Settings
 
 T = TypeVar("T")
 Side = Literal["primary", "replica"]
-READ_FROM_HEADER = "X-Parley-Read-From"
 RETRY_OPEN_SECONDS = 1.0
-
-ReadPosition = Annotated[
-    int | None,
-    QueryParameter(
-        ge=0, le=2**62,
-        description="Read your writes: answer from a store that includes this position (a write's `position`); "
-        "the read replica when it has reached it, else the primary.",
-    ),
-]
+# What the replica may not have yet: asked of the primary before the answer is "not found".
+MISSING = (NegotiationNotFoundError, EventNotFoundError, SourceNotFoundError)
 
 
 class ReplicaWriteError(RuntimeError):
@@ -90,10 +79,17 @@ class ReadStore:
     side: Side
     log: ParleyLog
     states: LiveStates
-    tables: ViewTables
+    # None where no persisted view is read (the CLI folds what it asks)
+    tables: ViewTables | None = None
+
+    @classmethod
+    def over(cls, log: ParleyLog) -> ReadStore:
+        """A store over one log with its own live states, for readers outside the API (the CLI, tests)."""
+        return cls("primary", log, LiveStates(log))
 
     def close(self) -> None:
-        self.tables.datastore.close()  # type: ignore[attr-defined]
+        if self.tables is not None:
+            self.tables.datastore.close()  # type: ignore[attr-defined]
         self.log.close()
 
 
@@ -154,7 +150,7 @@ class ReadSides:
         if not self.has_replica:
             return None
         replica = self.replica()
-        if min_position is None or replica.tables.position(spec) >= min_position:
+        if min_position is None or (replica.tables is not None and replica.tables.position(spec) >= min_position):
             return replica
         return None
 
@@ -179,74 +175,33 @@ def open_read_sides(settings: Settings, primary: ReadStore, clock: Clock) -> Rea
     return sides
 
 
-# --- per request -------------------------------------------------------------------------------
+def answer(
+    sides: ReadSides, min_position: int | None, work: Callable[..., T], *args: Any,
+    mark: Callable[[Side], None] = lambda _: None, **kwargs: Any,
+) -> T:
+    """`work(store, *args, **kwargs)` on the store a query reads; what the replica does not have yet is asked of the primary.
 
-
-def _sides(request: Request[Any, Any, Any]) -> ReadSides:
-    return request.app.state.reads
-
-
-def _mark(request: Request[Any, Any, Any], side: Side) -> None:
-    request.scope["state"]["read_from"] = side
-
-
-def _missing(error: Exception) -> bool:
-    return isinstance(error, NegotiationNotFoundError | EventNotFoundError) or (
-        isinstance(error, ProblemError) and error.status == 404
-    )
-
-
-async def _require_recorded(store: ReadStore, min_position: int) -> None:
-    """A position the primary has not reached was never answered to any write."""
-    head = await in_thread(store.log.head)
-    if min_position > head:
-        raise ProblemError(
-            422, "Position not recorded", f"no write has been answered with position {min_position}; the latest is {head}",
-            [FieldError("min_position", f"is beyond the latest recorded position ({head})")],
-        )
-
-
-async def read(request: Request[Any, Any, Any], work: Callable[[ReadStore], T], min_position: int | None = None) -> T:
-    """Run `work` on the store this request reads; what the replica does not have yet is asked of the primary."""
-    sides = _sides(request)
-    _mark(request, "replica" if sides.has_replica else "primary")  # what failed, if picking fails
-    store = await in_thread(sides.for_position, min_position) if sides.has_replica else sides.primary
+    `mark` hears which side answers (the HTTP layer reports it in a header).
+    """
+    mark("replica" if sides.has_replica else "primary")  # what failed, if picking fails
+    store = sides.for_position(min_position) if sides.has_replica else sides.primary
     if min_position is not None and store is sides.primary:
-        await _require_recorded(store, min_position)
-    _mark(request, store.side)
+        head = store.log.head()
+        if min_position > head:
+            raise PositionNotRecordedError(min_position, head)
+    mark(store.side)
     try:
-        return await in_thread(work, store)
-    except (NegotiationNotFoundError, EventNotFoundError, ProblemError) as error:
-        if store is sides.primary or not _missing(error):
+        return work(store, *args, **kwargs)
+    except MISSING:
+        if store is sides.primary:
             raise
-    _mark(request, "primary")
-    return await in_thread(work, sides.primary)
+    mark("primary")
+    return work(sides.primary, *args, **kwargs)
 
 
-async def replica_view(request: Request[Any, Any, Any], spec: ViewSpec, min_position: int | None) -> ViewTables | None:
-    """The replica's tables of this view when they can answer; None: ask the primary's runner."""
-    sides = _sides(request)
-    _mark(request, "replica" if sides.has_replica else "primary")
-    store = await in_thread(sides.for_view, spec, min_position) if sides.has_replica else None
-    _mark(request, store.side if store is not None else "primary")
-    return store.tables if store is not None else None
-
-
-def read_from_header(app: ASGIApp) -> ASGIApp:
-    """Say which store answered a query (`X-Parley-Read-From: replica|primary`), for tests and operators."""
-    name = READ_FROM_HEADER.lower().encode()
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
-
-        async def send_with_side(message: Message) -> None:
-            if message["type"] == "http.response.start" and (side := state.get("read_from")):
-                message["headers"] = [*message.get("headers", []), (name, side.encode())]
-            await send(message)
-
-        await app(scope, receive, send_with_side)
-
-    return middleware
+def view_store(sides: ReadSides, spec: ViewSpec, min_position: int | None, mark: Callable[[Side], None] = lambda _: None) -> ReadStore | None:
+    """The replica when its copy of this view can answer; None: ask the primary's runner."""
+    mark("replica" if sides.has_replica else "primary")
+    store = sides.for_view(spec, min_position) if sides.has_replica else None
+    mark(store.side if store is not None else "primary")
+    return store

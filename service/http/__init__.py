@@ -1,0 +1,1 @@
+"""The HTTP boundary: middleware (auth, limits, metrics, logs, reads), error mapping, request helpers, dependencies."""

@@ -1,0 +1,176 @@
+"""The source registry, and the sources and corroboration behind the values of a state answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, Literal
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+
+from events.application import ParleyLog
+from events.errors import SourceExistsError, SourceNotFoundError
+from events.payloads import EventCorrected, Name, Reliability, Slug, Source, Url, check_values
+from events.records import Recorded
+from service.queries.params import Page, encode_name_cursor, peek
+from service.queries.store import ReadStore
+
+SourceKind = Literal["official", "wire", "newspaper", "analyst", "social", "other"]
+
+
+class SourceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: Slug
+    name: Name
+    kind: SourceKind
+    url: Url | None = None
+    reliability: Annotated[Reliability | None, msgspec.Meta(description="Default Admiralty reliability, A (reliable) to F.")] = None
+
+    def __post_init__(self) -> None:
+        check_values(self)  # PostgreSQL text refuses NUL: a 422 naming the field, not a store error
+
+
+class SourceRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    kind: str
+    url: str | None
+    reliability: str | None
+    created_at: str
+    created_by: str
+
+
+class SourceOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A report's source as stated on the event, completed from the registry where it names a registered id."""
+
+    name: str
+    id: str | None
+    kind: str | None
+    title: str | None
+    url: str | None
+    published_at: dt.date | None
+    reliability: str | None
+    credibility: int | None
+    # None: the event names no source id; False: it names one the registry does not know
+    registered: bool | None
+
+
+class Corroboration(msgspec.Struct, frozen=True, kw_only=True):
+    # independent sources: registered ids, else names (case-blind)
+    sources: list[str]
+    corroborated: bool
+
+
+_COLUMNS = "id, name, kind, url, reliability, created_at, created_by"
+
+
+class SourceRegistry:
+    """Sources in the parley_sources table of the event store's database."""
+
+    def __init__(self, log: ParleyLog) -> None:
+        self._run = log.run
+        self._clock = log.clock
+
+    def create(self, body: SourceCreate, *, created_by: str) -> SourceRecord:
+        if self._run("SELECT id FROM parley_sources WHERE id = ?", (body.id,)):
+            raise SourceExistsError(body.id)
+        record = SourceRecord(
+            id=body.id, name=body.name, kind=body.kind, url=body.url, reliability=body.reliability,
+            created_at=self._clock().astimezone(dt.UTC).isoformat().replace("+00:00", "Z"), created_by=created_by,
+        )
+        try:
+            self._run(
+                f"INSERT INTO parley_sources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, record.name, record.kind, record.url, record.reliability, record.created_at, created_by),
+                commit=True,
+            )
+        except IntegrityError as error:  # the primary key: a concurrent create won
+            raise SourceExistsError(body.id) from error
+        return record
+
+    def list(self, *, after: str = "", limit: int = 100) -> list[SourceRecord]:
+        rows = self._run(f"SELECT {_COLUMNS} FROM parley_sources WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        return [SourceRecord(**row) for row in rows]
+
+    def get(self, source_id: str) -> SourceRecord:
+        rows = self._run(f"SELECT {_COLUMNS} FROM parley_sources WHERE id = ?", (source_id,))
+        if not rows:
+            raise SourceNotFoundError(source_id)
+        return SourceRecord(**rows[0])
+
+    def known(self, ids: Iterable[str]) -> dict[str, SourceRecord]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = self._run(f"SELECT {_COLUMNS} FROM parley_sources WHERE id IN ({', '.join('?' * len(wanted))})", wanted)
+        return {row["id"]: SourceRecord(**row) for row in rows}
+
+
+# --- the sources behind an answer ------------------------------------------------------------
+
+
+def because_ids(tree: Any) -> Iterator[str]:
+    """Every event id under a `because` key anywhere in a JSON tree, in document order."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "because" and isinstance(value, (list, tuple)):
+                yield from (i for i in value if isinstance(i, str))
+            else:
+                yield from because_ids(value)
+    elif isinstance(tree, (list, tuple)):
+        for item in tree:
+            yield from because_ids(item)
+
+
+def _stated(recorded: Recorded) -> Source | None:
+    event = recorded.event
+    if isinstance(event, EventCorrected):
+        return event.source or event.replacement.source
+    return event.source
+
+
+def _graded(source: Source, registered: dict[str, SourceRecord]) -> SourceOut:
+    entry = registered.get(source.id) if source.id else None
+    return SourceOut(
+        name=source.name,
+        id=source.id,
+        kind=source.kind or (entry.kind if entry else None),
+        title=source.title,
+        url=source.url or (entry.url if entry else None),
+        published_at=source.published_at,
+        reliability=source.reliability or (entry.reliability if entry else None),
+        credibility=source.credibility,
+        registered=None if source.id is None else entry is not None,
+    )
+
+
+def sources_behind(
+    records: Iterable[Recorded], event_ids: Iterable[str], registry: SourceRegistry
+) -> dict[str, SourceOut | None]:
+    """Each event id's source as it was recorded (None: the event names none), graded from the registry."""
+    wanted = dict.fromkeys(event_ids)
+    stated: dict[str, Source | None] = {}
+    for recorded in records:
+        if recorded.event_id in wanted:
+            stated[recorded.event_id] = _stated(recorded)
+    registered = registry.known(s.id for s in stated.values() if s is not None and s.id)
+    return {i: _graded(s, registered) if (s := stated.get(i)) is not None else None for i in wanted}
+
+
+def independent(event_ids: Iterable[str], sources: dict[str, SourceOut | None]) -> Corroboration:
+    """The distinct sources among these events; two or more corroborate the value they explain."""
+    keys = dict.fromkeys(s.id or s.name.casefold() for i in event_ids if (s := sources.get(i)) is not None)
+    return Corroboration(sources=list(keys), corroborated=len(keys) >= 2)
+
+
+
+
+def sources_page(store: ReadStore, after: str, limit: int) -> Page:
+    """Registered sources by id after `after`, a page at a time."""
+    found = SourceRegistry(store.log).list(after=after, limit=limit + 1)
+    return Page(*peek(found, limit, lambda source: encode_name_cursor(source.id)))
+
+
+def source(store: ReadStore, source_id: str) -> SourceRecord:
+    """One registered source; SourceNotFoundError when there is none."""
+    return SourceRegistry(store.log).get(source_id)

@@ -1,0 +1,363 @@
+"""A negotiation's state at (as_of, known_at): read models, statements, the timeline in world order, diffs.
+
+Plain functions over a read store; they raise domain errors (events/errors.py), which the HTTP layer maps once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from events.application import Appended, ParleyLog
+from events.errors import InvalidQueryError, PositionNotRecordedError, UnknownPartError
+from events.records import Recorded
+from projections import (
+    DeadlinesView,
+    IssuesView,
+    MeasuresView,
+    RoundsView,
+    State,
+    TariffScheduleView,
+    TruceView,
+    View,
+    deadlines,
+    issues,
+    measures,
+    rounds,
+    statements,
+    tariff_schedule,
+    truce,
+    view,
+)
+from projections.state import UNLIMITED, Budget
+from projections.coverage import CoverageView, coverage
+from service.queries.negotiations import with_corrections
+from service.queries.sources import (
+    Corroboration,
+    SourceOut,
+    SourceRegistry,
+    because_ids,
+    independent,
+    sources_behind,
+)
+from service.queries.params import Page, parse_date, parse_timestamp, world_key, world_page
+from service.queries.store import ReadStore
+
+class StateOut(msgspec.Struct, frozen=True, kw_only=True):
+    as_of: dt.date
+    known_at: dt.datetime
+    position: int
+    # how far the record is kept complete, and whether as_of is past it
+    coverage: CoverageView
+    truce: TruceView
+    tariffs: TariffScheduleView
+    measures: MeasuresView
+    deadlines: DeadlinesView
+    issues: IssuesView
+    rounds: RoundsView
+    # every event id in a `because` above -> its source and grades (None: the event names none)
+    sources: dict[str, SourceOut | None] = {}
+    # per listed value (`truce`, `tariffs.US->CN`, `deadlines.<id>`, ...): its independent sources
+    corroboration: dict[str, Corroboration] = {}
+
+
+class Moment(msgspec.Struct, frozen=True, kw_only=True):
+    as_of: dt.date
+    known_at: dt.datetime
+    # the last event of the negotiation recorded by known_at (0: none)
+    position: int
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    before: Any
+    after: Any
+    because: tuple[str, ...]
+
+
+class DiffOut(msgspec.Struct, frozen=True, kw_only=True):
+    before: Moment
+    after: Moment
+    changes: list[Change]
+    # the record's coverage as known at the later moment; beyond_record: the later as_of is past it
+    coverage: CoverageView
+
+
+class TimelinePage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Any]
+    next: str | None
+    # the record's coverage as known at known_at; beyond_record: `to` is past it
+    coverage: CoverageView
+
+
+PARTS: dict[str, Callable[[View, str | None], Any]] = {
+    "truce": lambda v, _: truce(v),
+    "tariffs": lambda v, legal_basis: tariff_schedule(v, legal_basis=legal_basis),
+    "measures": lambda v, _: measures(v),
+    "deadlines": lambda v, _: deadlines(v),
+    "issues": lambda v, _: issues(v),
+    "rounds": lambda v, _: rounds(v),
+}
+
+
+# --- time parameters ------------------------------------------------------------------------
+
+
+def moment(log: ParleyLog, as_of: dt.date | None, known_at: dt.datetime | None, min_position: int | None) -> tuple[dt.date, dt.datetime]:
+    """The (as_of, known_at) a query asks about: today and now by the log's clock where not given."""
+    if min_position is not None and min_position > (head := log.head()):
+        raise PositionNotRecordedError(min_position, head)
+    now = log.clock().astimezone(dt.UTC)
+    return as_of or now.date(), known_at or now
+
+
+# --- reading the state -----------------------------------------------------------------------
+
+
+def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
+    versions = [r.originator_version for r in state.records if r.recorded_at <= known_at]
+    if not versions:
+        return 0
+    found, _ = log.stream(state.negotiation_id or "", after_version=max(versions) - 1, limit=1)
+    return found[0].position
+
+
+def state_at(
+    store: ReadStore, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None, limit: Budget = UNLIMITED
+) -> StateOut:
+    """Every read model on as_of, as known at known_at, with the sources behind each value."""
+    log = store.log
+    state = store.states.state(negotiation_id, limit)
+    seen = view(state, as_of, known_at, limit)
+    parts: dict[str, Any] = {}
+    for part, build in PARTS.items():
+        limit.check()
+        parts[part] = build(seen, legal_basis)
+    answer = StateOut(
+        as_of=as_of, known_at=known_at, position=_position(log, state, known_at), coverage=coverage(seen), **parts
+    )
+    limit.check()
+    sources, corroboration = _sourced(state, log, msgspec.to_builtins(answer))
+    return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration)
+
+
+def part_at(
+    store: ReadStore, negotiation_id: str, part: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None,
+    limit: Budget = UNLIMITED,
+) -> dict[str, Any]:
+    """One read model on as_of, as known at known_at; UnknownPartError names the parts."""
+    if part not in PARTS:
+        raise UnknownPartError(part, tuple(PARTS))
+    log = store.log
+    state = store.states.state(negotiation_id, limit)
+    seen = view(state, as_of, known_at, limit)
+    value = PARTS[part](seen, legal_basis)
+    limit.check()
+    sources, corroboration = _sourced(state, log, {part: msgspec.to_builtins(value)})
+    return {
+        "as_of": as_of,
+        "known_at": known_at,
+        "position": _position(log, state, known_at),
+        "coverage": coverage(seen),
+        part: value,
+        "sources": sources,
+        "corroboration": corroboration,
+    }
+
+
+def _sourced(
+    state: State, log: ParleyLog, tree: dict[str, Any]
+) -> tuple[dict[str, SourceOut | None], dict[str, Corroboration]]:
+    """The sources behind every `because` of an answer, and how many independent ones each listed value has."""
+    sources = sources_behind(state.records, because_ids(tree), SourceRegistry(log))
+    corroboration: dict[str, Corroboration] = {}
+    for part, value in _unwrapped(tree).items():
+        listed = [(part, value)] if isinstance(value, dict) else [(f"{part}.{_stable_id(item)}", item) for item in value]
+        for path, item in listed:
+            if item.get("because"):
+                corroboration[path] = independent(item["because"], sources)
+    return sources, corroboration
+
+
+# --- paging in world order -------------------------------------------------------------------
+
+
+def statements_page(
+    store: ReadStore, negotiation_id: str, as_of: dt.date, known_at: dt.datetime,
+    filters: dict[str, str | None], after: int | None, limit: int, time_limit: Budget = UNLIMITED,
+) -> Page:
+    """Statements made by as_of, as known at known_at, in world order, filtered, a page at a time."""
+    state = store.states.state(negotiation_id, time_limit)
+    versions = {r.event_id: r.originator_version for r in state.records}
+    said = statements(view(state, as_of, known_at, time_limit), **filters).statements
+    items, more = world_page(((world_key(s.occurred_on, versions[s.event_id]), s) for s in said), after, limit)
+    return Page(items=items, next=more)
+
+
+def _appended(log: ParleyLog, negotiation_id: str, records: list[Recorded]) -> list[Appended]:
+    """The stored envelopes (position, hash) of these records, in the order given."""
+    if not records:
+        return []
+    wanted = {r.event_id for r in records}
+    found, _ = log.stream(
+        negotiation_id,
+        after_version=min(r.originator_version for r in records) - 1,
+        limit=len(wanted),
+        match=lambda r: r.event_id in wanted,
+    )
+    by_id = {a.record.event_id: a for a in found}
+    return [by_id[r.event_id] for r in records]
+
+
+def timeline_page(
+    store: ReadStore, negotiation_id: str, start: dt.date | None, end: dt.date | None,
+    known_at: dt.datetime, after: int | None, limit: int, time_limit: Budget = UNLIMITED,
+) -> TimelinePage:
+    """The negotiation's events in world order, as known at known_at, a page at a time."""
+    log = store.log
+    state = store.states.state(negotiation_id, time_limit)
+    known = [r for r in state.records if r.recorded_at <= known_at]
+    time_limit.check()
+    ids = {r.event_id for r in known}
+    keyed = sorted(
+        (
+            (world_key(r.event.occurred_on, r.originator_version), r)
+            for r in known
+            if (start is None or r.event.occurred_on >= start) and (end is None or r.event.occurred_on <= end)
+        ),
+        key=lambda pair: pair[0],
+    )
+    page, more = world_page(keyed, after, limit)
+    items = with_corrections(log, _appended(log, negotiation_id, page))
+    for item in items:
+        # A correction recorded after known_at was not known then.
+        for field in ("corrected_by", "retracted_by"):
+            if field in item:
+                item[field] = [i for i in item[field] if i in ids]
+                if not item[field]:
+                    del item[field]
+    last = end or max((r.event.occurred_on for r in known), default=None)
+    covered = coverage(view(state, last or dt.date.min, known_at, time_limit))
+    return TimelinePage(items=items, next=more, coverage=covered)
+
+
+# --- diffs -----------------------------------------------------------------------------------
+
+# Values about the reason or the distance to as_of, not the state itself.
+_NOT_COMPARED = frozenset({"because", "days_remaining"})
+_ID_FIELDS = ("measure_id", "deadline_id", "issue_id", "round_id", "truce_id", "event_id")
+
+
+def _stable_id(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    for field in _ID_FIELDS:
+        if isinstance(item.get(field), str):
+            if field == "measure_id" and "effective_from" in item:
+                # a measure's pending changes are told apart by the day they start
+                return f"{item[field]}@{item['effective_from']}"
+            return item[field]
+    if isinstance(item.get("imposed_by"), str) and isinstance(item.get("applies_to"), str):
+        return f"{item['imposed_by']}->{item['applies_to']}"
+    return None
+
+
+def _by_id(value: Any) -> dict[str, Any] | None:
+    """A list of objects as a map by their stable ids, or None when it has no such ids."""
+    if not isinstance(value, list):
+        return None
+    keys = [_stable_id(item) for item in value]
+    if None in keys or len(set(keys)) != len(keys):
+        return None
+    return dict(zip(keys, value, strict=True))  # type: ignore[arg-type]
+
+
+_UNWRAP: dict[str, Callable[[Any], Any]] = {
+    "truce": lambda truce: truce,
+    "tariffs": lambda tariffs: tariffs["directions"],
+    "measures": lambda measures: measures["measures"],
+    "deadlines": lambda deadlines: [{**d, "passed": False} for d in deadlines["upcoming"]]
+    + [{**d, "passed": True} for d in deadlines["passed"]],
+    "issues": lambda issues: issues["issues"],
+    "rounds": lambda rounds: rounds["rounds"],
+}
+
+
+def _unwrapped(tree: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a JSON answer without wrappers, so paths read `tariffs.US->CN...`, `deadlines.<id>...`."""
+    return {part: unwrap(tree[part]) for part, unwrap in _UNWRAP.items() if part in tree}
+
+
+def _diffable(state: StateOut) -> dict[str, Any]:
+    return _unwrapped(msgspec.json.decode(msgspec.json.encode(state)))  # JSON's lists, not the views' tuples
+
+
+def changes_between(
+    before: Any, after: Any, path: str = "", why: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+) -> list[Change]:
+    """Changes between two JSON trees; lists of identified objects compare by id, an object added or gone is one change."""
+    before_by_id, after_by_id = _by_id(before), _by_id(after)
+    if before_by_id is not None and after_by_id is not None:
+        before, after = before_by_id, after_by_id
+    if isinstance(before, dict) and isinstance(after, dict):
+        why = (tuple(before.get("because", why[0])), tuple(after.get("because", why[1])))
+        changes: list[Change] = []
+        for key in dict.fromkeys([*before, *after]):
+            if key not in _NOT_COMPARED:
+                changes += changes_between(before.get(key), after.get(key), f"{path}.{key}" if path else key, why)
+        return changes
+    if before == after:
+        return []
+    whole = after if isinstance(after, dict) else before if isinstance(before, dict) else None
+    because = tuple(whole.get("because", ())) if whole is not None else why[1] or why[0]
+    return [Change(path=path, before=before, after=after, because=because)]
+
+
+def diff_between(
+    store: ReadStore, negotiation_id: str,
+    before: tuple[dt.date, dt.datetime], after: tuple[dt.date, dt.datetime], legal_basis: str | None, limit: Budget = UNLIMITED,
+) -> DiffOut:
+    """What changed between two moments (world dates, or recording times), keyed by stable ids, and why."""
+    first = state_at(store, negotiation_id, *before, legal_basis, limit)
+    second = state_at(store, negotiation_id, *after, legal_basis, limit)
+    limit.check()
+    later = max((first, second), key=lambda answer: (answer.known_at, answer.as_of))
+    return DiffOut(
+        before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),
+        after=Moment(as_of=second.as_of, known_at=second.known_at, position=second.position),
+        changes=changes_between(_diffable(first), _diffable(second)),
+        coverage=later.coverage,
+    )
+
+
+Moments = tuple[tuple[dt.date | None, dt.datetime | None], tuple[dt.date | None, dt.datetime | None]]
+
+
+def diff_moments(given: dict[str, str | None]) -> Moments:
+    """(from, to) at one known_at, or (known_from, known_to) on one as_of: exactly one pair; None is "now"."""
+    world, belief = ("from", "to"), ("known_from", "known_to")
+    by_world = any(given[f] is not None for f in world)
+    by_belief = any(given[f] is not None for f in belief)
+    if by_world == by_belief:
+        reason = "give exactly one pair: from and to, or known_from and known_to"
+        raise InvalidQueryError(
+            "from", reason, "give from and to (world dates), or known_from and known_to (recording times), not both",
+            fields=tuple((f, reason) for f in (*world, *belief)),
+        )
+    pair, alone = (world, "as_of") if by_world else (belief, "known_at")
+    errors = [(f, "is required with " + " and ".join(pair)) for f in pair if given[f] is None]
+    if given[alone] is not None:
+        errors.append((alone, f"does not apply with {' and '.join(pair)}"))
+    if errors:
+        raise InvalidQueryError(errors[0][0], errors[0][1], "; ".join(f"{f}: {m}" for f, m in errors), fields=tuple(errors))
+    if by_world:
+        at = parse_timestamp(given["known_at"], "known_at")
+        return (parse_date(given["from"], "from"), at), (parse_date(given["to"], "to"), at)
+    day = parse_date(given["as_of"], "as_of")
+    known_from, known_to = parse_timestamp(given["known_from"], "known_from"), parse_timestamp(given["known_to"], "known_to")
+    return (day, known_from), (day, known_to)
+
+
