@@ -21,7 +21,7 @@ from bench.rawhttp import RawClient
 from events.application import ParleyLog, store_env
 from events.payloads import DeadlineSet, NegotiationOpened
 from events.records import Recorded, stream_id
-from service.process import create_key, drop_postgres_tables, start_server, stop_server
+from tests.support.process import create_key, drop_postgres_tables, start_server, stop_server
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from events.application import ParleyLog, store_env
 from events.payloads import DeadlineSet, NegotiationOpened
 from events.store import ParleyPostgresRecorder, ParleySQLiteRecorder
-from service.process import drop_postgres_tables
+from tests.support.process import drop_postgres_tables
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

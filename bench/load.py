@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from service.process import create_key, drop_postgres_tables, free_port, start_server, stop_server
+from tests.support.process import create_key, drop_postgres_tables, free_port, start_server, stop_server
 
 POSTGRES_URL = os.environ.get("PARLEY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DATASET = "us-china-trade-2025"

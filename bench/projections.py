@@ -17,7 +17,7 @@ from events.payloads import DeadlineSet, MeasureChanged, NegotiationOpened
 from service.followers.views import ViewRunner, open_view_tables
 from service.followers.tables import VIEWS
 from service.stores import open_log
-from service.process import drop_postgres_tables
+from tests.support.process import drop_postgres_tables
 from service.settings import Settings
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

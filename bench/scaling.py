@@ -31,14 +31,14 @@ import msgspec
 
 from bench.append import payload
 from bench.rawhttp import RawClient
-from service.process import (
+from tests.support.process import (
     create_key,
     drop_postgres_tables,
     free_port,
     start_server,
     stop_server,
 )
-from service.serving import APP_FACTORY
+from service.cli.serving import APP_FACTORY
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO = "us-china-trade-2025"

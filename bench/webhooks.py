@@ -20,7 +20,7 @@ from pathlib import Path
 from events.application import utcnow
 from events.payloads import DeadlineSet, NegotiationOpened
 from service.stores import open_log
-from service.process import drop_postgres_tables
+from tests.support.process import drop_postgres_tables
 from service.settings import Settings
 from service.signing import Signer
 from service.webhooks import open_webhooks

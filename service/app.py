@@ -28,7 +28,7 @@ from service.api.sources import SourceController
 from service.api.state import StateController
 from service.api.webhooks import WebhookController
 from service.auth import KeyStore
-from service.logs import request_context
+from service.http.logs import request_context
 from service.http.metrics import Metrics
 from service.http.problems import EXCEPTION_HANDLERS
 from service.http.ratelimit import RateLimits

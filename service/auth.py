@@ -57,10 +57,6 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: KeyName
     role: Role
@@ -75,12 +71,18 @@ class KeyStore:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
+    def _now(self) -> dt.datetime:
+        return self._log.clock().astimezone(dt.UTC)
+
+    def _stamp(self) -> str:
+        return self._now().isoformat().replace("+00:00", "Z")
+
     def create(self, *, name: str, role: str, created_by: str) -> NewKey:
         if self._run("SELECT id FROM parley_keys WHERE name = ?", (name,)):
             raise KeyNameTakenError(name)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         record = NewKey(
-            id="key_" + secrets.token_hex(6), name=name, role=role, created_at=_now(), created_by=created_by, key=secret
+            id="key_" + secrets.token_hex(6), name=name, role=role, created_at=self._stamp(), created_by=created_by, key=secret
         )
         try:
             self._run(
@@ -91,7 +93,7 @@ class KeyStore:
         except IntegrityError as error:  # the UNIQUE(name) constraint: a concurrent create won
             raise KeyNameTakenError(name) from error
         self._log.record_system(
-            [KeyCreated(occurred_on=dt.datetime.now(dt.UTC).date(), key_id=record.id, name=name, role=role)],  # type: ignore[arg-type]
+            [KeyCreated(occurred_on=self._now().date(), key_id=record.id, name=name, role=role)],  # type: ignore[arg-type]
             principal=created_by, request_id=f"key-{record.id}",
         )
         return record
@@ -119,13 +121,13 @@ class KeyStore:
         if record.revoked_at is None:
             self._run(
                 "UPDATE parley_keys SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
-                (_now(), revoked_by, record.id),
+                (self._stamp(), revoked_by, record.id),
                 commit=True,
             )
             with self._lock:
                 self._cache.clear()
             self._log.record_system(
-                [KeyRevoked(occurred_on=dt.datetime.now(dt.UTC).date(), key_id=record.id, name=record.name)],
+                [KeyRevoked(occurred_on=self._now().date(), key_id=record.id, name=record.name)],
                 principal=revoked_by, request_id=f"key-{record.id}",
             )
         return self.get(record.id)

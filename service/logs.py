@@ -1,20 +1,13 @@
-"""structlog set-up and the one log line per request."""
+"""structlog set-up, for every process (the one log line per request is service/http/logs.py)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-import time
-import uuid
 from typing import Any
 
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
 
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     pretty = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
@@ -38,44 +31,3 @@ def _process_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     """Which server worker process wrote the line (`parley serve --workers N`)."""
     event["pid"] = os.getpid()
     return event
-
-
-def request_context(app: ASGIApp) -> ASGIApp:
-    """Give each request an id (echoed as X-Request-ID) and log one line when it ends."""
-    log = structlog.get_logger("parley.http")
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
-        state["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            principal = state.get("principal")
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                request_id=request_id,
-                principal=getattr(principal, "name", None),
-                negotiation_id=state.get("negotiation_id"),
-                position=state.get("position"),
-            )
-
-    return middleware

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -48,7 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def allow_hosts(self) -> frozenset[str]:
-        return frozenset(h.strip().lower() for h in self.webhook_allow_hosts.split(",") if h.strip())
+        # comma- or space-separated; the webhook guard normalises each host ([::1], a trailing dot) when it checks
+        return frozenset(h.lower() for h in re.split(r"[,\s]+", self.webhook_allow_hosts) if h)
 
     @property
     def warn_days(self) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from service.process import create_key, drop_postgres_tables, start_server, stop_server
+from tests.support.process import create_key, drop_postgres_tables, start_server, stop_server
 from service.settings import Settings
 from tests.throwaway_postgres import throwaway_postgres  # noqa: F401 - a fixture for every test
 

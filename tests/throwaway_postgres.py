@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service.process import free_port
+from tests.support.process import free_port
 
 REQUIRE_POSTGRES = os.environ.get("PARLEY_REQUIRE_POSTGRES") == "1"
 

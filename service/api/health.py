@@ -9,7 +9,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from events.application import ParleyLog
 from service.http.problems import PROBLEM, FieldError, Problem, ProblemError
-from service.progress import Followers, read_progress, views_behind
+from service.queries.progress import Followers, read_progress, views_behind
 from service.settings import Settings
 
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from events.application import ParleyLog
 from service.http.metrics import Metrics, StoreMetrics
-from service.progress import Followers
+from service.queries.progress import Followers
 from service.webhooks import Webhooks
 
 

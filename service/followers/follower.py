@@ -64,7 +64,7 @@ class Follower:
 
     @functools.cached_property
     def parking(self) -> Parking:
-        return Parking(self.name, self.tables)  # type: ignore[attr-defined]
+        return Parking(self.name, self.tables, self.log.clock)  # type: ignore[attr-defined]
 
     def fold_in(self, notifications: Sequence[Notification]) -> list[tuple[int, Recorded, State | None, State]]:
         """Each event with its position and its negotiation's state before and after it.

@@ -73,10 +73,6 @@ def attempted(event: Parked, error: BaseException | str) -> Parked:
     return msgspec.structs.replace(event, error=error if isinstance(error, str) else describe(error), attempts=event.attempts + 1)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def is_poison(error: BaseException) -> bool:
     return isinstance(error, Exception) and not isinstance(error, INFRASTRUCTURE_ERRORS)
 
@@ -106,9 +102,10 @@ def parked_events(tables: Any, follower: str | None = None, positions: Sequence[
 class Parking:
     """One follower's parked events: those written already, and those parked in the batch being applied."""
 
-    def __init__(self, follower: str, tables: Any) -> None:
+    def __init__(self, follower: str, tables: Any, clock: Callable[[], dt.datetime]) -> None:
         self.follower = follower
         self.tables = tables
+        self._clock = clock
         self._written: dict[int, str | None] = {}  # position -> negotiation_id
         self._pending: list[Parked] = []
 
@@ -129,7 +126,7 @@ class Parking:
                 event_id, negotiation_id = found[0]["event_id"], found[0]["negotiation_id"]
         self._pending.append(Parked(
             follower=self.follower, position=position, event_id=event_id, negotiation_id=negotiation_id,
-            error=describe(error), parked_at=_now(), attempts=1,
+            error=describe(error), parked_at=self._clock().astimezone(dt.UTC).isoformat().replace("+00:00", "Z"), attempts=1,
         ))
 
     def take(self) -> list[Parked]:

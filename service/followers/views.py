@@ -40,10 +40,6 @@ from service.followers.tables import VIEWS, Row, ViewSpec
 
 
 
-def today_utc() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 class ViewTables(SideTables):
     """The view tables beside eventsourcing's tracking table; shared by both backends."""
 
@@ -129,14 +125,15 @@ class ViewRunner(Follower):
         spec: ViewSpec,
         *,
         batch_size: int = 500,
-        today: Callable[[], dt.date] = today_utc,
+        today: Callable[[], dt.date] | None = None,
         refresh_seconds: float = 60.0,
     ) -> None:
         self.name = spec.name
         super().__init__(log, batch_size=batch_size, refresh_seconds=refresh_seconds)
         self.tables = tables
         self.spec = spec
-        self.today = today
+        # the calendar day by the log's clock (UTC), unless a test gives its own
+        self.today = today or (lambda: log.clock().astimezone(dt.UTC).date())
 
     def position(self) -> int:
         return self.tables.position(self.spec)

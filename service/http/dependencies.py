@@ -14,7 +14,7 @@ from service.auth import KeyStore, Principal
 from service.followers.views import ViewRunner
 from service.http.metrics import Metrics
 from service.http.reads import Reads
-from service.progress import Followers, followers_of
+from service.queries.progress import Followers, followers_of
 from service.queries.sources import SourceRegistry
 from service.queries.timelimit import TimeLimit
 from service.settings import Settings

@@ -28,8 +28,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from events.application import ParleyLog
 from events.errors import StoreUnavailableError
-from service.metrics_dir import MULTIPROC_VARIABLE, shared_dir
-from service.progress import Followers, read_outbox, read_progress
+from service.http.metrics_dir import MULTIPROC_VARIABLE, shared_dir
+from service.queries.progress import Followers, read_outbox, read_progress
 from service.settings import Settings, SettingsError
 
 UNMATCHED = "(unmatched)"

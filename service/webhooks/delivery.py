@@ -12,7 +12,7 @@ import structlog
 from eventsourcing.persistence import Notification, PersistenceError, Tracking
 from standardwebhooks.webhooks import Webhook
 
-from events.application import ParleyLog
+from events.application import ParleyLog, utcnow
 from service.followers.parking import (
     Parked,
     attempted,
@@ -47,8 +47,6 @@ DISABLE_AFTER = dt.timedelta(days=5)
 MAX_RETRY_AFTER = dt.timedelta(hours=24)
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _enqueue_for(subscriptions: Sequence[dict[str, Any]], messages: Sequence[Message]) -> list[tuple[Enqueued, str]]:
@@ -72,7 +70,7 @@ class Relay(Follower):
         tables: WebhookTables,
         subscriptions: Subscriptions,
         *,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         warn_days: Sequence[int] = (7, 1),
         batch_size: int = 500,
         refresh_seconds: float = 30.0,
@@ -210,7 +208,7 @@ class Sender:
         tables: WebhookTables,
         subscriptions: Subscriptions,
         *,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         allow_hosts: frozenset[str] = frozenset(),
         resolver: Any = None,
         connect: Any = None,
@@ -280,7 +278,7 @@ class Sender:
         try:
             destination = check_destination(sub["url"], allow_hosts=self.allow_hosts, resolver=self.resolver)
             attempt = post(destination, body, headers, timeout=self.timeout, connect=self.connect, resolver=self.resolver,
-                           allow_hosts=self.allow_hosts)
+                           allow_hosts=self.allow_hosts, clock=self.clock)
         except DestinationRefusedError as refused:
             attempt = Attempt(status=None, latency_ms=0.0, response_head=b"", retry_after=None, error=refused.reason)
         number = row["attempts"] + 1

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -35,16 +34,15 @@ import httpx
 import msgspec
 from httpcore._backends.sync import SyncStream  # httpcore's own plain-socket stream
 
+from events.application import utcnow
 from events.errors import ParleyError
 
 __all__ = [
-    "ALLOW_HOSTS_ENV",
     "Attempt",
     "ConnectHook",
     "Destination",
     "DestinationRefusedError",
     "Resolver",
-    "allow_hosts_from_env",
     "check_destination",
     "classify_address",
     "parse_retry_after",
@@ -53,7 +51,6 @@ __all__ = [
     "system_resolver",
 ]
 
-ALLOW_HOSTS_ENV = "PARLEY_WEBHOOK_ALLOW_HOSTS"
 DEFAULT_TIMEOUT = 15.0
 RESPONSE_HEAD_BYTES = 2048
 USER_AGENT = "parley-webhooks/1"
@@ -112,13 +109,6 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 
 # --------------------------------------------------------------------------------------------
 # Allow list, resolver, connect hook
-
-
-def allow_hosts_from_env(environ: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The allow list from ``PARLEY_WEBHOOK_ALLOW_HOSTS`` (comma- or space-separated)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(ALLOW_HOSTS_ENV, "")
-    return frozenset(_normalise_allow_entry(item) for item in re.split(r"[,\s]+", raw) if item)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -406,7 +396,7 @@ def check_destination(
 # Sending
 
 
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+def parse_retry_after(value: str | None, *, now: dt.datetime) -> float | None:
     """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), or None."""
     if value is None:
         return None
@@ -421,7 +411,6 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    now = dt.datetime.now(dt.UTC) if now is None else now
     return max(0.0, (when - now).total_seconds())
 
 
@@ -554,6 +543,7 @@ def post(
     timeout: float = DEFAULT_TIMEOUT,
     connect: ConnectHook | None = None,
     verify: ssl.SSLContext | bool = True,
+    clock: Callable[[], dt.datetime] = utcnow,
 ) -> Attempt:
     """POST `body` (exactly these bytes) to `destination` and report what happened.
 
@@ -604,7 +594,7 @@ def post(
                 if len(head) >= RESPONSE_HEAD_BYTES:
                     break
             status = response.status_code
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), now=clock())
             location = response.headers.get("Location")
     except DestinationRefusedError as error:
         return failed(f"destination refused: {error.reason}", refused=True)

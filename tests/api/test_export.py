@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from events.datasets import load
 from service.app import create_app
-from service.cli_export import register
+from service.cli.export import register
 from service.queries.exports import CSV_COLUMNS, client_body, deadline_uid
 from service.settings import Settings
 from tests.api.conftest import Api

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from service.process import free_port
+from tests.support.process import free_port
 from service.http.ratelimit import (
     CountersUnavailableError,
     PostgresCounters,

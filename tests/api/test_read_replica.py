@@ -23,7 +23,7 @@ import pytest
 from litestar.testing import TestClient
 
 from service.app import create_app
-from service.process import free_port
+from tests.support.process import free_port
 from service.queries.store import ReplicaWriteError
 from service.settings import Settings, SettingsError
 from tests.api.conftest import deadline, measure

@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 # A `parley` with only the read commands, as service/cli.py wires them in.
-HARNESS = "import typer, service.cli_read as r; app = typer.Typer(add_completion=False); r.register(app); app()"
+HARNESS = "import typer, service.cli.read as r; app = typer.Typer(add_completion=False); r.register(app); app()"
 BEFORE_EXTENSION = "2026-01-15T00:00:00Z"
 D = dt.date
 

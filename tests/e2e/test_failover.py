@@ -15,7 +15,7 @@ from service.followers.views import open_view_tables
 from projections.state import fold
 from service.followers.tables import VIEWS
 from service.stores import open_log
-from service.process import log_lines, start_projector, stop_server
+from tests.support.process import log_lines, start_projector, stop_server
 from service.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from service.process import create_key, start_server, stop_server
+from tests.support.process import create_key, start_server, stop_server
 from tests.api.conftest import deadline
 from tests.throwaway_postgres import ThrowawayPostgres
 

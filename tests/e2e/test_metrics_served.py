@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.process import create_key, free_port, log_lines, start_server, stop_server
+from tests.support.process import create_key, free_port, log_lines, start_server, stop_server
 from tests.conftest import emptied_postgres
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 
 from service.stores import open_log
 from service.auth import KeyStore
-from service.process import PARLEY_TABLES
+from tests.support.process import PARLEY_TABLES
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

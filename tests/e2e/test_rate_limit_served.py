@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.process import create_key, start_server, stop_server
+from tests.support.process import create_key, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,7 @@ from projections.state import fold
 from service.followers.tables import VIEWS
 from service.stores import open_log
 from service.auth import KeyStore
-from service.process import (
+from tests.support.process import (
     log_lines,
     start_deliverer,
     start_projector,

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from service.process import create_key, start_server, stop_server
+from tests.support.process import create_key, start_server, stop_server
 from tests.api.conftest import deadline
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from service.process import create_key, start_server, stop_server
+from tests.support.process import create_key, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

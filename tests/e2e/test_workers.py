@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.process import create_key, free_port, start_server, stop_server
+from tests.support.process import create_key, free_port, start_server, stop_server
 from tests.api.conftest import deadline
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from service.metrics_dir import MULTIPROC_VARIABLE, prepare_metrics_dir
+from service.http.metrics_dir import MULTIPROC_VARIABLE, prepare_metrics_dir
 
 
 def _dead_pid() -> int:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from service.settings import Settings
 from service.webhooks.outbound import (
     Attempt,
     Destination,
     DestinationRefusedError,
-    allow_hosts_from_env,
     check_destination,
     classify_address,
     parse_retry_after,
@@ -351,10 +351,16 @@ def test_the_allow_list_matches_the_host_exactly(url: str) -> None:
         check_destination(url, allow_hosts=LOCAL, resolver=fixed("127.0.0.1"))
 
 
-def test_allow_hosts_come_from_the_environment() -> None:
+def test_allow_hosts_come_from_the_settings_and_match_normalised() -> None:
     env = {"PARLEY_WEBHOOK_ALLOW_HOSTS": " 127.0.0.1, Hooks.Internal.  [::1]"}
-    assert allow_hosts_from_env(env) == {"127.0.0.1", "hooks.internal", "::1"}
-    assert allow_hosts_from_env({}) == frozenset()
+    allowed = Settings.from_env(environ=env).allow_hosts
+    assert len(allowed) == 3
+    check_destination("http://hooks.internal/", allow_hosts=allowed, resolver=fixed("10.0.0.7"))
+    check_destination("http://[::1]:8080/", allow_hosts=allowed, resolver=fixed("::1"))
+    check_destination("http://127.0.0.1/", allow_hosts=allowed, resolver=fixed("127.0.0.1"))
+    assert Settings().allow_hosts == frozenset()
+    with pytest.raises(DestinationRefusedError):
+        check_destination("http://127.0.0.1/", allow_hosts=Settings().allow_hosts, resolver=fixed("127.0.0.1"))
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from rich.progress import (
 
 from events import datasets
 from events.errors import ParleyError
-from service.importer import (
+from service.cli.importer import (
     ImportRefusedError,
     ImportReport,
     local_sink,

@@ -53,7 +53,7 @@ def serve(
     """Serve the API: one process on the SQLite file by default, `--workers N` processes for more."""
     settings = _settings(database, serving=True, host=host, port=port, workers=workers)
     if settings.metrics_dir:  # before prometheus_client is imported, in this process and the workers it starts
-        from service.metrics_dir import prepare_metrics_dir
+        from service.http.metrics_dir import prepare_metrics_dir
 
         prepare_metrics_dir(settings.metrics_dir)
 
@@ -61,8 +61,8 @@ def serve(
 
     from events.errors import ParleyError
     from service.logs import configure_logging
-    from service.serving import prepare
-    from service.serving import serve as run_server
+    from service.cli.serving import prepare
+    from service.cli.serving import serve as run_server
 
     configure_logging(settings.log_format, settings.log_level)
     try:
@@ -485,10 +485,10 @@ def deliver(database: DatabaseOption = None) -> None:
 
 
 def main() -> None:
-    from service.cli_export import register as register_export
-    from service.cli_import import register as register_import
-    from service.cli_ops import register as register_ops
-    from service.cli_read import register as register_read
+    from service.cli.export import register as register_export
+    from service.cli.imports import register as register_import
+    from service.cli.ops import register as register_ops
+    from service.cli.read import register as register_read
 
     register_import(cli)
     register_export(cli)
