@@ -6,7 +6,7 @@ links (open a negotiation, then read its state, events, timeline...). Every answ
 declared for its operation, match its declared schema and content type, and never be a 5xx.
 
 CI runs one fixed seed, so the gate is stable; `PARLEY_FUZZ_SEED=<int>` or `=random` (the seed is
-printed) explores further and `PARLEY_FUZZ_EXAMPLES=<n>` scales the run (README, "Fuzzing the API against its own schema"; `make fuzz`).
+printed) explores further and `PARLEY_FUZZ_EXAMPLES=<n>` scales the run (docs/development.md, "Fuzzing the API against its own schema"; `make fuzz`).
 """
 
 from __future__ import annotations
