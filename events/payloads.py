@@ -474,6 +474,7 @@ RESERVED_FIELDS = frozenset(
         "hash",
         "corrected_by",
         "retracted_by",
+        "display",
     }
 )
 

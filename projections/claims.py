@@ -29,6 +29,7 @@ from events.payloads import (
     TruceEnded,
     TruceExtended,
 )
+from projections import registry
 from projections.state import Fact, View, because_of, in_world_order
 from projections.state import view as view_at
 from projections.tariffs import tariff_schedule
@@ -258,3 +259,6 @@ def claims(view: View, status: ClaimStatus | None = None) -> ClaimsView:
             by_subject.setdefault(fact.event.claim.subject, []).append(fact)
     found = (_subject(view, subject, said) for subject, said in by_subject.items())
     return ClaimsView(subjects=tuple(s for s in found if status in (None, s.status)))
+
+
+registry.register(registry.ReadModel(name="claims", folds=(StatementMade,)))  # its own route, by subject

@@ -7,6 +7,7 @@ import datetime as dt
 from msgspec import Struct
 
 from events.payloads import CoverageDeclared
+from projections import registry
 from projections.state import Fact, View, memo, scope
 
 
@@ -41,3 +42,6 @@ def _record_through(view: View) -> tuple[dt.date | None, bool, tuple[str, ...]]:
     if last is None:
         return None, False, ()
     return last.occurred_on, False, last.because
+
+
+registry.register(registry.ReadModel(name="coverage", folds=(CoverageDeclared,)))  # beside every answer, not a part

@@ -9,7 +9,21 @@ from typing import Literal
 from msgspec import Struct
 
 from events.payloads import DeadlineExtended, DeadlineResolved, DeadlineSet
-from projections.state import DeadlineIndex, Fact, Scope, View, because_of, memo, scope
+from projections import registry
+from projections.index import Sorted, Version, sort_key
+from projections.state import Fact, Scope, View, because_of, memo, scope
+
+
+@dataclasses.dataclass(eq=False)
+class DeadlineIndex:
+    set: Sorted = dataclasses.field(default_factory=Sorted)
+    extended: Sorted = dataclasses.field(default_factory=Sorted)
+    resolved: Sorted = dataclasses.field(default_factory=Sorted)
+
+    def file(self, version: Version) -> None:
+        event = version.fact.event
+        facet = {DeadlineSet: self.set, DeadlineExtended: self.extended}.get(type(event), self.resolved)
+        facet.add(sort_key(event.occurred_on, version.fact.version), version)
 
 
 class Extension(Struct, frozen=True, kw_only=True):
@@ -72,13 +86,13 @@ class DeadlineBook:
     _found: dict[tuple[str, str], Fact | None] = dataclasses.field(default_factory=dict)
 
     def _index(self, deadline_id: str) -> DeadlineIndex | None:
-        return self.scope.entities.deadlines.get(deadline_id)
+        return self.scope.entities.of("deadlines").get(deadline_id)
 
     def ids(self) -> list[str]:
         """The deadlines set or extended by as_of."""
         return [
             deadline_id
-            for deadline_id, index in list(self.scope.entities.deadlines.items())
+            for deadline_id, index in list(self.scope.entities.of("deadlines").items())
             if self.origin(deadline_id) is not None or self.scope.latest(index.extended) is not None
         ]
 
@@ -178,3 +192,17 @@ def extensions(book: DeadlineBook, deadline_id: str, on: dt.date) -> tuple[Exten
         Extension(due_on=f.event.due_on, event_id=f.event_id, occurred_on=f.occurred_on)
         for f in book.chain(deadline_id, on)
     )
+
+
+registry.register(registry.ReadModel(
+    name="deadlines",
+    folds=(DeadlineSet, DeadlineExtended, DeadlineResolved),
+    answer=lambda view, _: deadlines(view),
+    answer_type=DeadlinesView,
+    entity=lambda event: event.deadline_id,
+    index=DeadlineIndex,
+    file=DeadlineIndex.file,
+    id_field="deadline_id",
+    listed=lambda part: [{**d, "passed": False} for d in part["upcoming"]] + [{**d, "passed": True} for d in part["passed"]],
+    order=40,
+))

@@ -15,6 +15,7 @@ from events.payloads import (
     IssueStatus,
     IssueUpdated,
 )
+from projections import registry
 from projections.state import Fact, View, because_of, scope
 
 
@@ -87,7 +88,7 @@ def _apply(issue: _Issue, fact: Fact[IssueRaised | IssueUpdated | DemandMade | C
 def issues(view: View) -> IssuesView:
     seen = scope(view)
     found: dict[str, _Issue] = {}
-    for issue_id, index in sorted(seen.entities.issues.items()):
+    for issue_id, index in sorted(seen.entities.of("issues").items()):
         facts = seen.world_order(index)
         if not facts:
             continue
@@ -110,3 +111,15 @@ def issues(view: View) -> IssuesView:
             for issue_id, issue in sorted(found.items())
         )
     )
+
+
+registry.register(registry.ReadModel(
+    name="issues",
+    folds=(IssueRaised, IssueUpdated, DemandMade, ConcessionMade),
+    answer=lambda view, _: issues(view),
+    answer_type=IssuesView,
+    entity=lambda event: event.issue_id,  # None: a demand or concession about a measure, not an issue
+    id_field="issue_id",
+    listed=lambda part: part["issues"],
+    order=50,
+))

@@ -12,11 +12,11 @@ from msgspec import Struct
 
 from events.payloads import ALL_DESTINATIONS, ExemptionGranted, MeasureChanged, MeasureKind, MeasureStatus
 from projections.deadlines import DeadlineBook, deadline_book
-from projections.index import Sorted
+from projections import registry
+from projections.index import Sorted, Version, sort_key
 from projections.state import (
     ACTS,
     Fact,
-    MeasureIndex,
     Scope,
     View,
     because_of,
@@ -26,6 +26,55 @@ from projections.state import (
 from projections.truce import truces
 
 _DAY = dt.timedelta(days=1)
+
+
+@dataclasses.dataclass(eq=False)
+class MeasureIndex:
+    """One measure's changes, strongest claim last: all, the acts, those naming it, by end deadline."""
+
+    changes: Sorted = dataclasses.field(default_factory=Sorted)
+    acts: Sorted = dataclasses.field(default_factory=Sorted)
+    named: Sorted = dataclasses.field(default_factory=Sorted)
+    based: Sorted = dataclasses.field(default_factory=Sorted)
+    scoped: Sorted = dataclasses.field(default_factory=Sorted)
+    exemptions: Sorted = dataclasses.field(default_factory=Sorted)
+    # suspensions with a fixed end: a rate on lapse may return the day after it
+    lapsable: Sorted = dataclasses.field(default_factory=Sorted)
+    until: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    # deadlines a suspension with its own rate on lapse runs until (ever: a superset for any prefix)
+    lapse_until: set[str] = dataclasses.field(default_factory=set)
+    # the most days any act was announced ahead of its start: how far back one may still take over
+    max_lead: int = 0
+
+
+def _file(measure: MeasureIndex, version: Version) -> None:
+    """File a change or an exemption under its measure, in each index its answers search."""
+    fact = version.fact
+    event = fact.event
+    if isinstance(event, ExemptionGranted):
+        measure.exemptions.add(sort_key(event.occurred_on, fact.version), version)
+        return
+    key = sort_key(event.occurred_on, fact.version, event.effective_from or event.occurred_on)
+    measure.changes.add(key, version)
+    if event.status in ACTS:
+        if event.effective_from is not None:
+            measure.max_lead = max(measure.max_lead, (event.effective_from - event.occurred_on).days)
+        measure.acts.add(key, version)
+        if event.status == "suspended" and event.effective_until is not None:
+            measure.lapsable.add(key, version)
+        if event.until_deadline:
+            if event.lapse_rate_pct is not None:
+                measure.lapse_until.add(event.until_deadline)
+            until = measure.until.get(event.until_deadline)
+            if until is None:
+                until = measure.until[event.until_deadline] = Sorted()
+            until.add(key, version)
+    if event.name:
+        measure.named.add(key, version)
+    if event.legal_basis:
+        measure.based.add(key, version)
+    if event.scope:
+        measure.scoped.add(key, version)
 
 
 def starts_on(change: MeasureChanged) -> dt.date:
@@ -224,7 +273,7 @@ def measure_histories(view: View) -> dict[str, MeasureHistory]:
 def _measure_histories(view: View) -> dict[str, MeasureHistory]:
     seen = scope(view)
     found = {}
-    for measure_id, index in sorted(seen.entities.measures.items()):
+    for measure_id, index in sorted(seen.entities.of("measures").items()):
         latest = seen.latest(index.changes)
         if latest is not None:
             found[measure_id] = MeasureHistory(measure_id, index, seen, latest)
@@ -464,3 +513,17 @@ def measures(view: View) -> MeasuresView:
             )
         )
     return MeasuresView(measures=tuple(found))
+
+
+registry.register(registry.ReadModel(
+    name="measures",
+    folds=(MeasureChanged, ExemptionGranted),
+    answer=lambda view, _: measures(view),
+    answer_type=MeasuresView,
+    entity=lambda event: event.measure_id,
+    index=MeasureIndex,
+    file=_file,
+    id_field="measure_id",
+    listed=lambda part: part["measures"],
+    order=30,
+))

@@ -8,6 +8,7 @@ from typing import Literal
 from msgspec import Struct
 
 from events.payloads import Person, RoundHeld, RoundScheduled
+from projections import registry
 from projections.state import Fact, View, because_of, first_given, scope
 
 
@@ -30,7 +31,7 @@ class RoundsView(Struct, frozen=True, kw_only=True):
 def rounds(view: View) -> RoundsView:
     seen = scope(view)
     found = []
-    for round_id, index in list(seen.entities.rounds.items()):
+    for round_id, index in list(seen.entities.of("rounds").items()):
         facts: list[Fact[RoundScheduled | RoundHeld]] = seen.world_order(index)
         if not facts:
             continue
@@ -49,3 +50,15 @@ def rounds(view: View) -> RoundsView:
             )
         )
     return RoundsView(rounds=tuple(sorted(found, key=lambda r: (r.starts_on, r.round_id))))
+
+
+registry.register(registry.ReadModel(
+    name="rounds",
+    folds=(RoundScheduled, RoundHeld),
+    answer=lambda view, _: rounds(view),
+    answer_type=RoundsView,
+    entity=lambda event: event.round_id,
+    id_field="round_id",
+    listed=lambda part: part["rounds"],
+    order=60,
+))

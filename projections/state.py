@@ -28,28 +28,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 from events.payloads import (
-    ConcessionMade,
     CoverageDeclared,
-    DeadlineExtended,
-    DeadlineResolved,
-    DeadlineSet,
-    DemandMade,
     Event,
     EventCorrected,
     EventRetracted,
-    ExemptionGranted,
-    IssueRaised,
-    IssueUpdated,
-    MeasureChanged,
     MeasureStatus,
     NegotiationOpened,
-    RoundHeld,
-    RoundScheduled,
-    TruceAgreed,
-    TruceEnded,
-    TruceExtended,
 )
 from events.records import Recorded
+from projections import registry
 from projections.index import NEVER, Sorted, Version, bound, sort_key
 
 E = TypeVar("E", bound=Event)
@@ -75,64 +62,22 @@ UNLIMITED: Budget = _Unlimited()
 # Threats and announcements are not legal acts: they never displace the change that applies.
 ACTS: frozenset[MeasureStatus] = frozenset({"in_force", "suspended", "removed", "expired", "invalidated"})
 
-# The payload types each read model folds together; a correction into another group hides the event.
-_GROUPS: dict[type[Event], str] = {
-    MeasureChanged: "measure",
-    ExemptionGranted: "measure",
-    DeadlineSet: "deadline",
-    DeadlineExtended: "deadline",
-    DeadlineResolved: "deadline",
-    TruceAgreed: "truce",
-    TruceExtended: "truce",
-    TruceEnded: "truce",
-    IssueRaised: "issue",
-    IssueUpdated: "issue",
-    DemandMade: "issue",
-    ConcessionMade: "issue",
-    RoundScheduled: "round",
-    RoundHeld: "round",
-}
-
-
-@dataclasses.dataclass(eq=False)
-class MeasureIndex:
-    """One measure's changes, strongest claim last: all, the acts, those naming it, by end deadline."""
-
-    changes: Sorted = dataclasses.field(default_factory=Sorted)
-    acts: Sorted = dataclasses.field(default_factory=Sorted)
-    named: Sorted = dataclasses.field(default_factory=Sorted)
-    based: Sorted = dataclasses.field(default_factory=Sorted)
-    scoped: Sorted = dataclasses.field(default_factory=Sorted)
-    exemptions: Sorted = dataclasses.field(default_factory=Sorted)
-    # suspensions with a fixed end: a rate on lapse may return the day after it
-    lapsable: Sorted = dataclasses.field(default_factory=Sorted)
-    until: dict[str, Sorted] = dataclasses.field(default_factory=dict)
-    # deadlines a suspension with its own rate on lapse runs until (ever: a superset for any prefix)
-    lapse_until: set[str] = dataclasses.field(default_factory=set)
-    # the most days any act was announced ahead of its start: how far back one may still take over
-    max_lead: int = 0
-
-
-@dataclasses.dataclass(eq=False)
-class DeadlineIndex:
-    set: Sorted = dataclasses.field(default_factory=Sorted)
-    extended: Sorted = dataclasses.field(default_factory=Sorted)
-    resolved: Sorted = dataclasses.field(default_factory=Sorted)
-
-
 @dataclasses.dataclass(eq=False)
 class Entities:
-    """Per entity id, its versions in world order (measures: by announcement, then start)."""
+    """Per read model (projections/registry.py), per entity id, the index its versions are filed in."""
 
-    measures: dict[str, MeasureIndex] = dataclasses.field(default_factory=dict)
-    deadlines: dict[str, DeadlineIndex] = dataclasses.field(default_factory=dict)
-    truces: dict[str, Sorted] = dataclasses.field(default_factory=dict)
-    issues: dict[str, Sorted] = dataclasses.field(default_factory=dict)
-    rounds: dict[str, Sorted] = dataclasses.field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     coverage: Sorted = dataclasses.field(default_factory=Sorted)
     # where the record ends: the latest-dated fact of the world (not an amendment, a declaration or the opening)
     # live after each ledger position, so a prefix of the ledger reads its own answer in O(1)
     dated: _Latest = dataclasses.field(default_factory=lambda: _Latest())
+
+    def of(self, model: str) -> dict[str, Any]:
+        """Entity id -> index, for one read model (empty when it has filed nothing)."""
+        found = self.models.get(model)
+        if found is None:
+            found = self.models[model] = {}
+        return found
 
 
 class _Latest:
@@ -266,7 +211,7 @@ def _file(ledger: _Ledger, position: int, recorded: Recorded) -> None:
             _amend(original, recorded)
             _publish(ledger, original, position)
         return
-    original = _Original(recorded=recorded, group=_GROUPS.get(type(event)), event=event, because=(recorded.event_id,))
+    original = _Original(recorded=recorded, group=_filed_under(type(event)), event=event, because=(recorded.event_id,))
     # Amendments recorded before their target (no log does that) still apply, as a scan applies them.
     for revision in ledger.revisions.get(recorded.event_id, ()):
         _amend(original, ledger.records[revision])
@@ -297,9 +242,9 @@ def _publish(ledger: _Ledger, original: _Original, position: int) -> None:
     entities = ledger.entities
     kind = type(event)
     version = None
-    if original.group is not None and _GROUPS.get(kind) == original.group:
+    if original.group is not None and _filed_under(kind) == original.group:
         original.version = version = Version(fact, position)
-        _place(entities, version)
+        _place(entities, version, original.group)
     dating = _DATING.get(kind, "dated")
     if dating is not None and dating == _DATING.get(type(recorded.event), "dated"):
         # one version serves both indexes: they are superseded together
@@ -317,61 +262,35 @@ _DATING: dict[type[Event], str | None] = {
 }
 
 
-def _place(entities: Entities, version: Version) -> None:
-    fact = version.fact
-    event = fact.event
-    world = sort_key(event.occurred_on, fact.version)
-    match event:
-        case MeasureChanged(measure_id=measure_id):
-            measure = entities.measures.get(measure_id)
-            if measure is None:
-                measure = entities.measures[measure_id] = MeasureIndex()
-            key = sort_key(event.occurred_on, fact.version, event.effective_from or event.occurred_on)
-            measure.changes.add(key, version)
-            if event.status in ACTS:
-                if event.effective_from is not None:
-                    measure.max_lead = max(measure.max_lead, (event.effective_from - event.occurred_on).days)
-                measure.acts.add(key, version)
-                if event.status == "suspended" and event.effective_until is not None:
-                    measure.lapsable.add(key, version)
-                if event.until_deadline:
-                    if event.lapse_rate_pct is not None:
-                        measure.lapse_until.add(event.until_deadline)
-                    until = measure.until.get(event.until_deadline)
-                    if until is None:
-                        until = measure.until[event.until_deadline] = Sorted()
-                    until.add(key, version)
-            if event.name:
-                measure.named.add(key, version)
-            if event.legal_basis:
-                measure.based.add(key, version)
-            if event.scope:
-                measure.scoped.add(key, version)
-        case ExemptionGranted(measure_id=measure_id):
-            measure = entities.measures.get(measure_id)
-            if measure is None:
-                measure = entities.measures[measure_id] = MeasureIndex()
-            measure.exemptions.add(world, version)
-        case DeadlineSet() | DeadlineExtended() | DeadlineResolved():
-            deadline = entities.deadlines.get(event.deadline_id)
-            if deadline is None:
-                deadline = entities.deadlines[event.deadline_id] = DeadlineIndex()
-            facet = {DeadlineSet: deadline.set, DeadlineExtended: deadline.extended}.get(type(event), deadline.resolved)
-            facet.add(world, version)
-        case TruceAgreed() | TruceExtended() | TruceEnded():
-            _entity(entities.truces, event.truce_id).add(world, version)
-        case IssueRaised() | IssueUpdated() | DemandMade() | ConcessionMade():
-            if event.issue_id is not None:  # a demand about a measure, not an issue
-                _entity(entities.issues, event.issue_id).add(world, version)
-        case RoundScheduled() | RoundHeld():
-            _entity(entities.rounds, event.round_id).add(world, version)
+def _filed_under(kind: type[Event]) -> str | None:
+    """The read model an event of this type files under; a correction into another one hides the event."""
+    found = _FILED_UNDER.get(kind, _UNKNOWN)
+    if found is _UNKNOWN:
+        model = registry.filed_under(kind)
+        found = _FILED_UNDER[kind] = model.name if model is not None else None
+    return found  # type: ignore[return-value]
 
 
-def _entity(index: dict[str, Sorted], entity_id: str) -> Sorted:
-    found = index.get(entity_id)
-    if found is None:
-        found = index[entity_id] = Sorted()
-    return found
+_UNKNOWN = object()
+_FILED_UNDER: dict[type[Event], object] = {}
+
+
+def _place(entities: Entities, version: Version, name: str) -> None:
+    """File a version under its entity, as its read model says."""
+    event = version.fact.event
+    model = registry.filed_under(type(event))
+    assert model is not None and model.entity is not None and model.name == name
+    entity_id = model.entity(event)
+    if entity_id is None:  # e.g. a demand about a measure, not an issue
+        return
+    index = entities.of(name)
+    entity = index.get(entity_id)
+    if entity is None:
+        entity = index[entity_id] = model.index()
+    if model.file is not None:
+        model.file(entity, version)
+    else:
+        entity.add(sort_key(event.occurred_on, version.fact.version), version)
 
 
 @dataclasses.dataclass(frozen=True)

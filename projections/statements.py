@@ -7,6 +7,7 @@ import datetime as dt
 from msgspec import Struct
 
 from events.payloads import Claim, Person, Source, Stance, StatementMade
+from projections import registry
 from projections.state import View, in_world_order
 
 
@@ -57,3 +58,6 @@ def statements(
             )
         )
     return StatementsView(statements=tuple(found))
+
+
+registry.register(registry.ReadModel(name="statements", folds=(StatementMade,)))  # its own route, filtered and paged

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from msgspec import Struct
 
-from events.payloads import ALL_DESTINATIONS, MeasureStatus
+from events.payloads import ALL_DESTINATIONS, ExemptionGranted, MeasureChanged, MeasureStatus
+from projections import registry
 from projections.deadlines import DeadlineBook, deadline_book
 from projections.measures import (
     Exemption,
@@ -227,3 +228,13 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
             )
         )
     return TariffScheduleView(legal_basis=legal_basis, directions=tuple(schedule))
+
+
+registry.register(registry.ReadModel(
+    name="tariffs",
+    folds=(MeasureChanged, ExemptionGranted),
+    answer=lambda view, legal_basis: tariff_schedule(view, legal_basis=legal_basis),
+    answer_type=TariffScheduleView,
+    listed=lambda part: part["directions"],
+    order=20,
+))

@@ -8,6 +8,7 @@ from typing import Literal
 from msgspec import Struct
 
 from events.payloads import Suspension, TruceAgreed, TruceEnded, TruceExtended
+from projections import registry
 from projections.deadlines import DeadlineBook, Ends, Extension, deadline_book, extensions
 from projections.state import Fact, View, because_of, memo, scope
 
@@ -96,7 +97,7 @@ def truces(view: View, book: DeadlineBook | None = None) -> list[TruceView]:
 def _truces(view: View, book: DeadlineBook) -> list[TruceView]:
     seen = scope(view)
     found: list[tuple[tuple[dt.date, int], TruceView]] = []
-    for index in list(seen.entities.truces.values()):
+    for index in list(seen.entities.of("truce").values()):
         facts: list[TruceFact] = seen.world_order(index)
         if facts:
             found.append(((facts[0].occurred_on, facts[0].version), _truce_view(facts, book, view.as_of)))
@@ -108,3 +109,14 @@ def truce(view: View, truce_id: str | None = None) -> TruceView:
     """The named truce, or the one agreed most recently; status `none` when there is none."""
     found = [t for t in truces(view) if truce_id in (None, t.truce_id)]
     return found[-1] if found else TruceView(status="none", truce_id=truce_id)
+
+
+registry.register(registry.ReadModel(
+    name="truce",
+    folds=(TruceAgreed, TruceExtended, TruceEnded),
+    answer=lambda view, _: truce(view),
+    answer_type=TruceView,
+    entity=lambda event: event.truce_id,
+    id_field="truce_id",
+    order=10,
+))

@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import RawBody
 
-from events.application import Appended, IdempotentReplay, ParleyLog, envelope
+from events.application import Appended, IdempotentReplay, ParleyLog
 from events.payloads import (
     AnyEvent,
     Name,
@@ -37,6 +37,7 @@ from service.queries.negotiations import (
     negotiation,
     negotiation_out,
     negotiations_page,
+    shown,
 )
 from service.queries.params import Page, decode_cursor
 
@@ -69,7 +70,31 @@ def slugify(title: str) -> str:
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
+def _without_display(raw: bytes) -> bytes:
+    """`display` is the API's own (events/describe.py): an event read back and posted again may still carry it."""
+    if b'"display"' not in raw:
+        return raw
+    try:
+        body = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return raw  # the decode below says what is wrong with it
+
+    def strip(event: Any) -> None:
+        if isinstance(event, dict):
+            event.pop("display", None)
+            strip_nested = event.get("replacement")
+            if isinstance(strip_nested, dict):
+                strip_nested.pop("display", None)
+
+    strip(body)
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        for event in body["events"]:
+            strip(event)
+    return msgspec.json.encode(body)
+
+
 def _events_from(raw: bytes) -> list[AnyEvent]:
+    raw = _without_display(raw)
     try:
         return [_decode_event(raw)]  # the common case, decoded once
     except (msgspec.DecodeError, RecursionError):
@@ -187,7 +212,7 @@ class NegotiationController(Controller):
             )
         except IdempotentReplay as replay:
             appended = replay.appended
-        result = AppendResult(events=[envelope(a) for a in appended], position=appended[-1].position)
+        result = AppendResult(events=[shown(a) for a in appended], position=appended[-1].position)
         return _write_response(request, appended, result)
 
     @get(

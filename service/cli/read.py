@@ -442,75 +442,9 @@ def _clip(text: str, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _between(prefix: str, *parts: str | None) -> str:
-    return " ".join([prefix, *(p for p in parts if p)])
-
-
 def describe(item: dict[str, Any]) -> str:
-    """One line about an event (an API envelope): its summary, or a few words built from its payload."""
-    if item.get("summary"):
-        return _clip(item["summary"])
-    return _clip(_describe(item.get("type", ""), item))
-
-
-def _due(due_on: Any, ends: Any) -> str:
-    return f"12:01 a.m. {due_on}" if ends == "start_of_day" else str(due_on)
-
-
-def _describe(kind: str, e: dict[str, Any]) -> str:
-    g = e.get
-    rate = f"{g('rate_pct'):g}%" if isinstance(g("rate_pct"), (int, float)) else None
-    match kind:
-        case "negotiation_opened":
-            return f"Opened: {g('title')} ({', '.join(g('parties') or ())})"
-        case "measure_changed":
-            start = f"from {g('effective_from')}" if g("effective_from") else None
-            until = f"until {g('effective_until')}" if g("effective_until") else None
-            return _between(
-                f"{g('imposed_by')} → {g('applies_to')}: {g('name') or g('measure_id')} ({g('kind', '').replace('_', ' ')})",
-                str(g("status", "")).replace("_", " "), rate, start, until,
-            )
-        case "truce_agreed" | "truce_extended" | "truce_ended":
-            verb = kind.removeprefix("truce_")
-            start = f"from {g('effective_from')}" if g("effective_from") else None
-            until = f"until deadline {g('deadline_id')}" if g("deadline_id") else None
-            return _between(f"Truce {g('truce_id')} {verb}", start, until)
-        case "deadline_set":
-            return f"Deadline {g('deadline_id')} set: {g('title')}, due {_due(g('due_on'), g('ends'))}"
-        case "deadline_extended":
-            extended = f"Deadline {g('deadline_id')} extended to {_due(g('due_on'), g('ends'))}"
-            return extended + (f": {g('reason')}" if g("reason") else "")
-        case "deadline_resolved":
-            return f"Deadline {g('deadline_id')} resolved: {g('outcome')}"
-        case "issue_raised":
-            return f"Issue {g('issue_id')} raised: {g('title')}"
-        case "issue_updated":
-            return _between(f"Issue {g('issue_id')} updated:", g("status"), g("title"), g("text"))
-        case "demand_made" | "concession_made":
-            verb = "demands" if kind == "demand_made" else "concedes"
-            about = g("issue_id") or g("measure_id")
-            return f"{g('by')} {verb}" + (f" ({about})" if about else "") + f": {g('text')}"
-        case "statement_made":
-            speaker = (g("speaker") or {}).get("name", "someone")
-            said = f"\u201c{g('quote')}\u201d" if g("quote") else g("paraphrase")
-            return f"{speaker}: {said}"
-        case "round_scheduled" | "round_held":
-            verb = kind.removeprefix("round_")
-            at = f"in {g('location')}" if g("location") else None
-            dates = str(g("starts_on")) + (f" – {g('ends_on')}" if g("ends_on") else "")
-            return _between(f"Round {g('name')} {verb}", dates, at)
-        case "agreement_reached":
-            return f"Agreement reached: {g('title')}"
-        case "exemption_granted":
-            since = g("effective_from") or g("occurred_on")
-            return f"Exemption from {g('measure_id')} from {since}: {g('description')}"
-        case "coverage_declared":
-            return f"Record kept complete through {g('record_through')}" + (f": {g('note')}" if g("note") else "")
-        case "event_corrected":
-            return f"Corrects event {str(g('target'))[:8]}" + (f": {g('reason')}" if g("reason") else "")
-        case "event_retracted":
-            return f"Retracts event {str(g('target'))[:8]}: {g('reason')}"
-    return kind.replace("_", " ")
+    """One line about an event (an API envelope): its `display` summary (events/describe.py)."""
+    return _clip(item["display"]["summary"])
 
 
 def _source(item: dict[str, Any]) -> str:

@@ -8,11 +8,12 @@ from typing import Any
 
 import msgspec
 
-from events.application import Appended, ParleyLog, envelope
+from events.application import Appended, ParleyLog
 from events.audit import Checkpoint
 from events.errors import InvalidQueryError, KeyNotFoundError, PrincipalNotFoundError
 from events.payloads import AUDIT_STREAM
 from service.auth import KeyStore
+from service.queries.negotiations import shown
 from service.queries.params import Page, encode_cursor, peek
 from service.queries.store import ReadStore
 from service.signing import Signer
@@ -54,7 +55,7 @@ def principal_audit(log: ParleyLog, keys: KeyStore, name: str) -> PrincipalAudit
     )
     audit_ids = [r["event_id"] for r in log.run(
         "SELECT event_id FROM parley_event_index WHERE negotiation_id = ? ORDER BY position", (AUDIT_STREAM,))]
-    key_events = [envelope(a) for a in (log.event(i) for i in audit_ids) if getattr(a.record.event, "name", None) == name]
+    key_events = [shown(a) for a in (log.event(i) for i in audit_ids) if getattr(a.record.event, "name", None) == name]
     try:
         key = keys.get(name)
     except KeyNotFoundError:
@@ -110,4 +111,4 @@ def audit_events_page(store: ReadStore, keep: AuditFilter, after: int, limit: in
         if more is None:
             break
     items, following = peek(found, limit, lambda appended: encode_cursor(appended.position))
-    return Page(items=[envelope(item) for item in items], next=following)
+    return Page(items=[shown(item) for item in items], next=following)

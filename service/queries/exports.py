@@ -15,31 +15,15 @@ import icalendar
 import msgspec
 
 from events.application import ParleyLog
+from events.describe import describe
 from events.payloads import (
     CORRECTION_TYPES,
-    AgreementReached,
-    ConcessionMade,
-    CoverageDeclared,
-    DeadlineExtended,
-    DeadlineResolved,
-    DeadlineSet,
-    DemandMade,
     Event,
     EventCorrected,
     EventRetracted,
-    ExemptionGranted,
-    IssueRaised,
-    IssueUpdated,
     MeasureChanged,
     NegotiationOpened,
-    RoundHeld,
-    RoundScheduled,
     Source,
-    StatementMade,
-    Suspension,
-    TruceAgreed,
-    TruceEnded,
-    TruceExtended,
 )
 from events.records import Recorded
 from projections import (
@@ -176,78 +160,13 @@ def source_html(source: Source | None) -> str:
     return f"<p>Source: {label}{' (' + ', '.join(notes) + ')' if notes else ''}</p>"
 
 
-def _rate(rate: float | None) -> str:
-    return "" if rate is None else f"{rate:g}%"
-
-
-def measure_group(change: MeasureChanged) -> str:
-    return f"Measures: {change.imposed_by}→{change.applies_to}"
-
-
-def _slide_parts(event: Event) -> tuple[str, str, str]:
-    """(group, headline, details as HTML) of one event."""
-    match event:
-        case MeasureChanged():
-            what = event.name or event.measure_id
-            status = event.status.replace("_", " ")
-            headline = f"{what}: {status}{' ' + _rate(event.rate_pct) if event.rate_pct is not None else ''}"
-            starts = [f"effective {event.effective_from.isoformat()}"] if event.effective_from else []
-            if event.effective_until:
-                starts.append(f"until {event.effective_until.isoformat()}")
-            if event.until_deadline:
-                starts.append(f"until deadline {event.until_deadline}")
-            details = _p(event.scope) + _p(", ".join([*([event.legal_basis] if event.legal_basis else []), *starts]))
-            return measure_group(event), headline, details
-        case StatementMade():
-            speaker = event.speaker.name + (f" ({event.speaker.party})" if event.speaker.party else "")
-            said = f"“{event.quote}”" if event.quote else event.paraphrase
-            return "Statements", speaker + (f": {event.stance}" if event.stance else ""), _p(said)
-        case RoundScheduled() | RoundHeld():
-            held = "held" if isinstance(event, RoundHeld) else "scheduled"
-            when = event.starts_on.isoformat() + (f" to {event.ends_on.isoformat()}" if event.ends_on else "")
-            where = f" in {event.location}" if event.location else ""
-            return "Rounds", f"{event.name} ({held})", _p(f"{when}{where}") + _p(event.outcome)
-        case DeadlineSet():
-            return "Deadlines", f"Deadline set: {event.title}, due {_due(event.due_on, event.ends)}", _p(event.consequence)
-        case DeadlineExtended():
-            headline = f"Deadline {event.deadline_id} extended to {_due(event.due_on, event.ends)}"
-            return "Deadlines", headline, _p(event.reason) + _p(event.consequence)
-        case DeadlineResolved():
-            return "Deadlines", f"Deadline {event.deadline_id} resolved", _p(event.outcome)
-        case IssueRaised():
-            return "Issues", f"Issue raised: {event.title}", _p(event.text)
-        case IssueUpdated():
-            change = event.status.replace("_", " ") if event.status else "updated"
-            return "Issues", f"Issue {event.title or event.issue_id}: {change}", _p(event.text)
-        case DemandMade() | ConcessionMade():
-            kind = "demands" if isinstance(event, DemandMade) else "concedes"
-            about = event.issue_id or event.measure_id
-            headline = f"{event.by} {kind}" + (f" of {event.to}" if event.to else "") + (f" ({about})" if about else "")
-            return "Issues", headline, _p(event.text)
-        case TruceAgreed() | TruceExtended() | TruceEnded():
-            verb = {TruceAgreed: "agreed", TruceExtended: "extended", TruceEnded: "ended"}[type(event)]
-            suspends = _p(f"Suspends {', '.join(_suspension(s) for s in event.suspends)}") if event.suspends else ""
-            return "Truces", f"Truce {event.truce_id} {verb}", _p(event.terms) + suspends
-        case AgreementReached():
-            parties = ", ".join(p if isinstance(p, str) else p.name for p in event.parties)
-            return "Agreements", f"Agreement: {event.title}", _p(event.terms) + (_p(f"Parties: {parties}") if parties else "")
-        case ExemptionGranted():
-            since = event.effective_from or event.occurred_on
-            return "Exemptions", f"Exemption from {event.measure_id} from {since.isoformat()}", _p(event.description)
-        case CoverageDeclared():
-            return "Record", f"Record kept complete through {event.record_through.isoformat()}", _p(event.note)
-        case NegotiationOpened():
-            return "Negotiation", f"Opened: {event.title}", _p(event.description)
-    return "Other", event.type, ""  # pragma: no cover - every type has a case above
-
-
 def timeline_slide(fact: Fact[Event]) -> dict[str, Any]:
     event = fact.event
-    group, headline, details = _slide_parts(event)
+    described = describe(event)
     return {
         "start_date": timeline_date(event.occurred_on, event.date_precision),
-        "text": {"headline": html.escape(headline), "text": _p(event.summary) + details + source_html(event.source)},
-        "group": group,
+        "text": {"headline": html.escape(described.title), "text": _p(event.summary) + _p(described.detail) + source_html(event.source)},
+        "group": described.group,
         "unique_id": fact.event_id,
     }
 
@@ -295,18 +214,6 @@ def deadline_uid(negotiation_id: str, deadline_id: str) -> str:
     return f"{negotiation_id}.{deadline_id}@parley"
 
 
-def _suspension(named: str | Suspension) -> str:
-    if isinstance(named, str):
-        return named
-    terms = [f"{_rate(named.suspended_points)} suspended"] if named.suspended_points is not None else []
-    terms += [f"{_rate(named.lapse_rate_pct)} on lapse"] if named.lapse_rate_pct is not None else []
-    return named.measure_id + (f" ({', '.join(terms)})" if terms else "")
-
-
-def _due(due_on: dt.date, ends: str | None) -> str:
-    return f"12:01 a.m. {due_on.isoformat()}" if ends == "start_of_day" else due_on.isoformat()
-
-
 def last_day(deadline: DeadlineView) -> dt.date:
     """The last day within a deadline: the day a calendar shows it on."""
     return deadline.lapses_on - dt.timedelta(days=1)
@@ -350,7 +257,8 @@ def deadlines_ics(
         event.add("dtend", deadline.lapses_on)
         event.add("sequence", len(deadline.extensions))
         event.add("summary", deadline.title or deadline.deadline_id)
-        description = _deadline_description(deadline)
+        history = [f"{facts[i].occurred_on.isoformat()}: {describe(facts[i].event).summary}" for i in deadline.because if i in facts]
+        description = "\n".join(filter(None, [_deadline_description(deadline), *history]))
         if description:
             event.add("description", description)
         event.add("transp", "TRANSPARENT")
@@ -381,6 +289,7 @@ CSV_COLUMNS = (
     "source_name",
     "source_url",
     "event_id",
+    "description",
 )
 # A cell a spreadsheet would read as a formula (CSV injection); a leading quote keeps it text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -419,6 +328,7 @@ def tariff_rows(negotiation_id: str, facts: Iterable[Fact[Event]]) -> Iterator[d
             "source_name": source.name if source else None,
             "source_url": source.url if source else None,
             "event_id": fact.event_id,
+            "description": describe(change).summary,
         }
         yield {column: _cell(values[column]) for column in CSV_COLUMNS}
 

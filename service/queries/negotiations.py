@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from events.application import Appended, ParleyLog, envelope
+from events.describe import describe
 from events.negotiation import Negotiation
 from events.records import Recorded
 from service.queries.params import Page, encode_cursor, peek
@@ -53,9 +54,14 @@ def negotiation_out(state: Negotiation, position: int | None = None) -> Negotiat
 
 
 def with_corrections(log: ParleyLog, items: list[Appended]) -> list[dict[str, Any]]:
-    """Each event's envelope, naming the events that corrected or retracted it."""
+    """Each event's envelope, naming the events that corrected or retracted it, with how to show it (`display`: title, summary, detail, lane, group)."""
     corrections = log.corrections([a.record.event_id for a in items])
-    return [envelope(a, corrections.get(a.record.event_id)) for a in items]
+    return [shown(a, corrections.get(a.record.event_id)) for a in items]
+
+
+def shown(appended: Appended, corrections: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """A stored event as the API returns it: its envelope and `display` (events/describe.py)."""
+    return {**envelope(appended, corrections), "display": msgspec.to_builtins(describe(appended.record.event))}
 
 
 def negotiations_page(store: ReadStore, after: int | None, limit: int) -> Page:
@@ -119,4 +125,4 @@ def event(store: ReadStore, event_id: str) -> dict[str, Any]:
 
 def history(store: ReadStore, event_id: str) -> History:
     """An event, then every correction and retraction of it."""
-    return History(event_id=event_id.lower(), records=[envelope(a) for a in store.log.history(event_id.lower())])
+    return History(event_id=event_id.lower(), records=[shown(a) for a in store.log.history(event_id.lower())])

@@ -14,26 +14,9 @@ import msgspec
 from events.application import Appended, ParleyLog
 from events.errors import InvalidQueryError, PositionNotRecordedError, UnknownPartError
 from events.records import Recorded
-from projections import (
-    DeadlinesView,
-    IssuesView,
-    MeasuresView,
-    RoundsView,
-    State,
-    TariffScheduleView,
-    TruceView,
-    View,
-    deadlines,
-    issues,
-    measures,
-    rounds,
-    statements,
-    tariff_schedule,
-    truce,
-    view,
-)
-from projections.state import UNLIMITED, Budget
+from projections import State, View, registry, statements, view
 from projections.coverage import CoverageView, coverage
+from projections.state import UNLIMITED, Budget
 from service.queries.negotiations import with_corrections
 from service.queries.sources import (
     Corroboration,
@@ -46,22 +29,26 @@ from service.queries.sources import (
 from service.queries.params import Page, parse_date, parse_timestamp, world_key, world_page
 from service.queries.store import ReadStore
 
-class StateOut(msgspec.Struct, frozen=True, kw_only=True):
-    as_of: dt.date
-    known_at: dt.datetime
-    position: int
-    # how far the record is kept complete, and whether as_of is past it
-    coverage: CoverageView
-    truce: TruceView
-    tariffs: TariffScheduleView
-    measures: MeasuresView
-    deadlines: DeadlinesView
-    issues: IssuesView
-    rounds: RoundsView
-    # every event id in a `because` above -> its source and grades (None: the event names none)
-    sources: dict[str, SourceOut | None] = {}
-    # per listed value (`truce`, `tariffs.US->CN`, `deadlines.<id>`, ...): its independent sources
-    corroboration: dict[str, Corroboration] = {}
+# A state answer: when it is about, every part a read model registers (projections/registry.py), the
+# sources behind its values. Built from the registry, so a new read model's part appears here by itself.
+StateOut = msgspec.defstruct(
+    "StateOut",
+    [
+        ("as_of", dt.date),
+        ("known_at", dt.datetime),
+        ("position", int),
+        # how far the record is kept complete, and whether as_of is past it
+        ("coverage", CoverageView),
+        *((name, model.answer_type) for name, model in registry.parts().items()),
+        # every event id in a `because` above -> its source and grades (None: the event names none)
+        ("sources", dict[str, SourceOut | None], {}),
+        # per listed value (`truce`, `tariffs.US->CN`, `deadlines.<id>`, ...): its independent sources
+        ("corroboration", dict[str, Corroboration], {}),
+    ],
+    frozen=True,
+    kw_only=True,
+    module=__name__,
+)
 
 
 class Moment(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,14 +80,8 @@ class TimelinePage(msgspec.Struct, frozen=True, kw_only=True):
     coverage: CoverageView
 
 
-PARTS: dict[str, Callable[[View, str | None], Any]] = {
-    "truce": lambda v, _: truce(v),
-    "tariffs": lambda v, legal_basis: tariff_schedule(v, legal_basis=legal_basis),
-    "measures": lambda v, _: measures(v),
-    "deadlines": lambda v, _: deadlines(v),
-    "issues": lambda v, _: issues(v),
-    "rounds": lambda v, _: rounds(v),
-}
+# part name -> (view, legal_basis) -> the part, in answer order
+PARTS: dict[str, Callable[[View, str | None], Any]] = {name: model.answer for name, model in registry.parts().items()}  # type: ignore[misc]
 
 
 # --- time parameters ------------------------------------------------------------------------
@@ -248,7 +229,11 @@ def timeline_page(
 
 # Values about the reason or the distance to as_of, not the state itself.
 _NOT_COMPARED = frozenset({"because", "days_remaining"})
-_ID_FIELDS = ("measure_id", "deadline_id", "issue_id", "round_id", "truce_id", "event_id")
+# Which field names an item's stable id, first match wins; a read model's own id field joins the list.
+_ID_FIELDS = tuple(dict.fromkeys((
+    "measure_id", "deadline_id", "issue_id", "round_id", "truce_id",
+    *(m.id_field for m in registry.parts().values() if m.id_field), "event_id",
+)))
 
 
 def _stable_id(item: Any) -> str | None:
@@ -275,15 +260,7 @@ def _by_id(value: Any) -> dict[str, Any] | None:
     return dict(zip(keys, value, strict=True))  # type: ignore[arg-type]
 
 
-_UNWRAP: dict[str, Callable[[Any], Any]] = {
-    "truce": lambda truce: truce,
-    "tariffs": lambda tariffs: tariffs["directions"],
-    "measures": lambda measures: measures["measures"],
-    "deadlines": lambda deadlines: [{**d, "passed": False} for d in deadlines["upcoming"]]
-    + [{**d, "passed": True} for d in deadlines["passed"]],
-    "issues": lambda issues: issues["issues"],
-    "rounds": lambda rounds: rounds["rounds"],
-}
+_UNWRAP: dict[str, Callable[[Any], Any]] = {name: model.listed for name, model in registry.parts().items()}
 
 
 def _unwrapped(tree: dict[str, Any]) -> dict[str, Any]:

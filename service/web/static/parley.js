@@ -6,19 +6,19 @@
   const KEY_STORE = "parley.key";
   const DAY = 86400000;
   const PAD = 12; // px before the first day of the timeline
+  // The lanes, top to bottom; which lane an event goes in is the API's word (`display.lane`, events/describe.py).
   const LANES = [
-    { id: "rounds", label: "Rounds & agreements", types: ["negotiation_opened", "round_scheduled", "round_held", "agreement_reached", "coverage_declared"] },
-    { id: "truces", label: "Truces", types: ["truce_agreed", "truce_extended", "truce_ended"] },
-    { id: "statements", label: "Statements", types: ["statement_made"] },
-    { id: "measures", label: "Measures", types: ["measure_changed", "exemption_granted"] },
-    { id: "deadlines", label: "Deadlines", types: ["deadline_set", "deadline_extended", "deadline_resolved"] },
-    { id: "issues", label: "Issues", types: ["issue_raised", "issue_updated", "demand_made", "concession_made"] },
+    { id: "rounds", label: "Rounds & agreements" },
+    { id: "truces", label: "Truces" },
+    { id: "statements", label: "Statements" },
+    { id: "measures", label: "Measures" },
+    { id: "deadlines", label: "Deadlines" },
+    { id: "issues", label: "Issues" },
   ];
-  const LANE_OF = Object.fromEntries(LANES.flatMap((lane) => lane.types.map((type) => [type, lane.id])));
   const ENVELOPE = new Set([
     "type", "occurred_on", "occurred_time", "time_zone", "date_precision", "source", "summary", "topics", "confidence",
     "event_id", "negotiation_id", "version", "position", "recorded_at", "recorded_by", "request_id", "hash",
-    "corrected_by", "retracted_by",
+    "corrected_by", "retracted_by", "display",
   ]);
   const RELIABILITY = {
     A: "completely reliable", B: "usually reliable", C: "fairly reliable", D: "not usually reliable", E: "unreliable",
@@ -579,7 +579,7 @@
       events.length
         ? h("ul", { class: "plain tip-events" }, events.map((id) => {
           const event = app.byId.get(id);
-          return h("li", {}, eventLink(id, event ? `${longDate(event.occurred_on)}: ${event.summary || words(event.type)}` : id));
+          return h("li", {}, eventLink(id, event ? `${longDate(event.occurred_on)}: ${event.display.summary}` : id));
         }))
         : null,
     );
@@ -659,9 +659,9 @@
   function laneOf(event) {
     if (event.type === "event_corrected" || event.type === "event_retracted") {
       const target = app.byId.get(event.target);
-      return target ? LANE_OF[target.type] : "measures";
+      return target ? target.display.lane : "measures";
     }
-    return LANE_OF[event.type];
+    return event.display.lane;
   }
 
   function passes(event) {
@@ -730,7 +730,7 @@
   }
 
   function eventLabel(event) {
-    return `${longDate(event.occurred_on)} · ${words(event.type)}${event.summary ? `: ${event.summary}` : ""}`;
+    return `${longDate(event.occurred_on)} · ${event.display.summary}`;
   }
 
   function placeRows(items, gap) {
@@ -1024,7 +1024,7 @@
   }
 
   function renderDetail(event, history) {
-    $("#detail-title").textContent = `${words(event.type)} · ${longDate(event.occurred_on)}`;
+    $("#detail-title").textContent = `${event.display.title} · ${longDate(event.occurred_on)}`;
     const payload = Object.entries(event).filter(([key]) => !ENVELOPE.has(key));
     const amendments = (history?.records || []).filter((record) => record.event_id !== event.event_id);
     const body = h(
