@@ -15,6 +15,7 @@ from service.http.reads import Reads
 from service.http.requests import problems
 from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp
 from service.queries.state import (
+    PARTS,
     DiffOut,
     StateOut,
     TimelinePage,
@@ -69,7 +70,7 @@ class StateController(Controller):
     @get(
         "/{negotiation_id:str}/state/{part:str}",
         operation_id="getNegotiationStatePart",
-        summary="One read model (truce, tariffs, measures, deadlines, issues, rounds) on as_of, as known at known_at",
+        summary=f"One read model ({', '.join(PARTS)}) on as_of, as known at known_at",
         description=_SOURCED,
         guards=[require("reader")],
         responses=problems(404, 422),
