@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from events.payloads import (
-    AgreementReached,
     Event,
     EventCorrected,
     EventRetracted,
@@ -122,4 +121,3 @@ not_folded(EventCorrected, "an amendment: the fold applies it to the event it co
 not_folded(EventRetracted, "an amendment: the fold hides the event it retracts")
 not_folded(KeyCreated, "the audit stream's, not a negotiation's")
 not_folded(KeyRevoked, "the audit stream's, not a negotiation's")
-not_folded(AgreementReached, "recorded and shown on the timeline; no read model answers from agreements yet")
