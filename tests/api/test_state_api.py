@@ -172,7 +172,7 @@ def test_state_answers_every_read_model_with_the_position_known_at(api, clock):
     before_anything = api.get(f"{BASE}/state", params={"known_at": "2000-01-01T00:00:00+01:00"}).json()
 
     assert set(body) == {"as_of", "known_at", "position", "coverage", "truce", "tariffs", "measures", "deadlines", "issues",
-                         "rounds", "sources", "corroboration"}
+                         "rounds", "agreements", "sources", "corroboration"}
     assert body["as_of"] == "2025-06-01" and body["known_at"] == stamp(clock.now)
     assert body["position"] == second["position"]
     assert [i["issue_id"] for i in body["issues"]["issues"]] == ["tiktok-spinoff"]
