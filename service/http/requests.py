@@ -63,8 +63,9 @@ def _refuse_deep_nesting(raw: bytes) -> None:
 
 
 def require_json(request: Request[Any, Any, Any]) -> None:
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media not in ("application/json", "") and not media.endswith("+json"):
+    # Only JSON itself: an absent or empty type, or a vendor "+json" type, is not a promise of this body's schema.
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
         raise ProblemError(
             415, "Unsupported media type", f"send JSON with Content-Type: application/json, not {media!r}",
             [FieldError("Content-Type", "must be application/json")],
@@ -103,6 +104,6 @@ def expected_version(request: Request[Any, Any, Any]) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # str.isdigit() is true of "³" and "٣"
         raise ProblemError(400, "Bad request", "If-Match must be a stream version such as \"3\"", [FieldError("If-Match", "must be a version number")])
     return int(text)

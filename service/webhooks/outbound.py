@@ -4,7 +4,7 @@
 allow-listed host), carry no credentials, name a valid port, and every address its host resolves
 to must be globally routable. Loopback, RFC 1918, link-local (cloud metadata), CGNAT, ULA,
 multicast, reserved, documentation and benchmarking ranges, and IPv6 forms that embed or tunnel
-IPv4 (mapped, compatible, 6to4, NAT64, Teredo) are refused, as are numeric IPv4 spellings that
+IPv4 (mapped, translated, compatible, 6to4, NAT64, Teredo) are refused, as are numeric IPv4 spellings that
 browsers and `inet_aton` accept but `ipaddress` does not (`2130706433`, `0x7f.1`, `0177.0.0.1`).
 Hosts listed in `PARLEY_WEBHOOK_ALLOW_HOSTS` skip the address check and may use http.
 
@@ -186,6 +186,7 @@ _MAPPED = _V6("::ffff:0:0/96")
 _COMPATIBLE = _V6("::/96")
 _SIXTOFOUR = _V6("2002::/16")
 _NAT64 = _V6("64:ff9b::/96")
+_TRANSLATED = _V6("::ffff:0:0:0/96")  # IPv4-translated (SIIT, RFC 2765): ::ffff:0:a.b.c.d
 
 
 def classify_address(address: str | IPAddress) -> str | None:
@@ -202,6 +203,10 @@ def classify_address(address: str | IPAddress) -> str | None:
             v4 = ipaddress.IPv4Address(int(bare) & 0xFFFFFFFF)
             inner = classify_address(v4)
             return f"an IPv4-mapped IPv6 address (of {v4}{', which is ' + inner if inner else ''})"
+        if bare in _TRANSLATED:
+            v4 = ipaddress.IPv4Address(int(bare) & 0xFFFFFFFF)
+            inner = classify_address(v4)
+            return f"an IPv4-translated IPv6 address (of {v4}{', which is ' + inner if inner else ''})"
         if bare in _COMPATIBLE and int(bare) > 1:
             v4 = ipaddress.IPv4Address(int(bare) & 0xFFFFFFFF)
             return f"an IPv4-compatible IPv6 address (deprecated; embeds {v4})"

@@ -106,7 +106,14 @@ def test_huge_integers_and_odd_ids_in_paths_are_404_not_500(api):
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("If-Match", "yesterday"), ("Idempotency-Key", "x" * 256), ("Idempotency-Key", "has space")],
+    [
+        ("If-Match", "yesterday"),
+        ("If-Match", "\u00b3".encode()),  # a superscript three: str.isdigit() says it is a digit
+        ("If-Match", "\u0663".encode()),  # an Arabic-Indic three
+        ("Idempotency-Key", "x" * 256),
+        ("Idempotency-Key", "has space"),
+    ],
+    ids=["word", "superscript digit", "arabic-indic digit", "long key", "key with space"],
 )
 def test_bad_headers_are_400_naming_the_header(api, header, value):
     api.open()
@@ -114,6 +121,17 @@ def test_bad_headers_are_400_naming_the_header(api, header, value):
     assert response.status_code == 400
     assert _field_and_message(response)[0] == header
     assert api.get("/v1/negotiations/talks").json()["event_count"] == 1
+
+
+def test_a_body_without_a_content_type_is_415(api):
+    api.open()
+    head = _head(api)
+    response = api.client.post(
+        "/v1/negotiations/talks/events", content=json.dumps(deadline()).encode(), headers=api.headers("reporter"),
+    )
+    assert response.status_code == 415, response.text
+    assert _field_and_message(response) == ("Content-Type", "must be application/json")
+    assert _head(api) == head
 
 
 def test_wrong_content_type_is_415(api):
@@ -220,7 +238,10 @@ def test_bodies_that_are_not_json_are_refused_as_a_whole_and_store_nothing(api, 
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "text/json", "image/png"],
+    [
+        "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "text/json", "image/png",
+        "", "application/evil+json", "application/problem+json",
+    ],
 )
 def test_bodies_sent_as_anything_but_json_are_415_naming_content_type(api, content_type):
     api.open()
