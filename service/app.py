@@ -28,6 +28,7 @@ from service.api.sources import SourceController
 from service.api.state import StateController
 from service.api.webhooks import WebhookController
 from service.auth import KeyStore
+from service.http.budgets import BodyBudget
 from service.http.logs import request_context
 from service.http.metrics import Metrics
 from service.http.problems import EXCEPTION_HANDLERS
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
     app = Litestar(
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router],
         lifespan=[lifespan, limits.lifespan],
-        middleware=[request_context, read_from_header, metrics.middleware, limits.middleware],
+        middleware=[request_context, BodyBudget(settings.body_read_timeout).middleware, read_from_header, metrics.middleware, limits.middleware],
         before_send=[metrics.count_unrouted],
         guards=[refuse_odd_urls],
         dependencies=DEPENDENCIES,

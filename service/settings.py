@@ -24,6 +24,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     workers: AtLeastOne = 1
     shutdown_grace: AtLeastOne = 20
+    header_read_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0
+    body_read_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    max_connections: Annotated[int, msgspec.Meta(ge=16)] = 4096
     pool_size: AtLeastOne = 2
     pool_max_overflow: NotNegative = 10
     store_timeout: float = 5.0

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from events.application import Clock, ParleyLog, store_env, utcnow
 from service.settings import Settings
 
 
+def create_private(path: Path) -> None:
+    """Make `path` (and its folder) if missing, readable by this user only: SQLite gives -wal and -shm the same mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
-    if not settings.is_postgres:
-        Path(settings.database_url).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    if not settings.is_postgres and settings.database_url not in ("", ":memory:") and not settings.database_url.startswith("file:"):
+        create_private(Path(settings.database_url).expanduser().resolve())
     env = store_env(
         settings.database_url, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
         store_timeout=settings.store_timeout,

@@ -61,10 +61,16 @@ def serve(
 
     from events.errors import ParleyError
     from service.logs import configure_logging
-    from service.cli.serving import prepare
+    from service.cli.serving import PortInUseError, check_port_free, prepare
     from service.cli.serving import serve as run_server
 
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        check_port_free(settings.host, settings.port)
+    except OSError as error:
+        hint = "; stop the other server, or serve on another port with --port N (or PARLEY_PORT)" if isinstance(error, PortInUseError) else ""
+        err.print(f"[red]error:[/red] cannot serve on {settings.host}:{settings.port}: {error.strerror or error}{hint}", soft_wrap=True)
+        raise typer.Exit(1) from None
     try:
         secret = prepare(settings)
     except (ParleyError, PersistenceError, OSError) as error:

@@ -45,9 +45,11 @@ def serve(settings: Settings) -> None:
     transaction boundary) and exit 0."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     os.environ.update(settings.to_env())  # how the CLI's options reach every worker
+    _allow_open_files(settings.max_connections + 256)  # each connection is a file; the rest: stores, logs, leases
     server = Granian(
         APP_FACTORY,
         address=settings.host,
@@ -56,12 +58,44 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.header_read_timeout * 1000)),
+        backpressure=settings.max_connections,
         websockets=False,
         log_level=LogLevels.warning,
         respawn_failed_workers=True,
         workers_kill_timeout=settings.shutdown_grace,
     )
     server.serve(target_loader=functools.partial(worker_app, parent_pid=os.getpid()))
+
+
+class PortInUseError(OSError):
+    """Another process listens on the address `parley serve` was asked to bind."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on. Granian binds with SO_REUSEPORT, which would let a second
+    server share the port silently and split the requests; a probe without that option cannot bind then."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are no one's
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(errno.EADDRINUSE, f"{host}:{port} is already in use by another process") from None
+            raise
+
+
+def _allow_open_files(wanted: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def worker_app(target: str, *, parent_pid: int) -> Any:

@@ -259,10 +259,16 @@ def on_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> 
             detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
     titles = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
               413: "Request body too large", 429: "Too many requests"}
+    headers = dict(error.headers or {})
     if status == 413:
         detail = "the request body is over the limit of 1 MiB"
-    headers = dict(error.headers or {})
+        # The unread rest of the body is still on the connection: say it closes, so a client opens a new one
+        headers["Connection"] = "close"
     return _respond(request, Problem(title=titles.get(status, "Error"), status=status, detail=detail, errors=errors), headers)
+
+
+# nginx's code for a request its client abandoned: only logs and /metrics ever see it.
+CLIENT_CLOSED = 499
 
 
 def on_recursion(request: Request[Any, Any, Any], _: RecursionError) -> Response[Any]:
@@ -270,6 +276,11 @@ def on_recursion(request: Request[Any, Any, Any], _: RecursionError) -> Response
 
 
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    if request.scope.get("state", {}).get("client_gone"):
+        # litestar's "client disconnected prematurely" (a 500 to it): nobody is left to answer, and no fault of Parley's
+        structlog.get_logger("parley").info("client_disconnected", error_type=type(error).__name__)
+        problem = Problem(title="Client closed request", status=CLIENT_CLOSED, detail="the client hung up before its request was read")
+        return _respond(request, problem, {})
     structlog.get_logger("parley").exception("unhandled_error", error_type=type(error).__name__)
     return _respond(
         request,

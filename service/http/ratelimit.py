@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
@@ -40,6 +41,7 @@ from events.errors import StoreUnavailableError
 from service.http.auth import key_principal
 from service.http.problems import PROBLEM, FieldError, Problem
 from service.settings import Settings
+from service.stores import create_private
 
 # Everything else (/health, /ready, /metrics, the web page and its static files, /schema) is not limited.
 LIMITED_PREFIX = "/v1/"
@@ -185,6 +187,8 @@ class SQLiteCounters:
             raise CountersUnavailableError(f"{type(error).__name__}: {error}") from error
 
     def _connect(self) -> sqlite3.Connection:
+        if self._path != ":memory:":
+            create_private(Path(self._path))
         connection = sqlite3.connect(self._path, timeout=_COUNTER_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
