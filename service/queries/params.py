@@ -42,6 +42,34 @@ def parse_date(value: str | None, field: str) -> dt.date | None:
     return day
 
 
+D = TypeVar("D", bound=dt.date)
+
+
+def ordered(start: D | None, end: D | None, fields: tuple[str, str] = ("from", "to"), max_days: int | None = None) -> None:
+    """A range a query may work through: `end` not before `start`, and at most `max_days` days apart.
+
+    Checked on the parameters alone, so an over-large range is refused before anything is read or folded.
+    """
+    if start is None or end is None:
+        return
+    first, last = fields
+    if end < start:
+        raise InvalidQueryError(last, f"must be on or after {first}", f"{last} {end.isoformat()} is before {first} {start.isoformat()}")
+    if max_days is not None and (days := (end - start).days) > max_days:
+        raise InvalidQueryError(
+            first, f"must be at most {max_days:,} days before {last}",
+            f"{first}={start.isoformat()} and {last}={end.isoformat()} are {days:,} days apart; the limit is {max_days:,} days",
+            fields=((first, f"must be at most {max_days:,} days before {last}"), (last, f"must be at most {max_days:,} days after {first}")),
+        )
+
+
+def parse_world_range(start: str | None, end: str | None, max_days: int | None = None) -> tuple[dt.date | None, dt.date | None]:
+    """`from` and `to` as world dates, in order and at most `max_days` apart (InvalidQueryError naming both otherwise)."""
+    first, last = parse_date(start, "from"), parse_date(end, "to")
+    ordered(first, last, max_days=max_days)
+    return first, last
+
+
 def parse_timestamp(value: str | None, field: str) -> dt.datetime | None:
     if value is None:
         return None

@@ -20,17 +20,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.static_files import create_static_files_router
 
-from events.errors import InvalidQueryError
 from events.payloads import NegotiationOpened
 from service.http.auth import require
 from service.http.params import KnownAt, LegalBasis, WorldFrom, WorldTo
 from service.http.problems import Problem, ProblemError
 from service.http.reads import Reads
 from service.http.requests import problems
-from service.queries.params import parse_date, parse_timestamp
+from service.queries.params import parse_timestamp, parse_world_range
 from service.queries.store import ReadStore
 from service.queries.timelimit import TimeLimit
 from service.web.chart import (
+    LOOKAHEAD_YEARS,
     MAX_DAYS,
     Figure,
     chart_data,
@@ -98,7 +98,10 @@ _CHART_DESCRIPTION = (
     "The total additional tariff in force per direction (`total_additional_pct` of the tariff schedule, "
     "evaluated on every day of the range) as a step chart, with bands for negotiating rounds and dashed lines "
     "for truce changes; each step carries a tooltip naming the measures in force and the events behind them. "
-    "The range defaults to the first event through a month after the last date the record names."
+    f"`from` and `to` span at most {MAX_DAYS:,} days (a 400 naming both otherwise, before any day is evaluated). "
+    "The range defaults to the first event through a month after the last date the record names, retracted "
+    f"events left out, ending at most {LOOKAHEAD_YEARS} years after the record's last dated event and keeping its "
+    f"latest {MAX_DAYS:,} days; a bound left out is taken from that default, within {MAX_DAYS:,} days of the one given."
 )
 
 
@@ -111,14 +114,15 @@ def chart(
     store: ReadStore, negotiation_id: str, known_at: dt.datetime, legal_basis: str | None,
     start: dt.date | None, end: dt.date | None, width: int, height: int, time_limit: TimeLimit,
 ) -> Figure:
-    """The tariff chart of what was known at `known_at`; InvalidQueryError for a range it cannot draw."""
-    if start and end and end < start:
-        raise InvalidQueryError("to", "must be on or after from")
+    """The tariff chart of what was known at `known_at`, on a range `chart_range` has checked."""
     state = store.states.state(negotiation_id, time_limit)
     data = chart_data(state, known_at, title=_title(state), start=start, end=end, legal_basis=legal_basis, time_limit=time_limit)
-    if (data.end - data.start).days > MAX_DAYS:
-        raise InvalidQueryError("to", f"must be at most {MAX_DAYS} days after from", f"the range may span at most {MAX_DAYS} days")
     return tariff_chart(data, width, height)
+
+
+def chart_range(from_: str | None, to: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """`from` and `to`, refused (400 naming both and the limit) when they span more than MAX_DAYS: before anything is read."""
+    return parse_world_range(from_, to, max_days=MAX_DAYS)
 
 
 class ChartController(Controller):
@@ -148,7 +152,7 @@ class ChartController(Controller):
         width: Width = 960,
         height: Height = 440,
     ) -> Response[str]:
-        at, start, end = parse_timestamp(known_at, "known_at") or now, parse_date(from_, "from"), parse_date(to, "to")
+        (start, end), at = chart_range(from_, to), parse_timestamp(known_at, "known_at") or now
         figure = reads.answer(None, chart, negotiation_id, at, legal_basis, start, end, width, height, budget)
         return Response(to_svg(figure), media_type="image/svg+xml", headers={"X-Content-Type-Options": "nosniff"})
 
@@ -185,7 +189,7 @@ class ChartController(Controller):
             raise ProblemError(
                 501, "Not implemented", "PNG charts need Pillow on the server; the SVG chart is at charts/tariffs.svg"
             )
-        at, start, end = parse_timestamp(known_at, "known_at") or now, parse_date(from_, "from"), parse_date(to, "to")
+        (start, end), at = chart_range(from_, to), parse_timestamp(known_at, "known_at") or now
         figure = reads.answer(None, chart, negotiation_id, at, legal_basis, start, end, width, height, budget)
         return Response(to_png(figure), media_type="image/png")
 

@@ -6,6 +6,10 @@ each of its days. `tariff_chart` lays the steps, the rounds and the truce change
 drawing primitives; `to_svg` writes them as standalone SVG (presentation attributes only, so the
 page can inline it under a strict Content-Security-Policy) and `to_png` draws the same primitives
 with Pillow when it is installed.
+
+A chart's work grows with its days, so a range is bounded before any day is evaluated: a given range
+spans at most MAX_DAYS (checked on the parameters, service/queries/params.py), and the default range
+is clamped, so that no single event can make it long (`default_range`).
 """
 
 from __future__ import annotations
@@ -20,15 +24,21 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from events.payloads import MeasureChanged
+from events.payloads import Event, MeasureChanged
 from events.records import Recorded
-from projections import MeasureRate, State, rounds, tariff_schedule, view
+from projections import Fact, MeasureRate, State, rounds, tariff_schedule, view
 from projections.coverage import coverage
 from service.queries.timelimit import UNLIMITED, TimeLimit
 from projections.truce import truces
 from service.queries.exports import amendments_in, believed
 
+# The longest range a chart evaluates, about ten years of days.
 MAX_DAYS = 3660
+# How far past the record's last dated fact the default range looks for scheduled dates: five years
+# keeps every step the shipped records schedule (the US-EU record names a rate until 2030-07-31),
+# while a date far out (a deadline due 2999-12-31) cannot stretch it.
+LOOKAHEAD_YEARS = 5
+LOOKAHEAD = dt.timedelta(days=round(365.25 * LOOKAHEAD_YEARS))
 PALETTE = {"US->CN": "#c62828", "CN->US": "#1f5fa8"}
 EXTRA_COLOURS = ("#2e7d32", "#8e44ad", "#ef6c00", "#00838f", "#6d4c41")
 
@@ -82,20 +92,37 @@ def known(state: State, known_at: dt.datetime) -> list[Recorded]:
     return [r for r in state.records if r.recorded_at <= known_at]
 
 
-def default_range(records: Sequence[Recorded], today: dt.date) -> tuple[dt.date, dt.date]:
-    """From the first event to a month past the last date the record names (deadlines, effective dates); `today` alone without events."""
-    days: list[dt.date] = []
-    for record in records:
-        event = record.event
-        days.append(event.occurred_on)
-        for field in ("effective_from", "effective_until", "due_on", "starts_on", "ends_on"):
-            value = getattr(event, field, None)
-            if isinstance(value, dt.date):
-                days.append(value)
-    if not days:
+def default_range(facts: Sequence[Fact[Event]], today: dt.date) -> tuple[dt.date, dt.date]:
+    """From the first fact to a month past the last date the record names, clamped; `today` alone without facts.
+
+    The facts are the events as now believed, so a retracted event names no date. The end is at most
+    LOOKAHEAD past the record's last dated fact (or `today`, when that is earlier: a fact dated in the
+    future does not move it), and the range keeps its latest MAX_DAYS.
+    """
+    if not facts:
         return today, today
-    first = min(r.event.occurred_on for r in records)
-    return first, max(days) + dt.timedelta(days=30)
+    first = min(f.event.occurred_on for f in facts)
+    last = named = max(f.event.occurred_on for f in facts)
+    for fact in facts:
+        for field in ("effective_from", "effective_until", "due_on", "starts_on", "ends_on"):
+            value = getattr(fact.event, field, None)
+            if isinstance(value, dt.date) and value > named:
+                named = value
+    end = min(named + dt.timedelta(days=30), min(last, max(today, first)) + LOOKAHEAD)
+    return max(first, end - dt.timedelta(days=MAX_DAYS)), end
+
+
+def _clamped(given: tuple[dt.date | None, dt.date | None], default: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
+    """A range with the bounds left out taken from the default, still at most MAX_DAYS long."""
+    start, end = given
+    longest = dt.timedelta(days=MAX_DAYS)
+    if start is not None and end is not None:
+        return start, end
+    if end is not None:
+        return min(end, max(default[0], end - longest)), end
+    if start is not None:
+        return start, max(start, min(default[1], start + longest))
+    return default
 
 
 def _signature(rates: Sequence[MeasureRate]) -> tuple[tuple[str, float | None, str], ...]:
@@ -158,9 +185,8 @@ def chart_data(
     time_limit: TimeLimit = UNLIMITED,
 ) -> ChartData:
     records = known(state, known_at)
-    first, last = default_range(records, known_at.astimezone(dt.UTC).date())
-    start, end = start or first, end or last
     facts = list(believed(records, amendments_in(records)))
+    start, end = _clamped((start, end), default_range(facts, known_at.astimezone(dt.UTC).date()))
     measure_names: dict[str, str] = {}
     summaries: dict[str, str] = {}
     for fact in facts:
