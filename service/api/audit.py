@@ -19,7 +19,7 @@ from service.http.reads import Reads
 from service.http.requests import problems
 from service.queries.audit import AuditFilter, PrincipalAudit, audit_events_page, checkpoint, principal_audit, utc
 from service.queries.negotiations import History, history
-from service.queries.params import Page, decode_cursor
+from service.queries.params import Page, decode_cursor, ordered
 from service.signing import Signer
 
 
@@ -77,5 +77,7 @@ class AuditController(Controller):
         cursor: str | None = None,
         min_position: ReadPosition = None,
     ) -> Page:
-        keep = AuditFilter(recorded_by, source, negotiation, utc(recorded_from, "recorded_from"), utc(recorded_to, "recorded_to"))
+        start, end = utc(recorded_from, "recorded_from"), utc(recorded_to, "recorded_to")
+        ordered(start, end, ("recorded_from", "recorded_to"))
+        keep = AuditFilter(recorded_by, source, negotiation, start, end)
         return reads.answer(min_position, audit_events_page, keep, decode_cursor(cursor) or 0, limit)

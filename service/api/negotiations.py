@@ -39,7 +39,7 @@ from service.queries.negotiations import (
     negotiations_page,
     shown,
 )
-from service.queries.params import Page, decode_cursor
+from service.queries.params import Page, decode_cursor, ordered
 
 
 class NegotiationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -236,6 +236,7 @@ class NegotiationController(Controller):
         cursor: str | None = None,
         min_position: ReadPosition = None,
     ) -> Page:
+        ordered(occurred_from, occurred_to, ("occurred_from", "occurred_to"))
         keep = EventFilter(frozenset(type.split(",")) if type else None, topic, occurred_from, occurred_to)
         after = decode_cursor(cursor)
         start = after if after is not None else after_version

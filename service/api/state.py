@@ -13,7 +13,7 @@ from service.http.auth import require
 from service.http.params import AsOf, KnownAt, LegalBasis, Limit, MinPosition, WorldFrom, WorldTo
 from service.http.reads import Reads
 from service.http.requests import problems
-from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp
+from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp, parse_world_range
 from service.queries.state import (
     PARTS,
     DiffOut,
@@ -140,7 +140,7 @@ class StateController(Controller):
         limit: Limit = 100,
         cursor: str | None = None,
     ) -> TimelinePage:
-        start, end = parse_date(from_, "from"), parse_date(to, "to")
+        start, end = parse_world_range(from_, to)
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)
         _, now = moment(log, None, at, min_position)

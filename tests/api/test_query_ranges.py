@@ -89,3 +89,20 @@ def test_a_bound_left_out_stays_within_the_limit_of_the_one_given(api: Api, give
     api.open("talks")
     assert api.post(f"{TALKS}/events", measure()).status_code == 201
     assert _range(api, **given) == expected  # 3,660 days from the bound given, not the record's default
+
+
+@pytest.mark.parametrize(
+    ("route", "params", "field"),
+    [
+        (f"{TALKS}/timeline", {"from": "2025-06-01", "to": "2025-05-01"}, "to"),
+        (f"{TALKS}/events", {"occurred_from": "2025-06-01", "occurred_to": "2025-05-01"}, "occurred_to"),
+        ("/v1/audit/events", {"recorded_from": "2026-06-01T00:00:00Z", "recorded_to": "2026-05-01T00:00:00Z"}, "recorded_to"),
+    ],
+    ids=["timeline", "events", "audit"],
+)
+def test_a_range_that_ends_before_it_starts_is_400_naming_its_end(database_url: str, clock: Any, tmp_path: Path, route: str, params: dict[str, str], field: str) -> None:
+    with api_with(database_url, clock, tmp_path, query_timeout=1e-6) as api:
+        api.open("talks")
+        [error] = _refused(api.get(route, params=params), field)
+        start_field = next(iter(params))
+        assert error["message"] == f"must be on or after {start_field}"
