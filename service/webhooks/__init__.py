@@ -62,9 +62,10 @@ def open_webhooks(
     resolver: Any = None,
     connect: Any = None,
 ) -> Webhooks:
+    from service.followers.liveness import Liveness
     from service.webhooks.delivery import Relay, Sender
     from service.webhooks.outbound import system_resolver
-    from service.webhooks.store import open_webhook_tables
+    from service.webhooks.store import SENDER, open_webhook_tables
     from service.webhooks.subscriptions import SecretBox, Subscriptions
 
     resolver = resolver or system_resolver
@@ -75,8 +76,8 @@ def open_webhooks(
         checkpoint_every=checkpoint_every, checkpoint_interval=dt.timedelta(hours=checkpoint_hours),
     )
     sender = Sender(
-        tables, subscriptions, clock=clock, allow_hosts=allow_hosts, resolver=resolver, connect=connect, timeout=timeout,
-        lease=dt.timedelta(seconds=lease_seconds),
+        tables, subscriptions, liveness=Liveness(log.env, SENDER), clock=clock, allow_hosts=allow_hosts, resolver=resolver,
+        connect=connect, timeout=timeout, lease=dt.timedelta(seconds=lease_seconds),
     )
     relay.on_enqueue = sender.wake
     return Webhooks(tables, subscriptions, relay, sender, clock, allow_hosts, resolver)

@@ -23,6 +23,7 @@ from service.followers.parking import (
     refold,
 )
 from service.followers.follower import Follower
+from service.followers.liveness import Liveness
 from projections.state import evolve
 from service.webhooks.messages import (
     Message,
@@ -201,13 +202,18 @@ class Relay(Follower):
 
 
 class Sender:
-    """Claims due outbox rows under a lease and delivers them, signed per Standard Webhooks."""
+    """Claims due outbox rows under a lease and delivers them, signed per Standard Webhooks.
+
+    Its rows carry its id, whose lease (`liveness`) it holds while it lives: a sender that finds that lease
+    free takes the rows over at once; the claim's expiry covers a sender that lives but is stuck.
+    """
 
     def __init__(
         self,
         tables: WebhookTables,
         subscriptions: Subscriptions,
         *,
+        liveness: Liveness,
         clock: Clock = utcnow,
         allow_hosts: frozenset[str] = frozenset(),
         resolver: Any = None,
@@ -219,6 +225,7 @@ class Sender:
     ) -> None:
         self.tables = tables
         self.subscriptions = subscriptions
+        self.liveness = liveness
         self.clock = clock
         self.allow_hosts = allow_hosts
         self.resolver = resolver
@@ -230,19 +237,38 @@ class Sender:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._waiting = False
         self._log = structlog.get_logger("parley.webhooks")
 
     def wake(self) -> None:
         self._wake.set()
 
     def deliver_due(self) -> int:
+        me = self.liveness.hold()
+        if me is None:  # without a sign of life others could not tell our claims from a dead sender's
+            if not self._waiting:
+                self._log.warning("sender_waiting_for_liveness")
+            self._waiting = True
+            return 0
+        self._waiting = False
+        gone = self.liveness.gone(self.tables.claimers(excluding=me))
+        if gone:
+            self._log.info("sender_taking_over", gone=sorted(gone))
         now = self.clock()
-        rows = self.tables.claim(now, self.lease, self.batch)
+        rows = self.tables.claim(now, self.lease, self.batch, me, gone)
+        if rows and not self.liveness.held():  # lost meanwhile (its session ended): others may take these as a dead sender's
+            self.tables.give_back(me)
+            self.liveness.release()  # a fresh id next time
+            self._log.warning("sender_liveness_lost", sender=me)
+            return len(rows)
         held_until, held = now + self.lease, None  # None: every row claimed
         for row in rows:
+            if self._stopping.is_set():  # the rest of the batch is due now: the next sender takes it at once
+                self.tables.give_back(me)
+                break
             now = self.clock()
             if now >= held_until - self.lease / 2:  # a slow batch: keep the rest of it, or learn which rows another sender took
-                held = self.tables.renew(held_until, now + self.lease)
+                held = self.tables.renew(me, held_until, now + self.lease)
                 held_until = now + self.lease
             if held is not None and (row["message_id"], row["subscription_id"]) not in held:
                 continue  # its lease ran out before its turn came, and another sender has it now
@@ -313,15 +339,15 @@ class Sender:
         if attempt.retry_after is not None and status in (429, 503):
             delay = max(delay, min(dt.timedelta(seconds=attempt.retry_after), MAX_RETRY_AFTER))
         self.tables.run(
-            "UPDATE parley_outbox SET status = 'pending', attempts = ?, next_attempt_at = ?, lease_until = NULL, last_status = ? "
-            "WHERE message_id = ? AND subscription_id = ?",
+            "UPDATE parley_outbox SET status = 'pending', attempts = ?, next_attempt_at = ?, lease_until = NULL, claimed_by = NULL, "
+            "last_status = ? WHERE message_id = ? AND subscription_id = ?",
             (number, iso(now + delay), status, *key),
             commit=True,
         )
 
     def _finish(self, key: tuple[str, str], status: str, attempts: int, code: int | None) -> None:
         self.tables.run(
-            "UPDATE parley_outbox SET status = ?, attempts = ?, lease_until = NULL, last_status = ? "
+            "UPDATE parley_outbox SET status = ?, attempts = ?, lease_until = NULL, claimed_by = NULL, last_status = ? "
             "WHERE message_id = ? AND subscription_id = ?",
             (status, attempts, code, *key),
             commit=True,
@@ -354,9 +380,13 @@ class Sender:
             if not busy:
                 self._wake.wait(0.2)
                 self._wake.clear()
+        self.liveness.release()
 
     def stop(self, timeout: float = 20.0) -> None:
+        """Finish the delivery in hand, give the rest of the batch back, and let go of the sign of life."""
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is None:
+            self.liveness.release()
+        else:
+            self._thread.join(timeout)  # a delivery still running keeps the sign of life until the process ends

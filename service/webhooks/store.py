@@ -7,7 +7,7 @@ table), so a replay of the log never enqueues a message twice; senders claim due
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -48,6 +48,7 @@ _TABLES = [
         next_attempt_at TEXT NOT NULL,
         lease_until TEXT,
         last_status INTEGER,
+        claimed_by TEXT,
         PRIMARY KEY (message_id, subscription_id))""",
     "CREATE INDEX IF NOT EXISTS parley_outbox_due ON parley_outbox (status, next_attempt_at)",
     """CREATE TABLE IF NOT EXISTS parley_delivery_attempts (
@@ -63,6 +64,7 @@ _TABLES = [
 ]
 
 RELAY = "webhook-relay"
+SENDER = "webhook-sender"  # each sender's sign of life is the lease `webhook-sender-<its id>`
 
 
 def iso(moment: dt.datetime) -> str:
@@ -78,6 +80,15 @@ class Enqueued(msgspec.Struct, frozen=True):
 
 
 class WebhookTables(SideTables):
+    has_column = ""  # a query with one row when parley_outbox has the column named by its parameter
+
+    def _create_table(self, cursor: Any) -> None:
+        super()._create_table(cursor)
+        # An outbox from before senders marked their claims gains the column; its old claims run out as before.
+        cursor.execute(self._sql(self.has_column), ("claimed_by",))
+        if not cursor.fetchall():
+            cursor.execute("ALTER TABLE parley_outbox ADD COLUMN claimed_by TEXT")
+
     def enqueue(
         self, rows: Sequence[tuple[Enqueued, str]], now: dt.datetime, tracking: Tracking | None,
         parked: Sequence[Parked] = (), resolved: Iterable[int] = (),
@@ -108,48 +119,70 @@ class WebhookTables(SideTables):
             "INSERT INTO parley_outbox (message_id, subscription_id, type, body, position, created_at, status, attempts, "
             "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?) "
             "ON CONFLICT (message_id, subscription_id) DO UPDATE SET status = 'pending', attempts = 0, "
-            "next_attempt_at = excluded.next_attempt_at, lease_until = NULL",
+            "next_attempt_at = excluded.next_attempt_at, lease_until = NULL, claimed_by = NULL",
             (row.message_id, row.subscription_id, row.type, row.body.decode(), row.position, stamp, stamp),
             commit=True,
         )
 
-    def claim(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[dict[str, Any]]:
-        """Take due rows for this sender until the lease ends; other senders skip them."""
+    def claimers(self, excluding: str) -> set[str]:
+        """The ids of the other senders that hold rows now."""
+        rows = self.run(
+            "SELECT DISTINCT claimed_by FROM parley_outbox WHERE status = 'delivering' AND claimed_by <> ?", (excluding,)
+        )
+        return {row["claimed_by"] for row in rows}
+
+    def claim(
+        self, now: dt.datetime, lease: dt.timedelta, limit: int, claimer: str, gone: Collection[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Take due rows for sender `claimer` until the lease ends, and the rows of senders that are `gone`; others skip them."""
         locking = " FOR UPDATE SKIP LOCKED" if self.placeholder != "?" else ""
+        orphaned = f" OR (status = 'delivering' AND claimed_by IN ({', '.join('?' for _ in gone)}))" if gone else ""
         statement = self._sql(
-            "UPDATE parley_outbox SET lease_until = ?, status = 'delivering' "
+            "UPDATE parley_outbox SET lease_until = ?, status = 'delivering', claimed_by = ? "
             "WHERE (message_id, subscription_id) IN ("
             "  SELECT message_id, subscription_id FROM parley_outbox "
-            "  WHERE (status = 'pending' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until < ?) "
+            f"  WHERE (status = 'pending' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until < ?){orphaned} "
             f"  ORDER BY next_attempt_at LIMIT ?{locking}) "
             "RETURNING message_id, subscription_id, type, body, position, attempts"
         )
         stamp = iso(now)
         with self._transaction(True) as cursor:
-            cursor.execute(statement, (iso(now + lease), stamp, stamp, limit))
+            cursor.execute(statement, (iso(now + lease), claimer, stamp, stamp, *gone, limit))
             return [dict(row) for row in cursor.fetchall()]
 
-    def renew(self, held_until: dt.datetime, until: dt.datetime) -> set[tuple[str, str]]:
+    def renew(self, claimer: str, held_until: dt.datetime, until: dt.datetime) -> set[tuple[str, str]]:
         """Extend a sender's lease on the rows it still holds (those still under the lease it set); returns their keys."""
         statement = self._sql(
-            "UPDATE parley_outbox SET lease_until = ? WHERE status = 'delivering' AND lease_until = ? "
+            "UPDATE parley_outbox SET lease_until = ? WHERE status = 'delivering' AND claimed_by = ? AND lease_until = ? "
             "RETURNING message_id, subscription_id"
         )
         with self._transaction(True) as cursor:
-            cursor.execute(statement, (iso(until), iso(held_until)))
+            cursor.execute(statement, (iso(until), claimer, iso(held_until)))
             return {(row["message_id"], row["subscription_id"]) for row in cursor.fetchall()}
+
+    def give_back(self, claimer: str) -> None:
+        """Return a sender's claimed rows that it has not started to the queue, due as they were."""
+        self.run(
+            "UPDATE parley_outbox SET status = 'pending', lease_until = NULL, claimed_by = NULL "
+            "WHERE status = 'delivering' AND claimed_by = ?",
+            (claimer,),
+            commit=True,
+        )
 
     def position(self) -> int:
         return self.max_tracking_id(RELAY) or 0  # type: ignore[attr-defined]
 
 
 class SQLiteWebhookTables(WebhookTables, SQLiteTrackingRecorder):
+    has_column = "SELECT 1 FROM pragma_table_info('parley_outbox') WHERE name = ?"
+
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *_TABLES, PARKED_TABLE]
 
 
 class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
     placeholder = "%s"
+    has_column = "SELECT 1 FROM pg_attribute WHERE attrelid = 'parley_outbox'::regclass AND attname = ? AND NOT attisdropped"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         from psycopg.sql import SQL

@@ -19,8 +19,10 @@ from litestar.testing import TestClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.app import create_app
+from service.followers.liveness import Liveness
 from service.settings import Settings
 from service.webhooks.delivery import Sender
+from service.webhooks.store import SENDER
 from tests.api.conftest import deadline, measure
 
 
@@ -394,8 +396,8 @@ def test_a_slow_batch_keeps_its_lease_so_another_sender_delivers_none_of_it_agai
     hooks.append(deadline("a"), deadline("b"), deadline("c"))
     hooks.webhooks.relay.catch_up()
     mine = hooks.webhooks.sender
-    other = Sender(mine.tables, mine.subscriptions, clock=mine.clock, allow_hosts=mine.allow_hosts, resolver=mine.resolver,
-                   connect=mine.connect, timeout=mine.timeout, lease=mine.lease)
+    other = Sender(mine.tables, mine.subscriptions, liveness=Liveness(hooks.client.app.state.log.env, SENDER), clock=mine.clock,
+                   allow_hosts=mine.allow_hosts, resolver=mine.resolver, connect=mine.connect, timeout=mine.timeout, lease=mine.lease)
     slow = threading.Lock()
 
     def each_delivery_takes_most_of_a_lease_and_the_other_sender_polls_meanwhile() -> None:
@@ -408,7 +410,10 @@ def test_a_slow_batch_keeps_its_lease_so_another_sender_delivers_none_of_it_agai
             slow.release()
 
     receiver.on_request = each_delivery_takes_most_of_a_lease_and_the_other_sender_polls_meanwhile
-    assert mine.deliver_due() == 3
+    try:
+        assert mine.deliver_due() == 3
+    finally:
+        other.stop()
     ids = [headers["webhook-id"] for headers, _ in receiver.received]
     assert len(ids) == 3 and len(set(ids)) == 3, ids  # each message once: nothing of the batch was taken over
     assert {r["status"] for r in hooks.outbox(webhook_id)} == {"delivered"}
