@@ -10,12 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.process import create_key, free_port, log_lines, start_server, stop_server
+from tests.support.process import create_key, log_lines, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
