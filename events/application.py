@@ -264,14 +264,27 @@ class ParleyLog(Application):
         with lock:
             yield
 
-    def record_system(self, events: Sequence[Any], *, principal: str, request_id: str) -> list[Appended]:
-        """Append Parley's own audit events (key created, key revoked) to the audit stream."""
+    def record_system(
+        self,
+        events: Sequence[Any],
+        *,
+        principal: str,
+        request_id: str,
+        at: dt.datetime | None = None,
+        side_statements: Sequence[tuple[str, Sequence[Any]]] = (),
+    ) -> list[Appended]:
+        """Append Parley's own audit events (key created, key revoked) to the audit stream.
+
+        `side_statements` change a side table in the same transaction (the key row the event
+        records), so the table never holds what no event says; `at` is their common time.
+        An IntegrityError that is not a lost version race (a side row's constraint) is raised.
+        """
         originator = stream_id(AUDIT_STREAM)
         with self._stream_lock(AUDIT_STREAM), _translated_store_errors():
             for _ in range(MAX_CONFLICT_RETRIES):
                 last = list(self.events.get(originator, desc=True, limit=1))
                 current = last[0].originator_version if last else 0
-                now = self.clock()
+                now = at or self.clock()
                 records = [
                     Recorded(originator_id=originator, originator_version=current + offset, event_id=str(uuid.uuid4()),
                              negotiation_id=AUDIT_STREAM, recorded_at=now, recorded_by=principal, request_id=request_id, event=event)
@@ -279,8 +292,11 @@ class ParleyLog(Application):
                 ]
                 hashes: list[str] = []
                 try:
-                    recordings = self.save(*records, hashes=hashes)
+                    recordings = self.save(*records, hashes=hashes, side_statements=side_statements)
                 except IntegrityError:
+                    newest = list(self.events.get(originator, desc=True, limit=1))
+                    if (newest[0].originator_version if newest else 0) == current:
+                        raise
                     continue
                 return [Appended(*row) for row in zip(records, [r.notification.id for r in recordings], hashes, strict=True)]
         raise VersionConflictError(AUDIT_STREAM, -1, -1)  # pragma: no cover - contention beyond reason

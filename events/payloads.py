@@ -446,6 +446,9 @@ class KeyCreated(Event, tag="key_created", kw_only=True):
     key_id: Annotated[str, Meta(max_length=64)]
     name: Name
     role: Literal["reader", "reporter", "admin"]
+    # SHA-256 of the key's at-rest digest: `verify` checks the keys table against it, and the log
+    # never holds the digest itself. Keys created before it was recorded have none.
+    fingerprint: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")] | None = None
 
 
 class KeyRevoked(Event, tag="key_revoked", kw_only=True):

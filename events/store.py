@@ -201,6 +201,8 @@ class ParleyTables(SideTables):
         idempotency = [_idempotency_row(r) for r in kwargs.get("idempotency", ())]
         if idempotency:
             cursor.executemany(self._sql(_INSERT_IDEMPOTENCY), idempotency)
+        for statement, params in kwargs.get("side_statements", ()):  # a side table changed with the event that records it
+            cursor.execute(self._sql(statement), tuple(params))
 
     def _oid(self, originator_id: uuid.UUID) -> Any:
         return originator_id

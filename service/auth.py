@@ -57,6 +57,28 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def fingerprint(key_hash: str) -> str:
+    """What the key_created event records of a key's at-rest digest, so `verify` can check the row."""
+    return hashlib.sha256(b"parley key fingerprint\0" + key_hash.encode()).hexdigest()
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class KeyAtRest(msgspec.Struct, frozen=True, kw_only=True):
+    """A keys-table row as `verify` compares it with the key events: the secret's digest only as its fingerprint."""
+
+    id: str
+    name: str
+    role: str
+    fingerprint: str
+    created_at: str
+    created_by: str
+    revoked_at: str | None
+    revoked_by: str | None
+
+
 class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: KeyName
     role: Role
@@ -74,28 +96,23 @@ class KeyStore:
     def _now(self) -> dt.datetime:
         return self._log.clock().astimezone(dt.UTC)
 
-    def _stamp(self) -> str:
-        return self._now().isoformat().replace("+00:00", "Z")
-
     def create(self, *, name: str, role: str, created_by: str) -> NewKey:
         if self._run("SELECT id FROM parley_keys WHERE name = ?", (name,)):
             raise KeyNameTakenError(name)
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        secret, now = KEY_PREFIX + secrets.token_urlsafe(32), self._now()
         record = NewKey(
-            id="key_" + secrets.token_hex(6), name=name, role=role, created_at=self._stamp(), created_by=created_by, key=secret
+            id="key_" + secrets.token_hex(6), name=name, role=role, created_at=stamp(now), created_by=created_by, key=secret
         )
+        digest = _digest(secret)
+        row = (
+            "INSERT INTO parley_keys (id, name, role, key_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, name, role, digest, record.created_at, created_by),
+        )
+        event = KeyCreated(occurred_on=now.date(), key_id=record.id, name=name, role=role, fingerprint=fingerprint(digest))  # type: ignore[arg-type]
         try:
-            self._run(
-                "INSERT INTO parley_keys (id, name, role, key_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-                (record.id, name, role, _digest(secret), record.created_at, created_by),
-                commit=True,
-            )
+            self._log.record_system([event], principal=created_by, request_id=f"key-{record.id}", at=now, side_statements=[row])
         except IntegrityError as error:  # the UNIQUE(name) constraint: a concurrent create won
             raise KeyNameTakenError(name) from error
-        self._log.record_system(
-            [KeyCreated(occurred_on=self._now().date(), key_id=record.id, name=name, role=role)],  # type: ignore[arg-type]
-            principal=created_by, request_id=f"key-{record.id}",
-        )
         return record
 
     def list(self, *, after: str = "", limit: int = 100) -> list[KeyRecord]:
@@ -119,18 +136,25 @@ class KeyStore:
     def revoke(self, key_id: str, *, revoked_by: str) -> KeyRecord:
         record = self.get(key_id)
         if record.revoked_at is None:
-            self._run(
+            now = self._now()
+            row = (
                 "UPDATE parley_keys SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
-                (self._stamp(), revoked_by, record.id),
-                commit=True,
+                (stamp(now), revoked_by, record.id),
+            )
+            self._log.record_system(
+                [KeyRevoked(occurred_on=now.date(), key_id=record.id, name=record.name)],
+                principal=revoked_by, request_id=f"key-{record.id}", at=now, side_statements=[row],
             )
             with self._lock:
                 self._cache.clear()
-            self._log.record_system(
-                [KeyRevoked(occurred_on=self._now().date(), key_id=record.id, name=record.name)],
-                principal=revoked_by, request_id=f"key-{record.id}",
-            )
         return self.get(record.id)
+
+    def at_rest(self) -> list[KeyAtRest]:
+        """Every row of the keys table, for `verify` to check against the key events."""
+        rows = self._run(
+            "SELECT id, name, role, key_hash, created_at, created_by, revoked_at, revoked_by FROM parley_keys ORDER BY id"
+        )
+        return [KeyAtRest(**{k: v for k, v in row.items() if k != "key_hash"}, fingerprint=fingerprint(row["key_hash"])) for row in rows]
 
     def count(self) -> int:
         return int(self._run("SELECT COUNT(*) AS n FROM parley_keys")[0]["n"])
