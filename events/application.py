@@ -16,7 +16,7 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
-from events.audit import ChainReport, verify_chain
+from events.audit import MAX_FINDINGS, ChainReport, orphan_findings, verify_chain
 from events.errors import (
     EventNotFoundError,
     EventRejectedError,
@@ -383,7 +383,10 @@ class ParleyLog(Application):
         return found
 
     def verify(self, *, stop_at: int | None = None, batch: int = 2000) -> tuple[ChainReport, str | None]:
-        """Recompute the hash chain over the whole log; also the hash recomputed at `stop_at`."""
+        """Recompute the hash chain over the whole log and check every index row against its event.
+
+        Also the hash recomputed from the first event up to `stop_at` (None if no event is there).
+        """
 
         def rows() -> Iterator[dict[str, Any]]:
             after = 0
@@ -392,8 +395,9 @@ class ParleyLog(Application):
                 after = int(page[-1]["position"])
 
         with _translated_store_errors():
-            report, seen = verify_chain(rows(), stop_at=stop_at)
-        return report, seen.get(stop_at) if stop_at is not None else None
+            report, at_stop = verify_chain(rows(), stop_at=stop_at, events_table=self.store.events_table_name)  # type: ignore[attr-defined]
+            report.add(*orphan_findings(self.store.select_orphan_index_rows(limit=MAX_FINDINGS)))
+        return report, at_stop
 
     def history(self, event_id: str) -> list[Appended]:
         """The event, then every correction and retraction of it, in the order they were recorded."""

@@ -8,6 +8,7 @@ keeps (access keys) lives in small side tables of the same database.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import uuid
@@ -45,10 +46,16 @@ class Idempotency(msgspec.Struct, frozen=True):
     created_at: str
 
 
+@functools.lru_cache(maxsize=4096)
+def _canonical(originator_id: uuid.UUID | str) -> str:
+    # a log has few streams: each stored form of a stream id is parsed once, not once per event
+    return str(uuid.UUID(str(originator_id)))
+
+
 def link(prev: str, position: int, originator_id: uuid.UUID | str, version: int, topic: str, state: bytes) -> str:
     """One link of the tamper-evidence chain: SHA-256(prev_hash || canonical bytes of the event)."""
     digest = hashlib.sha256(bytes.fromhex(prev))
-    digest.update(f"{position}|{uuid.UUID(str(originator_id))}|{version}|{topic}|".encode())
+    digest.update(f"{position}|{_canonical(originator_id)}|{version}|{topic}|".encode())
     digest.update(state)
     return digest.hexdigest()
 
@@ -129,6 +136,7 @@ _INSERT_IDEMPOTENCY = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _LAST_HASH = "SELECT hash FROM parley_event_index ORDER BY position DESC LIMIT 1"
+INDEXED_COLUMNS = ("event_id", "negotiation_id", "originator_id", "originator_version", "topic", "target_id", "recorded_by", "recorded_at")
 
 
 def _index_rows(prev: str | None, stored_events: Sequence[StoredEvent], positions: Sequence[int]) -> list[tuple[Any, ...]]:
@@ -273,14 +281,24 @@ class ParleyTables(SideTables):
         return Idempotency(**{**row, "event_ids": msgspec.json.decode(row["event_ids"])})
 
     def select_chain(self, *, after: int, limit: int) -> list[dict[str, Any]]:
-        """Stored events in position order with their chain hash (None where the index row is missing)."""
+        """Stored events in position order with their index row: the chain hash and the `index_*` columns (None where the row is missing)."""
         events: str = self.events_table_name  # type: ignore[attr-defined]
         p = self.position_column
+        indexed = ", ".join(f"i.{column} AS index_{column}" for column in INDEXED_COLUMNS)
         return self.run(
-            f"SELECT e.{p} AS position, e.originator_id, e.originator_version, e.topic, e.state, i.hash "
+            f"SELECT e.{p} AS position, e.originator_id, e.originator_version, e.topic, e.state, i.hash, {indexed} "
             f"FROM {events} e LEFT JOIN parley_event_index i ON i.position = e.{p} "
             f"WHERE e.{p} > ? ORDER BY e.{p} LIMIT ?",
             (after, limit),
+        )
+
+    def select_orphan_index_rows(self, *, limit: int) -> list[dict[str, Any]]:
+        """Index rows with no stored event at their position."""
+        events: str = self.events_table_name  # type: ignore[attr-defined]
+        return self.run(
+            f"SELECT i.position, i.event_id FROM parley_event_index i WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {events} e WHERE e.{self.position_column} = i.position) ORDER BY i.position LIMIT ?",
+            (limit,),
         )
 
     def seen_keys(self, principal: str, keys: Sequence[str]) -> set[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import QueryParameter, RawBody
 
 from events.application import ParleyLog
 from events.audit import ChainReport, Checkpoint
@@ -16,8 +16,8 @@ from service.auth import KeyStore
 from service.http.auth import require
 from service.http.params import Limit, ReadPosition
 from service.http.reads import Reads
-from service.http.requests import problems
-from service.queries.audit import AuditFilter, PrincipalAudit, audit_events_page, checkpoint, principal_audit, utc
+from service.http.requests import decode, problems, require_json
+from service.queries.audit import AuditFilter, PrincipalAudit, audit_events_page, checkpoint, principal_audit, utc, verify_log
 from service.queries.negotiations import History, history
 from service.queries.params import Page, decode_cursor, ordered
 from service.signing import Signer
@@ -34,11 +34,21 @@ class AuditController(Controller):
     path = "/v1"
     tags = ["audit"]
 
-    @get("/audit/verify", operation_id="verifyChain", summary="Recompute the hash chain over the whole log",
+    @get("/audit/verify", operation_id="verifyChain",
+         summary="Recompute the hash chain; check the index against the hashed events and the keys table against the key events",
          guards=[require("reader")], responses=problems(), sync_to_thread=True)
-    def verify(self, log: NamedDependency[ParleyLog]) -> ChainReport:
-        report, _ = log.verify()
-        return report
+    def verify(self, log: NamedDependency[ParleyLog], keys: NamedDependency[KeyStore], signer: NamedDependency[Signer]) -> ChainReport:
+        return verify_log(log, keys, signer)
+
+    @post("/audit/verify", operation_id="verifyChainAgainstCheckpoint",
+          summary="Verify as GET does, and that the log still extends a checkpoint someone kept (its JSON as the body)",
+          guards=[require("reader")], status_code=200, responses=problems(413, 415, 422), sync_to_thread=True)
+    def verify_against(
+        self, request: Request[Any, Any, Any], body: RawBody, log: NamedDependency[ParleyLog], keys: NamedDependency[KeyStore],
+        signer: NamedDependency[Signer],
+    ) -> ChainReport:
+        require_json(request)
+        return verify_log(log, keys, signer, decode(body, Checkpoint, title="Invalid checkpoint"))
 
     @get("/audit/checkpoint", operation_id="getCheckpoint", summary="The log's head, signed with the server's Ed25519 key",
          guards=[require("reader")], responses=problems(), sync_to_thread=True)

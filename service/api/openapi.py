@@ -18,6 +18,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
+from events.audit import Checkpoint
 from events.payloads import AnyEvent
 from service.api.negotiations import EventBatch, NegotiationCreate
 from service.auth import KeyCreate
@@ -36,6 +37,7 @@ BODIES: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {
     ),
     ("/v1/keys", "post"): ((KeyCreate,), "The key to create."),
     ("/v1/sources", "post"): ((SourceCreate,), "The source to register."),
+    ("/v1/audit/verify", "post"): ((Checkpoint,), "A checkpoint someone kept, as `GET /v1/audit/checkpoint` gave it."),
     ("/v1/webhooks", "post"): ((WebhookCreate,), "The URL to subscribe and what to send it."),
     ("/v1/webhooks/{webhook_id}", "patch"): ((WebhookPatch,), "The fields to change; the others stay."),
     ("/v1/webhooks/{webhook_id}/rotate-secret", "post"): ((Rotate,), "How long the old secret still signs; `{}` for a day."),

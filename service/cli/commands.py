@@ -178,12 +178,14 @@ def audit_verify(
     database: DatabaseOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute the hash chain; exit 1 and name the first position where it breaks."""
+    """Recompute the hash chain, check the index and the keys table against the events; exit 1 and name each problem."""
     import msgspec
 
     from events.audit import Checkpoint
+    from service.auth import KeyStore
+    from service.queries.audit import verify_log
+    from service.signing import Signer
     from service.stores import open_log
-    from service.signing import Signer, signature_valid
 
     settings = _settings(database)
     kept = None
@@ -195,27 +197,23 @@ def audit_verify(
             raise typer.Exit(2) from None
     log = open_log(settings)
     try:
-        report, at_checkpoint = log.verify(stop_at=kept.position if kept else None)
+        report = verify_log(log, KeyStore(log), Signer.load(settings.signing_key, settings.signing_key_file), kept)
     finally:
         log.close()
-    problems: list[str] = []
-    if not report.ok:
-        problems.append(f"chain breaks at position {report.broken_at} (previous intact position {report.previous_position}): {report.reason}")
-    if kept is not None:
-        signer = Signer.load(settings.signing_key, settings.signing_key_file)
-        if not signature_valid(kept, signer.public_key_b64):
-            problems.append("the checkpoint's signature does not verify with this server's key")
-        elif kept.position > 0 and at_checkpoint != kept.hash:
-            problems.append(f"the log at position {kept.position} does not match the checkpoint: history before it was rewritten")
     if as_json:
-        print(msgspec.json.encode({"ok": not problems, "report": report, "problems": problems}).decode())
-    elif problems:
-        for problem in problems:
-            err.print(f"[red]FAILED:[/red] {problem}")
+        print(msgspec.json.encode(report).decode())
+    elif not report.ok:
+        for problem in report.problems:
+            where = ", ".join(f"{name} {value}" for name, value in (
+                ("position", problem.position), ("event", problem.event_id), ("key", problem.key_id), ("column", problem.column),
+            ) if value is not None)
+            err.print(f"[red]FAILED:[/red] {problem.table}" + (f" ({where})" if where else "") + f": {problem.detail}", soft_wrap=True)
+        if report.problem_count > len(report.problems):
+            err.print(f"... and {report.problem_count - len(report.problems)} more")
     else:
         extends = f"; it extends the checkpoint at position {kept.position}" if kept else ""
-        console.print(f"[green]ok[/green]: {report.checked} events, head {report.head_position} {report.head_hash}{extends}")
-    if problems:
+        console.print(f"[green]ok[/green]: {report.checked} events and {report.keys_checked} keys, head {report.head_position} {report.head_hash}{extends}")
+    if not report.ok:
         raise typer.Exit(1)
 
 
@@ -224,21 +222,16 @@ def audit_checkpoint(database: DatabaseOption = None) -> None:
     """Print a signed checkpoint of the log's head (JSON), for someone outside to keep."""
     import msgspec
 
-    from service.stores import open_log
+    from service.queries.audit import checkpoint
     from service.signing import Signer
+    from service.stores import open_log
 
     settings = _settings(database)
     log = open_log(settings)
     try:
-        head = log.head()
-        appended = log.feed(after=head - 1, limit=1)[0][0] if head else None
+        signed = checkpoint(log, Signer.load(settings.signing_key, settings.signing_key_file))
     finally:
         log.close()
-    signer = Signer.load(settings.signing_key, settings.signing_key_file)
-    if appended is None:
-        signed = signer.checkpoint(0, "0" * 64, "")
-    else:
-        signed = signer.checkpoint(appended.position, appended.hash, appended.record.recorded_at.isoformat().replace("+00:00", "Z"))
     print(msgspec.json.encode(signed).decode())
 
 

@@ -161,12 +161,15 @@ def test_verify_against_a_checkpoint_catches_a_rewritten_and_rechained_history(t
     assert run("demo", "load").returncode == 0
     checkpoint = tmp_path / "checkpoint.json"
     checkpoint.write_text(run("audit", "checkpoint").stdout)
-    # Someone with database access rewrites event 3 and recomputes every hash after it.
+    # Someone with database access rewrites what event 2 says (not the envelope the index repeats) and recomputes every hash after it.
     conn = sqlite3.connect(db)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")
-    changed = conn.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '25', '26') AS BLOB) WHERE rowid = 2").rowcount
-    assert changed == 1
+    (state,) = conn.execute("SELECT state FROM stored_events WHERE rowid = 2").fetchone()
+    payload = state.index(b'"event":')
+    rewritten = state[:payload] + state[payload:].replace(b"25", b"26")
+    assert rewritten != state
+    conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 2", (rewritten,))
     prev = GENESIS
     for position, oid, version, topic, state in conn.execute(
         "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"
