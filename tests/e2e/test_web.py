@@ -495,3 +495,36 @@ def test_the_chart_draws_nothing_solid_past_the_record_in_svg_and_png(shipped: S
     # the projected line is dashed: red and not red alternate along it
     assert any(red) and not all(red)
     assert sum(1 for a, b in zip(red, red[1:]) if a != b) > 10
+
+
+def test_one_far_off_date_cannot_stretch_the_pages_range_and_a_retracted_one_counts_for_nothing(shipped: Service, open_page) -> None:
+    """A deadline due 2999-12-31 leaves the as-of range within five years of the record; retracted, it is gone from it."""
+    reporter = create_key(shipped.database_url, "web-far-reporter", "reporter")
+    headers = {"Authorization": f"Bearer {reporter}"}
+    with httpx.Client(base_url=shipped.base_url, headers=headers, timeout=30) as client:
+        assert client.post("/v1/negotiations", json={"id": "far-off", "title": "Far off", "parties": ["US", "CN"]}).status_code == 201
+        deadline = {"type": "deadline_set", "occurred_on": "2025-03-01", "deadline_id": "far", "title": "Far off", "due_on": "2999-12-31"}
+        appended = client.post("/v1/negotiations/far-off/events", json=deadline)
+        assert appended.status_code == 201, appended.text
+        near = {"type": "deadline_set", "occurred_on": "2025-03-02", "deadline_id": "near", "title": "Near", "due_on": "2025-04-01"}
+        assert client.post("/v1/negotiations/far-off/events", json=near).status_code == 201
+
+    def range_of_page() -> tuple[str, str]:
+        watched = open_page()
+        watched.page.goto(f"{shipped.base_url}/?negotiation=far-off&as_of=2025-03-15")
+        watched.page.wait_for_selector("#timeline .ev")
+        bounds = watched.page.locator("#as-of-date")
+        watched.check(shipped)
+        return bounds.get_attribute("min"), bounds.get_attribute("max")
+
+    # negotiation_opened occurred today (the day the test opened it): the latest event, so the cap runs from today
+    today = dt.date.today()
+    start, end = range_of_page()
+    assert start == "2025-03-01"
+    assert end <= (today + dt.timedelta(days=1826)).isoformat(), end
+    with httpx.Client(base_url=shipped.base_url, headers=headers, timeout=30) as client:
+        retract = {"type": "event_retracted", "occurred_on": "2025-03-03", "target": appended.json()["events"][0]["event_id"],
+                   "reason": "entered by mistake"}
+        assert client.post("/v1/negotiations/far-off/events", json=retract).status_code == 201, "retraction refused"
+    start, end = range_of_page()
+    assert (start, end) == ("2025-03-02", (today + dt.timedelta(days=30)).isoformat())

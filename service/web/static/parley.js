@@ -681,18 +681,32 @@
     return true;
   }
 
+  // The same clamp as the server's default chart range (service/web/chart.py, default_range): retracted
+  // events name no date, the end is at most five years past the last event (or today, when earlier),
+  // and the range keeps its latest 3,660 days, so one far-off date cannot make the page draw centuries.
+  const MAX_RANGE_DAYS = 3660;
+  const LOOKAHEAD_DAYS = 5 * 365 + 1;
+
   function computeRange(events) {
-    const days = [];
     let first = null;
+    let lastOccurred = null;
+    let named = null;
     for (const event of events) {
+      if (event.retracted_by) continue;
       if (!first || event.occurred_on < first) first = event.occurred_on;
+      if (!lastOccurred || event.occurred_on > lastOccurred) lastOccurred = event.occurred_on;
       for (const field of ["occurred_on", "effective_from", "effective_until", "due_on", "starts_on", "ends_on"]) {
-        if (isDate(event[field])) days.push(event[field]);
+        if (isDate(event[field]) && (!named || event[field] > named)) named = event[field];
       }
     }
     if (!first) return { start: app.asOf, end: app.asOf };
-    const last = days.reduce((a, b) => (a > b ? a : b));
-    return { start: first, end: addDays(last, 30) };
+    const today = todayIso();
+    const base = lastOccurred < (today > first ? today : first) ? lastOccurred : (today > first ? today : first);
+    const wanted = addDays(named, 30);
+    const cap = addDays(base, LOOKAHEAD_DAYS);
+    const end = wanted < cap ? wanted : cap;
+    const earliest = addDays(end, -MAX_RANGE_DAYS);
+    return { start: first > earliest ? first : earliest, end };
   }
 
   function fillFilters(events) {
