@@ -109,6 +109,34 @@ def _index_findings(row: dict[str, Any], fields: IndexFields, position: int) -> 
     ]
 
 
+class _Break(msgspec.Struct):
+    """A link that did not recompute, judged when the next link shows which side changed."""
+
+    position: int
+    previous_position: int
+    event_id: str | None
+    expected: str
+    stored: str
+
+
+def _judged(broken: _Break, table: str, next_link: str | None, via_stored: str | None, via_expected: str | None) -> Finding:
+    """Which side of a broken link changed: the next link was computed from the stored hash (so the event changed, or
+    one before it is gone) or from the recomputed one (so the stored hash changed); with no next link, either."""
+    p, gap = broken.position, broken.position - broken.previous_position > 1
+    if next_link is not None and next_link == via_expected:
+        return Finding(table=INDEX_TABLE, position=p, event_id=broken.event_id, column="hash", expected=broken.expected, found=broken.stored,
+                       detail=f"the hash at position {p} was changed: the event and the next link recompute to {broken.expected}")
+    if next_link is not None and next_link == via_stored and not gap:
+        return Finding(table=table, position=p, event_id=broken.event_id, column="state",
+                       detail=f"the stored event at position {p} was changed: it no longer hashes to its recorded link")
+    if next_link is not None and next_link == via_stored:
+        return Finding(table=table, position=p, event_id=broken.event_id,
+                       detail=f"an event between positions {broken.previous_position} and {p} was deleted, or the event at {p} was changed")
+    return Finding(table=table, position=p, event_id=broken.event_id, expected=broken.expected, found=broken.stored,
+                   detail=f"the link at position {p} does not recompute: this event or its hash was changed, "
+                          f"or an event between position {broken.previous_position} and it was deleted or inserted")
+
+
 def verify_chain(
     rows: Iterable[dict[str, Any]], *, stop_at: int | None = None, events_table: str = "events"
 ) -> tuple[ChainReport, str | None]:
@@ -121,6 +149,7 @@ def verify_chain(
     report = ChainReport(ok=True, checked=0)
     recomputed = stored_prev = GENESIS
     previous_position, at_stop = 0, None
+    broken: _Break | None = None
     for row in rows:
         position = int(row["position"])
         originator_id = _uuid(row["originator_id"])
@@ -129,9 +158,14 @@ def verify_chain(
         if position == stop_at:
             at_stop = recomputed
         expected = recomputed if stored_prev == before else link(stored_prev, position, originator_id, version, topic, state)
+        if broken is not None:
+            via_expected = link(broken.expected, position, originator_id, version, topic, state)
+            report.add(_judged(broken, events_table, row["hash"], expected, via_expected))
+            if row["hash"] == via_expected:
+                expected = via_expected  # only the hash before was changed: this link holds
+            broken = None
         fields = _fields(state)
         event_id = fields.event_id if fields else None
-        reason = None
         if fields is None:
             report.add(Finding(table=events_table, position=position, column="state",
                                detail=f"the stored event at position {position} does not decode as an event"))
@@ -139,17 +173,14 @@ def verify_chain(
             report.add(Finding(table=events_table, position=position, event_id=event_id, column="originator_id",
                                expected=_stream(fields.negotiation_id), found=originator_id,
                                detail=f"the event at position {position} names negotiation {fields.negotiation_id!r} but is stored in another stream"))
+        reason = None
         if row["hash"] is None:
             reason = "the index row with its hash is missing"
             report.add(Finding(table=INDEX_TABLE, position=position, event_id=event_id,
                                detail=f"the stored event at position {position} has no index row, so no hash"))
         elif row["hash"] != expected:
             reason = "the stored event or an earlier one was changed, removed or inserted"
-            report.add(Finding(
-                table=events_table, position=position, event_id=event_id, column="hash", expected=expected, found=row["hash"],
-                detail=f"the link at position {position} does not recompute: this event or its hash was changed, "
-                       f"or an event was removed or inserted between position {previous_position} and it",
-            ))
+            broken = _Break(position, previous_position, event_id, expected, row["hash"])
         if row["hash"] is not None and fields is not None:
             report.add(*_index_findings(row, fields, position))
         if reason is not None and report.broken_at is None:
@@ -157,6 +188,8 @@ def verify_chain(
         stored_prev = row["hash"] if row["hash"] is not None else expected
         previous_position = position
         report.checked += 1
+    if broken is not None:
+        report.add(_judged(broken, events_table, None, None, None))
     report.head_position, report.head_hash = previous_position, recomputed
     return report, at_stop
 

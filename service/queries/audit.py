@@ -138,13 +138,13 @@ def checkpoint_findings(report: ChainReport, kept: Checkpoint, at_checkpoint: st
     if kept.position == 0:
         return []  # the empty log's checkpoint: every log extends it
     if kept.position > report.head_position:
-        return [Finding(table=table, position=kept.position, column="position", expected=str(kept.position), found=str(report.head_position),
+        return [Finding(table=table, position=kept.position, expected=f"position {kept.position}", found=f"position {report.head_position}",
                         detail=f"the log ends at position {report.head_position}, before the checkpoint's {where}: events it pinned were deleted")]
     if at_checkpoint is None:
         return [Finding(table=table, position=kept.position,
                         detail=f"no stored event at the checkpoint's {where}: the event it pinned was deleted")]
     if at_checkpoint != kept.hash:
-        return [Finding(table=table, position=kept.position, column="hash", expected=kept.hash, found=at_checkpoint,
+        return [Finding(table=table, position=kept.position, expected=kept.hash, found=at_checkpoint,
                         detail=f"the log up to {where} does not hash to the checkpoint's hash: history up to it was rewritten")]
     return []
 

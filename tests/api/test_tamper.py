@@ -173,27 +173,40 @@ def key_secret_replaced(db: Database, run, world: World) -> None:
     run("UPDATE parley_keys SET key_hash = ? WHERE name = 'admin-key'", (_digest("pk_intruder"),))
 
 
-CASES: dict[str, tuple[Callable[..., None], bool, tuple[str, str | None]]] = {
-    "payload rewritten": (payload_rewritten, True, (EVENTS, "hash")),
-    "payload rewritten, every later hash recomputed": (payload_rewritten_and_rechained, False, (EVENTS, "hash")),
-    "an event's hash changed": (hash_changed, True, (EVENTS, "hash")),
-    "the last event deleted": (last_event_deleted, False, (EVENTS, "position")),
-    "a middle event deleted": (middle_event_deleted, True, (EVENTS, "hash")),
-    "two events swapped": (events_swapped, True, (EVENTS, "hash")),
-    "recorded_at backdated": (recorded_at_backdated, True, (EVENTS, "hash")),
-    "index recorded_by changed": (index_recorded_by_changed, True, ("parley_event_index", "recorded_by")),
-    "index target_id moved to another negotiation's event": (index_target_moved, True, ("parley_event_index", "target_id")),
-    "index event_id changed": (index_event_id_changed, True, ("parley_event_index", "event_id")),
-    "index negotiation and version changed": (index_negotiation_and_version_changed, True, ("parley_event_index", "negotiation_id")),
-    "keys: a reader's role raised to admin": (key_role_raised, True, ("parley_keys", "role")),
-    "keys: a row added with no key event": (key_row_added, True, ("parley_keys", None)),
-    "keys: a revocation cleared": (key_revocation_cleared, True, ("parley_keys", "revoked_at")),
-    "keys: an admin key's secret replaced": (key_secret_replaced, True, ("parley_keys", "key_hash")),
+@dataclass(frozen=True)
+class Case:
+    tamper: Callable[..., None]
+    alone: bool  # whether verify without a checkpoint can see it
+    table: str  # what verify with the checkpoint names: the table, the column, the position
+    column: str | None
+    at: Callable[[World], int] | None = None
+
+
+def _third(world: World) -> int:
+    return world.talks[2]["position"]
+
+
+CASES: dict[str, Case] = {
+    "payload rewritten": Case(payload_rewritten, True, EVENTS, "state", _third),
+    "payload rewritten, every later hash recomputed": Case(payload_rewritten_and_rechained, False, EVENTS, None, lambda w: w.retraction["position"]),
+    "an event's hash changed": Case(hash_changed, True, "parley_event_index", "hash", _third),
+    "the last event deleted": Case(last_event_deleted, False, EVENTS, None, lambda w: w.retraction["position"]),
+    "a middle event deleted": Case(middle_event_deleted, True, EVENTS, None, lambda w: w.talks[3]["position"]),
+    "two events swapped": Case(events_swapped, True, EVENTS, "state", lambda w: w.talks[3]["position"]),
+    "recorded_at backdated": Case(recorded_at_backdated, True, EVENTS, "state", _third),
+    "index recorded_by changed": Case(index_recorded_by_changed, True, "parley_event_index", "recorded_by", _third),
+    "index target_id moved to another negotiation's event": Case(index_target_moved, True, "parley_event_index", "target_id", lambda w: w.retraction["position"]),
+    "index event_id changed": Case(index_event_id_changed, True, "parley_event_index", "event_id", _third),
+    "index negotiation and version changed": Case(index_negotiation_and_version_changed, True, "parley_event_index", "originator_version", _third),
+    "keys: a reader's role raised to admin": Case(key_role_raised, True, "parley_keys", "role"),
+    "keys: a row added with no key event": Case(key_row_added, True, "parley_keys", None),
+    "keys: a revocation cleared": Case(key_revocation_cleared, True, "parley_keys", "revoked_at"),
+    "keys: an admin key's secret replaced": Case(key_secret_replaced, True, "parley_keys", "key_hash"),
 }
 
 
-def _named(report: dict[str, Any], table: str, column: str | None) -> bool:
-    return any((p["table"], p.get("column")) == (table, column) for p in report["problems"])
+def _named(report: dict[str, Any], table: str, column: str | None, position: int | None = None) -> bool:
+    return any((p["table"], p.get("column")) == (table, column) and position in (None, p.get("position")) for p in report["problems"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -204,19 +217,18 @@ def test_verify_names_each_tampering_with_a_checkpoint_and_alone_where_the_log_c
     assert before["ok"] and before["problems"] == [] and before["checkpoint_position"] == kept["position"], before
     assert before["keys_checked"] == 4
 
-    db = Database(api)
-    tamper, alone_catches, (table, column) = CASES[case]
+    db, this = Database(api), CASES[case]
     with db.unguarded() as run:
-        tamper(db, run, world)
-    table = db.table if table == EVENTS else table
+        this.tamper(db, run, world)
+    table, position = db.table if this.table == EVENTS else this.table, this.at(world) if this.at else None
 
     checked = api.post("/v1/audit/verify", kept, role="reader")
     assert checked.status_code == 200, checked.text
-    assert checked.json()["ok"] is False and _named(checked.json(), table, column), checked.json()
+    assert checked.json()["ok"] is False and _named(checked.json(), table, this.column, position), checked.json()
     alone = api.get("/v1/audit/verify")
     assert alone.status_code == 200, alone.text
-    if alone_catches:
-        assert alone.json()["ok"] is False and _named(alone.json(), table, column), alone.json()
+    if this.alone:
+        assert alone.json()["ok"] is False and _named(alone.json(), table, this.column, position), alone.json()
     else:  # the log alone cannot tell: it is a consistent chain, only shorter or different from what was witnessed
         assert alone.json()["ok"] is True and alone.json()["problems"] == [], alone.json()
 
@@ -268,7 +280,7 @@ def test_the_cli_verify_names_the_same_problems_and_exits_1(api, tmp_path):
     assert "Traceback" not in plain.stderr
     report = json.loads(parley("--checkpoint", str(kept), "--json").stdout)
     assert report["ok"] is False
-    assert {(p["table"], p.get("column")) for p in report["problems"]} == {("parley_event_index", "recorded_by"), (db.table, "position")}
+    assert {(p["table"], p.get("column")) for p in report["problems"]} == {("parley_event_index", "recorded_by"), (db.table, None)}
 
 
 def test_a_store_written_by_parley_0_1_verifies_though_its_keys_predate_fingerprints(tmp_path):
