@@ -21,7 +21,7 @@ KeyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}
 RANK: dict[str, int] = {"reader": 1, "reporter": 2, "admin": 3}
 KEY_PREFIX = "pk_"
 _CACHE_SECONDS = 1.0
-NOT_CACHED = object()  # what KeyStore.cached answers when it has not looked the secret up lately
+NOT_CACHED = object()  # what KeyStore.cached answers when it has not refused the secret lately
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -160,7 +160,12 @@ class KeyStore:
         return int(self._run("SELECT COUNT(*) AS n FROM parley_keys")[0]["n"])
 
     def cached(self, secret: str) -> Principal | None | object:
-        """The principal for `secret` if looked up less than a second ago, else NOT_CACHED."""
+        """None if `secret` was refused less than a second ago, else NOT_CACHED.
+
+        Only refusals are kept: a key that was let in is looked up again on every request, so a revocation in
+        another worker or replica applies at once. A refusal cannot go stale, as no one knows a secret before
+        its key exists, and it spares the store a flood of wrong keys.
+        """
         with self._lock:
             hit = self._cache.get(_digest(secret))
         if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
@@ -171,9 +176,10 @@ class KeyStore:
         digest = _digest(secret)
         now = time.monotonic()
         rows = self._run("SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,))
-        principal = Principal(name=rows[0]["name"], role=rows[0]["role"], key_id=rows[0]["id"]) if rows else None
+        if rows:
+            return Principal(name=rows[0]["name"], role=rows[0]["role"], key_id=rows[0]["id"])
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now, principal)
-        return principal
+            self._cache[digest] = (now, None)
+        return None

@@ -12,11 +12,16 @@ from service.auth import NOT_CACHED, ANONYMOUS, RANK, KeyStore, Principal, Role
 from service.http.problems import FieldError, ProblemError
 
 
-async def key_principal(keys: KeyStore, secret: str) -> Principal | None:
-    """Who holds `secret` (None: unknown or revoked), from the one-second cache or else from the store off the event loop."""
+async def key_principal(keys: KeyStore, secret: str, state: dict[str, Any]) -> Principal | None:
+    """Who holds `secret` (None: unknown or revoked): looked up once per request (the rate limiter and the
+    guard both ask), from the store off the event loop unless it was refused within the last second."""
+    asked = state.get("key_lookup")
+    if asked is not None and asked[0] == secret:
+        return asked[1]  # type: ignore[no-any-return]
     principal = keys.cached(secret)
     if principal is NOT_CACHED:
         principal = await anyio.to_thread.run_sync(keys.authenticate, secret)
+    state["key_lookup"] = (secret, principal)
     return principal  # type: ignore[return-value]
 
 
@@ -40,7 +45,7 @@ async def principal_of(
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("the Authorization header must be 'Bearer <key>'")
-    principal = await key_principal(connection.app.state.key_store, secret.strip())
+    principal = await key_principal(connection.app.state.key_store, secret.strip(), connection.scope.setdefault("state", {}))
     if principal is None:
         raise _unauthorized("unknown or revoked access key")
     return principal

@@ -312,7 +312,7 @@ async def _holder(scope: Scope) -> Holder:
     secret = _secret(scope)
     if secret:
         try:
-            principal = await key_principal(scope["app"].state.key_store, secret)
+            principal = await key_principal(scope["app"].state.key_store, secret, scope.setdefault("state", {}))  # type: ignore[typeddict-item]
         except StoreUnavailableError:
             principal = None  # the route answers 503 itself; count the request against its address meanwhile
         if principal is not None and principal.key_id is not None:

@@ -115,3 +115,29 @@ def test_a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits
             projector.terminate()
             projector.wait(20)
         stop_server(process)
+
+
+def test_a_revoked_key_is_refused_by_every_worker_at_once(database_url, tmp_path):
+    """Both workers have just let the key in; the revocation answered by one, the next request to either is a 401."""
+    admin = create_key(database_url, "admin", "admin")
+    log_path = tmp_path / "server.log"
+    env = {**SMALL_POOLS, "PARLEY_SIGNING_KEY_FILE": str(tmp_path / "signing.key"), "PARLEY_RATE_LIMIT": "0"}
+    process, base_url = start_server(database_url, log_path, env=env, workers=2)
+    try:
+        refused_late = []
+        for round_ in range(3):
+            created = _fresh(base_url, admin, "POST", "/v1/keys", f"create-{round_}", json={"name": f"desk-{round_}", "role": "reader"})
+            assert created.status_code == 201, created.text
+            key, key_id = created.json()["key"], created.json()["id"]
+            with futures.ThreadPoolExecutor(8) as pool:  # new connections land on both workers
+                warm = list(pool.map(lambda n: _fresh(base_url, key, "GET", "/v1/negotiations", f"warm-{round_}-{n}"), range(16)))
+            assert {r.status_code for r in warm} == {200}
+            assert len({_served_by(log_path)[f"warm-{round_}-{n}"] for n in range(16)}) == 2, "both workers must have let the key in"
+            revoked = _fresh(base_url, admin, "DELETE", f"/v1/keys/{key_id}", f"revoke-{round_}")
+            assert revoked.status_code == 200, revoked.text
+            with futures.ThreadPoolExecutor(8) as pool:
+                after = list(pool.map(lambda n: _fresh(base_url, key, "GET", "/v1/negotiations", f"after-{round_}-{n}"), range(16)))
+            refused_late += [r.headers.get("x-request-id") for r in after if r.status_code != 401]
+        assert refused_late == [], f"answered with a revoked key: {refused_late}"
+    finally:
+        stop_server(process)
