@@ -151,6 +151,17 @@ class ViewBehindError(ParleyError):
         self.at = at
 
 
+class LogDamagedError(ParleyError):
+    """The index names a head position whose event is not stored: the store was changed outside Parley."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(
+            f"the log's head, position {position}, has no stored event: the store was changed outside Parley; "
+            "GET /v1/audit/verify names what is wrong"
+        )
+        self.position = position
+
+
 class PrincipalNotFoundError(ParleyError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no key named {name!r} and nothing recorded by it")

@@ -51,7 +51,7 @@ class AuditController(Controller):
         return verify_log(log, keys, signer, decode(body, Checkpoint, title="Invalid checkpoint"))
 
     @get("/audit/checkpoint", operation_id="getCheckpoint", summary="The log's head, signed with the server's Ed25519 key",
-         guards=[require("reader")], responses=problems(), sync_to_thread=True)
+         guards=[require("reader")], responses=problems(409), sync_to_thread=True)
     def checkpoint(self, log: NamedDependency[ParleyLog], signer: NamedDependency[Signer]) -> Checkpoint:
         return checkpoint(log, signer)
 

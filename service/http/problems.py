@@ -25,6 +25,7 @@ from events.errors import (
     EventUnreadableError,
     IdempotencyKeyReusedError,
     InvalidQueryError,
+    LogDamagedError,
     KeyNameTakenError,
     KeyNotFoundError,
     NegotiationExistsError,
@@ -139,6 +140,7 @@ _STATUS: list[tuple[type[ParleyError], int, str]] = [
     (QueryTimeoutError, 503, "Query timed out"),
     (ViewBehindError, 503, "View behind"),
     (EventUnreadableError, 503, "Event from a newer version"),
+    (LogDamagedError, 409, "Log damaged"),
 ]
 
 

@@ -10,7 +10,7 @@ import msgspec
 
 from events.application import Appended, ParleyLog
 from events.audit import ChainReport, Checkpoint, Finding
-from events.errors import EventUnreadableError, InvalidQueryError, KeyNotFoundError, PrincipalNotFoundError
+from events.errors import EventUnreadableError, InvalidQueryError, KeyNotFoundError, LogDamagedError, PrincipalNotFoundError
 from events.payloads import AUDIT_STREAM, KeyCreated, KeyRevoked
 from events.records import Recorded as RecordedEvent
 from service.auth import KeyAtRest, KeyStore, stamp
@@ -43,7 +43,10 @@ def checkpoint(log: ParleyLog, signer: Signer) -> Checkpoint:
     head = log.head()
     if head == 0:
         return signer.checkpoint(0, "0" * 64, "")
-    appended = log.feed(after=head - 1, limit=1)[0][0]
+    found = log.feed(after=head - 1, limit=1)[0]
+    if not found or found[0].position != head:
+        raise LogDamagedError(head)  # signing another position would pin a head that is not the log's
+    appended = found[0]
     recorded_at = appended.record.recorded_at.isoformat().replace("+00:00", "Z")
     return signer.checkpoint(appended.position, appended.hash, recorded_at)
 

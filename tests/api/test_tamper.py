@@ -291,3 +291,15 @@ def test_a_store_written_by_parley_0_1_verifies_though_its_keys_predate_fingerpr
                          capture_output=True, text=True, env=env, timeout=120)
     report = json.loads(out.stdout)
     assert out.returncode == 0 and report["ok"] and report["keys_checked"] == 1 and report["checked"] > 100, out.stdout + out.stderr
+
+
+def test_a_checkpoint_of_a_log_whose_newest_event_is_gone_but_indexed_is_a_409_not_a_500(api):
+    world = _fill(api)
+    db = Database(api)
+    with db.unguarded() as run:
+        run(f"DELETE FROM {db.table} WHERE {db.position} = ?", (world.retraction["position"],))  # the index row stays
+    response = api.get("/v1/audit/checkpoint")
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert f"position {world.retraction['position']}" in response.json()["detail"]
+    assert api.get("/v1/audit/verify").json()["ok"] is False
