@@ -30,6 +30,23 @@ DatabaseOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        console.print(f"parley {version('parley')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print Parley's version and exit.")
+    ] = False,
+) -> None:
+    """Parley: event-sourced negotiation timelines."""
+
+
 def _settings(database: str | None = None, *, serving: bool = False, **overrides: object) -> Settings:
     from service.settings import SettingsError
 
