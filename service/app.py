@@ -9,7 +9,6 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from events.application import Clock, utcnow
 from service.queries.live import LiveStates
@@ -22,7 +21,7 @@ from service.api.health import health, ready
 from service.api.keys import KeyController
 from service.api.metrics import metrics as metrics_route
 from service.api.negotiations import NegotiationController
-from service.api.openapi import document_request_bodies
+from service.api.openapi import api_docs, document_request_bodies, swagger_assets
 from service.api.overview import OverviewController
 from service.api.sources import SourceController
 from service.api.state import StateController
@@ -84,7 +83,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
 
     limits = RateLimits(settings, clock)
     app = Litestar(
-        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router],
+        route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router, swagger_assets],
         lifespan=[lifespan, limits.lifespan],
         middleware=[request_context, BodyBudget(settings.body_read_timeout).middleware, read_from_header, metrics.middleware, limits.middleware],
         before_send=[metrics.count_unrouted],
@@ -98,7 +97,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             version="1.0.0",
             description="Event-sourced negotiation timelines.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[api_docs()],
         ),
         debug=False,
         logging_config=None,

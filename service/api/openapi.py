@@ -1,13 +1,18 @@
-"""What litestar cannot see in the handlers, declared in the OpenAPI schema: request bodies (handlers decode
-their own), the media types of exports (streamed), and links from a write to what reads it."""
+"""The API documentation: Swagger UI from a pinned package (no CDN), and what litestar cannot see in the
+handlers, declared in the OpenAPI schema: request bodies (handlers decode their own), the media types of
+exports (streamed), and links from a write to what reads it."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 from litestar.openapi.spec import (
     Link,
     OpenAPI,
@@ -27,6 +32,26 @@ from service.queries.sources import SourceCreate
 from service.webhooks.admin import Replay, Rotate, WebhookCreate, WebhookPatch, Window
 
 _REF = "#/components/schemas/{name}"
+
+# Swagger UI's scripts and styles come from the swagger-ui-py package pinned in pyproject.toml (its static
+# folder only: the package's own code, for other frameworks, is never imported), served here, so /schema
+# works on a machine with no internet; its page links nothing else (no favicon from a CDN).
+_SWAGGER_ASSETS = "/static/swagger-ui"
+_SWAGGER_STATIC = Path(next(iter(importlib.util.find_spec("swagger_ui").submodule_search_locations or ()))) / "static"  # type: ignore[union-attr]
+swagger_assets = create_static_files_router(
+    path=_SWAGGER_ASSETS, directories=[_SWAGGER_STATIC], name="swagger-ui", include_in_schema=False
+)
+
+
+def api_docs() -> SwaggerRenderPlugin:
+    """Swagger UI at /schema (and /schema/swagger) on the bundled assets."""
+    return SwaggerRenderPlugin(
+        path="/swagger",
+        js_url=f"{_SWAGGER_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{_SWAGGER_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{_SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon="",
+    )
 
 # (path, method) -> (the types the body may be, one of them; a description)
 BODIES: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {

@@ -528,3 +528,26 @@ def test_one_far_off_date_cannot_stretch_the_pages_range_and_a_retracted_one_cou
         assert client.post("/v1/negotiations/far-off/events", json=retract).status_code == 201, "retraction refused"
     start, end = range_of_page()
     assert (start, end) == ("2025-03-02", (today + dt.timedelta(days=30)).isoformat())
+
+
+@pytest.mark.parametrize("path", ["/schema", "/schema/swagger"])
+def test_the_api_docs_list_the_operations_with_no_network(shipped: Service, open_page, path: str) -> None:
+    """Everything the documentation page loads comes from the server itself: cut every other host off."""
+    watched = open_page()
+    cut_off: list[str] = []
+
+    def only_this_server(route) -> None:  # noqa: ANN001 - playwright's Route
+        if urlparse(route.request.url).netloc == shipped.host:
+            route.continue_()
+        else:
+            cut_off.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    watched.page.route("**/*", only_this_server)
+    watched.page.goto(f"{shipped.base_url}{path}")
+    watched.page.wait_for_selector(".opblock-summary-operation-id, .opblock-summary-path", timeout=20_000)
+    operations = watched.page.locator(".opblock").count()
+    assert operations >= 40, operations
+    assert watched.page.get_by_text("listNegotiationEvents").count() + watched.page.locator('[data-path="/v1/negotiations/{negotiation_id}/events"]').count() >= 1
+    assert cut_off == [], f"the docs page asked for other hosts: {cut_off}"
+    assert not [e for e in watched.errors if "Failed to load resource" not in e], watched.errors
