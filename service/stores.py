@@ -12,7 +12,10 @@ from service.settings import Settings
 def create_private(path: Path) -> None:
     """Make `path` (and its folder) if missing, readable by this user only: SQLite gives -wal and -shm the same mode."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # an existing file keeps its mode (and may be read-only: the store then says so)
 
 
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
