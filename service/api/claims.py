@@ -10,11 +10,12 @@ from litestar.params import QueryParameter
 
 from events.application import ParleyLog
 from service.http.auth import require
-from service.http.params import AsOf, KnownAt, Limit, MinPosition
+from service.http.params import AsOf, Expand, KnownAt, Limit, MinPosition
 from service.http.reads import Reads
 from service.http.requests import problems
-from service.queries.claims import claim_status, claims_page
-from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp
+from service.queries.claims import ClaimsPage, claim_status, claims_page
+from service.queries.params import decode_cursor, parse_date, parse_timestamp
+from service.queries.reasons import expansions
 from service.queries.state import moment
 from service.queries.timelimit import TimeLimit
 
@@ -32,7 +33,9 @@ class ClaimController(Controller):
         "`confirmed` / `contradicted`: a fact on record settled the subject (`settled_by`, `settled_on`, "
         "`settled_value`) and some claim matched it / none did; each claim carries its own `verdict`. "
         "Subjects settled so far: `truce.extension` (by a truce or deadline extension, or the truce's end) and "
-        "`<party>.tariff_on_lapse_pct` (by the suspended rates that return when the truce runs out).",
+        "`<party>.tariff_on_lapse_pct` (by the suspended rates that return when the truce runs out). With "
+        "`expand=because`, `because_events` maps every event id in a `because` of the page to the event's date, type, "
+        "one line (`display`) and source.",
         guards=[require("reader")],
         responses=problems(404, 422),
         sync_to_thread=True,
@@ -49,8 +52,10 @@ class ClaimController(Controller):
         min_position: MinPosition = None,
         limit: Limit = 100,
         cursor: str | None = None,
-    ) -> Page:
+        expand: Expand = None,
+    ) -> ClaimsPage:
         wanted = claim_status(status)
+        expanded = expansions(expand)
         after = decode_cursor(cursor)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
-        return reads.answer(min_position, claims_page, negotiation_id, day, at, wanted, after, limit, budget)
+        return reads.answer(min_position, claims_page, negotiation_id, day, at, wanted, after, limit, budget, expanded)

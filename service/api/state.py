@@ -10,10 +10,11 @@ from litestar.params import QueryParameter
 
 from events.application import ParleyLog
 from service.http.auth import require
-from service.http.params import AsOf, KnownAt, LegalBasis, Limit, MinPosition, WorldFrom, WorldTo
+from service.http.params import AsOf, Expand, KnownAt, LegalBasis, Limit, MinPosition, WorldFrom, WorldTo
 from service.http.reads import Reads
 from service.http.requests import problems
 from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp, parse_world_range
+from service.queries.reasons import expansions
 from service.queries.state import (
     PARTS,
     DiffOut,
@@ -36,7 +37,8 @@ _SOURCED = (
     "where the event leaves them out, and `registered` says whether the id is known. `corroboration` maps each "
     "listed value (`truce`, `tariffs.US->CN`, `measures.<id>`, `deadlines.<id>`, `issues.<id>`, `rounds.<id>`) "
     "to the independent sources among its `because` events (registered ids, else names, case-blind); two or "
-    "more corroborate it."
+    "more corroborate it. With `expand=because`, `because_events` maps the same ids to each event's date, type, one "
+    "line (`display`) and source (null without it)."
 )
 
 
@@ -63,9 +65,11 @@ class StateController(Controller):
         known_at: KnownAt = None,
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
+        expand: Expand = None,
     ) -> StateOut:
+        wanted = expansions(expand)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
-        return reads.answer(min_position, state_at, negotiation_id, day, at, legal_basis, budget)
+        return reads.answer(min_position, state_at, negotiation_id, day, at, legal_basis, budget, wanted)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -87,9 +91,11 @@ class StateController(Controller):
         known_at: KnownAt = None,
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
+        expand: Expand = None,
     ) -> dict[str, Any]:
+        wanted = expansions(expand)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
-        return reads.answer(min_position, part_at, negotiation_id, part, day, at, legal_basis, budget)
+        return reads.answer(min_position, part_at, negotiation_id, part, day, at, legal_basis, budget, wanted)
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -152,7 +158,8 @@ class StateController(Controller):
         summary="What changed in the state between two world dates, or in our belief between two recording times",
         description="Give `from` and `to` (world dates, at one `known_at`), or `known_from` and `known_to` "
         "(recording times, on one `as_of`). Each change names a path keyed by stable ids, "
-        "its value before and after, and the events behind it.",
+        "its value before and after, and the events behind it (`because`); with `expand=because`, `because_events` "
+        "maps each of those ids to the event's date, type, one line (`display`) and source.",
         guards=[require("reader")],
         responses=problems(404, 422),
         sync_to_thread=True,
@@ -171,9 +178,11 @@ class StateController(Controller):
         known_at: KnownAt = None,
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
+        expand: Expand = None,
     ) -> DiffOut:
+        wanted = expansions(expand)
         given = {"from": from_, "to": to, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
         moments = diff_moments(given)
         now = moment(log, None, None, min_position)[1]
         before, after = ((day or now.date(), at or now) for day, at in moments)
-        return reads.answer(min_position, diff_between, negotiation_id, before, after, legal_basis, budget)
+        return reads.answer(min_position, diff_between, negotiation_id, before, after, legal_basis, budget, wanted)

@@ -35,3 +35,10 @@ ViewPosition = Annotated[
         description="Wait (PARLEY_MIN_POSITION_WAIT, 5 s) until the view includes this position, else 503; 422 past the log's head.",
     ),
 ]
+Expand = Annotated[
+    str | None,
+    QueryParameter(
+        description="`because`: add `because_events`, every event id in a `because` of the answer with its date, type, "
+        "one line (`display.summary`) and source, so 'why?' is one call. A comma list; anything else is a 400.",
+    ),
+]

@@ -27,6 +27,7 @@ from service.queries.sources import (
     sources_behind,
 )
 from service.queries.params import Page, parse_date, parse_timestamp, world_key, world_page
+from service.queries.reasons import NOT_EXPANDED, BecauseEvent, because_events
 from service.queries.store import ReadStore
 
 # A state answer: when it is about, every part a read model registers (projections/registry.py), the
@@ -44,6 +45,8 @@ StateOut = msgspec.defstruct(
         ("sources", dict[str, SourceOut | None], {}),
         # per listed value (`truce`, `tariffs.US->CN`, `deadlines.<id>`, ...): its independent sources
         ("corroboration", dict[str, Corroboration], {}),
+        # with ?expand=because: every event id in a `because` above -> its date, type, one line and source; else null
+        ("because_events", dict[str, BecauseEvent] | None, None),
     ],
     frozen=True,
     kw_only=True,
@@ -71,6 +74,8 @@ class DiffOut(msgspec.Struct, frozen=True, kw_only=True):
     changes: list[Change]
     # the record's coverage as known at the later moment; beyond_record: the later as_of is past it
     coverage: CoverageView
+    # with ?expand=because: every event id in a change's `because` -> its date, type, one line and source; else null
+    because_events: dict[str, BecauseEvent] | None = None
 
 
 class TimelinePage(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,9 +112,10 @@ def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
 
 
 def state_at(
-    store: ReadStore, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None, limit: Budget = UNLIMITED
+    store: ReadStore, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None, limit: Budget = UNLIMITED,
+    expand: frozenset[str] = NOT_EXPANDED,
 ) -> StateOut:
-    """Every read model on as_of, as known at known_at, with the sources behind each value."""
+    """Every read model on as_of, as known at known_at, with the sources behind each value (and, expanded, the events)."""
     log = store.log
     state = store.states.state(negotiation_id, limit)
     seen = view(state, as_of, known_at, limit)
@@ -121,15 +127,17 @@ def state_at(
         as_of=as_of, known_at=known_at, position=_position(log, state, known_at), coverage=coverage(seen), **parts
     )
     limit.check()
-    sources, corroboration = _sourced(state, log, msgspec.to_builtins(answer))
-    return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration)
+    tree = msgspec.to_builtins(answer)
+    sources, corroboration = _sourced(state, log, tree)
+    expanded = because_events(state.records, tree, SourceRegistry(log), sources) if "because" in expand else None
+    return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration, because_events=expanded)
 
 
 def part_at(
     store: ReadStore, negotiation_id: str, part: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None,
-    limit: Budget = UNLIMITED,
+    limit: Budget = UNLIMITED, expand: frozenset[str] = NOT_EXPANDED,
 ) -> dict[str, Any]:
-    """One read model on as_of, as known at known_at; UnknownPartError names the parts."""
+    """One read model on as_of, as known at known_at, shaped as StateOut; UnknownPartError names the parts."""
     if part not in PARTS:
         raise UnknownPartError(part, tuple(PARTS))
     log = store.log
@@ -137,7 +145,9 @@ def part_at(
     seen = view(state, as_of, known_at, limit)
     value = PARTS[part](seen, legal_basis)
     limit.check()
-    sources, corroboration = _sourced(state, log, {part: msgspec.to_builtins(value)})
+    tree = {part: msgspec.to_builtins(value)}
+    sources, corroboration = _sourced(state, log, tree)
+    expanded = because_events(state.records, tree, SourceRegistry(log), sources) if "because" in expand else None
     return {
         "as_of": as_of,
         "known_at": known_at,
@@ -146,6 +156,7 @@ def part_at(
         part: value,
         "sources": sources,
         "corroboration": corroboration,
+        "because_events": expanded,
     }
 
 
@@ -296,17 +307,25 @@ def changes_between(
 def diff_between(
     store: ReadStore, negotiation_id: str,
     before: tuple[dt.date, dt.datetime], after: tuple[dt.date, dt.datetime], legal_basis: str | None, limit: Budget = UNLIMITED,
+    expand: frozenset[str] = NOT_EXPANDED,
 ) -> DiffOut:
     """What changed between two moments (world dates, or recording times), keyed by stable ids, and why."""
     first = state_at(store, negotiation_id, *before, legal_basis, limit)
     second = state_at(store, negotiation_id, *after, legal_basis, limit)
     limit.check()
     later = max((first, second), key=lambda answer: (answer.known_at, answer.as_of))
+    changes = changes_between(_diffable(first), _diffable(second))
+    expanded = None
+    if "because" in expand:
+        records = store.states.state(negotiation_id, limit).records
+        sources = {**first.sources, **second.sources}
+        expanded = because_events(records, msgspec.to_builtins(changes), SourceRegistry(store.log), sources)
     return DiffOut(
         before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),
         after=Moment(as_of=second.as_of, known_at=second.known_at, position=second.position),
-        changes=changes_between(_diffable(first), _diffable(second)),
+        changes=changes,
         coverage=later.coverage,
+        because_events=expanded,
     )
 
 

@@ -242,3 +242,34 @@ def test_an_event_naming_an_unregistered_source_id_is_refused(api):
     assert api.post("/v1/sources", REUTERS).status_code == 201
     assert api.post("/v1/negotiations/talks/events", unregistered).status_code == 201
     assert api.get("/v1/negotiations/talks").json()["event_count"] == 2
+
+
+def test_claims_expand_because_names_each_claim_and_what_settled_it(api: Any) -> None:
+    api.open(TALKS)
+    wire = {"name": "Anadolu Agency", "url": "https://www.aa.com.tr/en", "reliability": "B", "credibility": 1}
+    _, _, li, bessent, order = append(
+        api,
+        deadline(),
+        {"type": "truce_agreed", "occurred_on": "2025-05-12", "truce_id": "geneva-truce", "effective_from": "2025-05-14",
+         "deadline_id": "truce-expiry"},
+        {"type": "statement_made", "occurred_on": "2025-07-29", "speaker": {"name": "Li Chenggang", "party": "CN"},
+         "paraphrase": "Both sides agreed to extend the pause", "claim": {"subject": "truce.extension", "value": "agreed"},
+         "source": wire},
+        {"type": "statement_made", "occurred_on": "2025-07-29", "speaker": {"name": "Scott Bessent", "party": "US"},
+         "paraphrase": "Nothing is agreed until the President decides", "claim": {"subject": "truce.extension", "value": "not_agreed"},
+         "source": {"name": "AP"}},
+        {"type": "deadline_extended", "occurred_on": "2025-08-11", "deadline_id": "truce-expiry", "due_on": "2025-11-10",
+         "source": {"name": "The White House", "url": "https://www.whitehouse.gov"}},
+    )
+    assert api.get(f"{BASE}/claims", params={"as_of": "2025-09-01"}).json()["because_events"] is None
+
+    page = api.get(f"{BASE}/claims", params={"as_of": "2025-09-01", "expand": "because"}).json()
+
+    (subject,) = page["items"]
+    why = page["because_events"]
+    assert set(why) == {li, bessent, order} == set(subject["because"])
+    assert (why[li]["type"], why[li]["occurred_on"], why[li]["source"]["url"]) == ("statement_made", "2025-07-29", wire["url"])
+    assert "Both sides agreed to extend the pause" in why[li]["display"]["summary"]
+    assert subject["settled_by"] == order and subject["status"] == "confirmed"
+    assert (why[order]["type"], why[order]["occurred_on"]) == ("deadline_extended", "2025-08-11")
+    assert why[order]["display"]["summary"] == "Deadline truce-expiry extended to 2025-11-10"

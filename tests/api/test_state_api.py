@@ -172,7 +172,7 @@ def test_state_answers_every_read_model_with_the_position_known_at(api, clock):
     before_anything = api.get(f"{BASE}/state", params={"known_at": "2000-01-01T00:00:00+01:00"}).json()
 
     assert set(body) == {"as_of", "known_at", "position", "coverage", "truce", "tariffs", "measures", "deadlines", "issues",
-                         "rounds", "agreements", "sources", "corroboration"}
+                         "rounds", "agreements", "sources", "corroboration", "because_events"}
     assert body["as_of"] == "2025-06-01" and body["known_at"] == stamp(clock.now)
     assert body["position"] == second["position"]
     assert [i["issue_id"] for i in body["issues"]["issues"]] == ["tiktok-spinoff"]
@@ -187,7 +187,8 @@ def test_each_part_answers_alone_and_an_unknown_part_is_404_listing_the_parts(ap
     for part in ("truce", "tariffs", "measures", "deadlines", "issues", "rounds"):
         response = api.get(f"{BASE}/state/{part}", params={"as_of": "2025-07-28"})
         assert response.status_code == 200, response.text
-        assert set(response.json()) == {"as_of", "known_at", "position", "coverage", part, "sources", "corroboration"}
+        assert set(response.json()) == {"as_of", "known_at", "position", "coverage", part, "sources", "corroboration",
+                                        "because_events"}
     assert api.get(f"{BASE}/state/deadlines", params={"as_of": "2025-07-28"}).json()["deadlines"]["upcoming"][0][
         "days_remaining"] == 15
 
@@ -240,6 +241,62 @@ def test_diff_between_two_world_dates_shows_the_geneva_cut_and_why(api):
     gone = changes[f"tariffs.US->CN.pending.{RECIPROCAL}@2025-05-14"]
     assert gone["after"] is None and gone["before"]["rate_pct"] == 10
     assert not any(path.endswith("days_remaining") for path in changes)
+
+
+def because_of_every_value(tree: Any) -> set[str]:
+    if isinstance(tree, dict):
+        return set(tree.get("because", ())).union(*(because_of_every_value(v) for k, v in tree.items() if k != "because_events"))
+    if isinstance(tree, list):
+        return set().union(*(because_of_every_value(v) for v in tree))
+    return set()
+
+
+def test_expand_because_answers_why_with_each_events_date_type_line_and_source_in_one_call(api):
+    ids = seed_through_geneva(api)
+    params = {"from": "2025-05-13", "to": "2025-05-14", "legal_basis": "IEEPA"}
+
+    plain = api.get(f"{BASE}/diff", params=params).json()
+    body = api.get(f"{BASE}/diff", params={**params, "expand": "because"}).json()
+
+    assert plain["because_events"] is None
+    assert body["changes"] == plain["changes"]
+    why = body["because_events"]
+    assert set(why) == because_of_every_value(body["changes"])
+    total = changes_by_path(body)["tariffs.US->CN.total_additional_pct"]
+    cut = why[ids["geneva_10"]]
+    assert ids["geneva_10"] in total["because"]
+    assert (cut["event_id"], cut["occurred_on"], cut["type"]) == (ids["geneva_10"], "2025-05-12", "measure_changed")
+    assert cut["display"]["summary"].startswith("US → CN: us-ieepa-reciprocal-cn (tariff) suspended 10%")
+    assert (cut["source"]["name"], cut["source"]["reliability"]) == ("The White House", "A")
+    assert cut["recorded_by"] == "reporter-key"
+    assert why[ids["fentanyl_20"]]["source"]["name"] == "The White House"
+
+
+@pytest.mark.parametrize("route", ["state", "state/tariffs", "state/truce"])
+def test_state_and_each_part_expand_every_because_they_carry(api, route):
+    ids = seed_through_geneva(api)
+
+    plain = api.get(f"{BASE}/{route}", params={"as_of": "2025-06-01"}).json()
+    body = api.get(f"{BASE}/{route}", params={"as_of": "2025-06-01", "expand": "because"}).json()
+
+    assert plain["because_events"] is None
+    assert {k: v for k, v in body.items() if k != "because_events"} == {k: v for k, v in plain.items() if k != "because_events"}
+    assert set(body["because_events"]) == because_of_every_value(body) == set(body["sources"])
+    assert ids["truce"] in body["because_events"] or route == "state/tariffs"
+    for event_id, event in body["because_events"].items():
+        assert event["event_id"] == event_id and event["display"]["summary"] and event["type"]
+
+
+@pytest.mark.parametrize("route", ["state", "state/truce", "diff?from=2025-05-01&to=2025-06-01", "claims"])
+@pytest.mark.parametrize("expand", ["reasons", "because,sources", ""])
+def test_an_expansion_there_is_not_is_400_naming_expand(api, route, expand):
+    open_talks(api)
+
+    response = api.get(f"{BASE}/{route}", params={"expand": expand})
+
+    assert response.status_code == 400, response.text
+    assert field_of(response) == {"expand"}
+    assert "because" in response.json()["errors"][0]["message"]
 
 
 def test_diff_shows_the_extension_moving_the_deadline_by_its_id(api, clock):
