@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
@@ -23,6 +24,22 @@ def _body(request: Request[Any, Any, Any], body: RawBody, type_: type[Any]) -> A
     return decode(body, type_, title="Invalid webhook request")
 
 
+_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _from_loopback(request: Request[Any, Any, Any]) -> bool:
+    """The request's peer is this machine and it names no other client: a proxy on this machine forwards others."""
+    if request.client is None or any(name in request.headers for name in _PROXY_HEADERS):
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 class WebhookController(Controller):
     path = "/v1/webhooks"
     tags = ["webhooks"]
@@ -31,7 +48,7 @@ class WebhookController(Controller):
     @post("/", operation_id="createWebhook", summary="Subscribe a URL; the signing secret is shown once", status_code=201,
           responses=problems(403, 413, 415, 422), sync_to_thread=True)
     def create(self, request: Request[Any, Any, Any], body: RawBody, admin: NamedDependency[WebhookAdmin], principal: NamedDependency[Principal]) -> CreatedWebhook:
-        return admin.create(_body(request, body, WebhookCreate), created_by=principal.name)
+        return admin.create(_body(request, body, WebhookCreate), created_by=principal.name, from_loopback=_from_loopback(request))
 
     @get("/", operation_id="listWebhooks", summary="Subscriptions", responses=problems(403), sync_to_thread=True)
     def list_webhooks(self, admin: NamedDependency[WebhookAdmin], limit: Limit = 100, cursor: str | None = None) -> Page:
@@ -45,7 +62,7 @@ class WebhookController(Controller):
     @patch("/{webhook_id:str}", operation_id="updateWebhook", summary="Change a subscription (re-enable with status active)",
            responses=problems(403, 404, 413, 415, 422), sync_to_thread=True)
     def update(self, request: Request[Any, Any, Any], body: RawBody, admin: NamedDependency[WebhookAdmin], webhook_id: str) -> Subscription:
-        return admin.update(webhook_id, _body(request, body, WebhookPatch))
+        return admin.update(webhook_id, _body(request, body, WebhookPatch), from_loopback=_from_loopback(request))
 
     @delete("/{webhook_id:str}", operation_id="deleteWebhook", summary="Unsubscribe; queued messages are dropped",
             status_code=204, responses=problems(403, 404), sync_to_thread=True)

@@ -175,7 +175,7 @@ def problem_for(error: ParleyError) -> tuple[Problem, dict[str, str]]:
         errors = [FieldError("source_id", "is not a registered source")]
     elif isinstance(error, DestinationRefusedError):
         detail = error.reason
-        errors = [FieldError("url", error.reason)]
+        errors = [FieldError(error.field, error.reason)]
     elif isinstance(error, SourceExistsError):
         errors = [FieldError("id", "is taken")]
     elif isinstance(error, IdempotencyKeyReusedError):

@@ -13,7 +13,7 @@ import msgspec
 from events.errors import ParleyError
 from service.webhooks import Webhooks
 from service.webhooks.messages import operational_message
-from service.webhooks.outbound import check_destination
+from service.webhooks.outbound import DestinationRefusedError, check_destination, check_listener
 from service.webhooks.store import Enqueued, iso
 from service.webhooks.subscriptions import Subscription
 
@@ -27,6 +27,10 @@ class WebhookCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     event_types: Annotated[list[EventType], msgspec.Meta(max_length=50)] = []
     negotiations: Annotated[list[Slug], msgspec.Meta(max_length=100)] = []
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    listener: Annotated[bool, msgspec.Meta(description=(
+        "A local listener (`parley webhooks listen`): the URL must be http://127.0.0.1:<port>/... or http://[::1]:<port>/..., "
+        "and the request must come from the machine Parley runs on, not through a proxy. No other webhook may call loopback."
+    ))] = False
 
 
 class WebhookPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -64,8 +68,20 @@ class DeliveryNotFoundError(ParleyError):
         super().__init__(f"no delivery {delivery_id!r} for webhook {webhook_id!r}")
 
 
+class ListenerRefusedError(DestinationRefusedError):
+    """A local listener asked for by a client that is not on Parley's machine."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "a listener webhook can only be registered or changed from the machine Parley runs on "
+                              "(a loopback client, not through a proxy)", field="listener")
+
+
 class WebhookAdmin:
-    """The admin's operations over one process's webhooks; DestinationRefusedError for a URL Parley will not call."""
+    """The admin's operations over one process's webhooks; DestinationRefusedError for a URL Parley will not call.
+
+    Only a local listener may call loopback, and only one that a client on Parley's own machine registers:
+    `from_loopback` is the HTTP layer's word on where the request came from.
+    """
 
     def __init__(self, webhooks: Webhooks) -> None:
         self.webhooks = webhooks
@@ -78,11 +94,19 @@ class WebhookAdmin:
     def _checked(self, url: str) -> None:
         check_destination(url, allow_hosts=self.webhooks.allow_hosts, resolver=self.webhooks.resolver)
 
-    def create(self, body: WebhookCreate, *, created_by: str) -> CreatedWebhook:
-        self._checked(body.url)
+    def _checked_listener(self, url: str, from_loopback: bool) -> None:
+        check_listener(url)
+        if not from_loopback:
+            raise ListenerRefusedError(url)
+
+    def create(self, body: WebhookCreate, *, created_by: str, from_loopback: bool = False) -> CreatedWebhook:
+        if body.listener:
+            self._checked_listener(body.url, from_loopback)
+        else:
+            self._checked(body.url)
         sub, secret = self.subscriptions.create(
             url=body.url, event_types=body.event_types, negotiations=body.negotiations,
-            description=body.description, created_by=created_by, now=self._now(),
+            description=body.description, created_by=created_by, now=self._now(), listener=body.listener,
         )
         return CreatedWebhook(webhook=sub, secret=secret)
 
@@ -92,9 +116,12 @@ class WebhookAdmin:
     def get(self, webhook_id: str) -> Subscription:
         return self.subscriptions.get(webhook_id)  # type: ignore[no-any-return]
 
-    def update(self, webhook_id: str, body: WebhookPatch) -> Subscription:
+    def update(self, webhook_id: str, body: WebhookPatch, *, from_loopback: bool = False) -> Subscription:
         if body.url is not None:
-            self._checked(body.url)
+            if self.get(webhook_id).listener:
+                self._checked_listener(body.url, from_loopback)
+            else:
+                self._checked(body.url)
         changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
         if changes.get("status") == "active":
             changes.update(failing_since=None, disabled_reason=None)

@@ -36,6 +36,7 @@ from service.webhooks.outbound import (
     Attempt,
     DestinationRefusedError,
     check_destination,
+    check_listener,
     post,
 )
 from service.webhooks.store import RELAY, Enqueued, WebhookTables, iso
@@ -302,9 +303,14 @@ class Sender:
             "user-agent": "Parley-Webhooks/1",
         }
         try:
-            destination = check_destination(sub["url"], allow_hosts=self.allow_hosts, resolver=self.resolver)
+            allow_hosts = self.allow_hosts
+            if sub.get("listener"):  # the one loopback destination: its literal address, checked again here
+                destination = check_listener(sub["url"])
+                allow_hosts = allow_hosts | {destination.host}
+            else:
+                destination = check_destination(sub["url"], allow_hosts=allow_hosts, resolver=self.resolver)
             attempt = post(destination, body, headers, timeout=self.timeout, connect=self.connect, resolver=self.resolver,
-                           allow_hosts=self.allow_hosts, clock=self.clock)
+                           allow_hosts=allow_hosts, clock=self.clock)
         except DestinationRefusedError as refused:
             attempt = Attempt(status=None, latency_ms=0.0, response_head=b"", retry_after=None, error=refused.reason)
         number = row["attempts"] + 1

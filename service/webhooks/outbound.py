@@ -7,6 +7,8 @@ multicast, reserved, documentation and benchmarking ranges, and IPv6 forms that 
 IPv4 (mapped, translated, compatible, 6to4, NAT64, Teredo) are refused, as are numeric IPv4 spellings that
 browsers and `inet_aton` accept but `ipaddress` does not (`2130706433`, `0x7f.1`, `0177.0.0.1`).
 Hosts listed in `PARLEY_WEBHOOK_ALLOW_HOSTS` skip the address check and may use http.
+`check_listener` is the one exception to the loopback refusal: a webhook registered as a local
+listener (`parley webhooks listen`) must be plain http to the literal 127.0.0.1 or [::1], and nothing else.
 
 `post` runs at delivery time, outside any transaction: it resolves and checks the host again (a
 name may have been re-pointed at an internal address since registration, i.e. DNS rebinding),
@@ -44,6 +46,7 @@ __all__ = [
     "DestinationRefusedError",
     "Resolver",
     "check_destination",
+    "check_listener",
     "classify_address",
     "parse_retry_after",
     "post",
@@ -66,12 +69,13 @@ _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "co
 
 
 class DestinationRefusedError(ParleyError):
-    """A webhook URL that Parley will not call; `reason` is one sentence naming the address."""
+    """A webhook URL that Parley will not call; `reason` is one sentence naming the address, `field` the request field."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, field: str = "url") -> None:
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+        self.field = field
 
 
 class Destination(msgspec.Struct, frozen=True, kw_only=True):
@@ -395,6 +399,31 @@ def check_destination(
         addresses=tuple(addresses),
         allow_listed=allow_listed,
     )
+
+
+LISTENER_HOSTS = ("127.0.0.1", "::1")
+
+
+def check_listener(url: str) -> Destination:
+    """Check a local listener's URL: plain http to the literal 127.0.0.1 or [::1], no name, no other address.
+
+    A literal address is never resolved, so nothing can re-point it; every other check of
+    `check_destination` (credentials, port, spelling) still applies.
+    """
+    shape = "a listener's URL must be http://127.0.0.1:<port>/... or http://[::1]:<port>/..."
+    if not isinstance(url, str) or _FORBIDDEN_URL_CHARS.search(url):
+        raise DestinationRefusedError(str(url), "the URL contains whitespace, control characters or a backslash")
+    try:
+        parsed = httpx.URL(url)
+        raw_host = parsed.raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as error:
+        raise DestinationRefusedError(url, f"the URL cannot be parsed ({error}); {shape}") from None
+    if parsed.scheme != "http":
+        raise DestinationRefusedError(url, f"{shape}; this one is {parsed.scheme or 'without a scheme'}")
+    host, literal = _parse_host(url, raw_host)
+    if literal is None or str(literal) not in LISTENER_HOSTS:
+        raise DestinationRefusedError(url, f"{shape}; {raw_host or 'no host'} is not one of them")
+    return check_destination(url, allow_hosts=(host,))
 
 
 # --------------------------------------------------------------------------------------------

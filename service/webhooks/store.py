@@ -35,7 +35,8 @@ _TABLES = [
         created_by TEXT NOT NULL,
         last_success_at TEXT,
         failing_since TEXT,
-        disabled_reason TEXT)""",
+        disabled_reason TEXT,
+        listener INTEGER NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS parley_outbox (
         message_id TEXT NOT NULL,
         subscription_id TEXT NOT NULL,
@@ -80,14 +81,17 @@ class Enqueued(msgspec.Struct, frozen=True):
 
 
 class WebhookTables(SideTables):
-    has_column = ""  # a query with one row when parley_outbox has the column named by its parameter
+    has_column = ""  # a query with one row when the table named by its first parameter has the column named by its second
 
     def _create_table(self, cursor: Any) -> None:
         super()._create_table(cursor)
-        # An outbox from before senders marked their claims gains the column; its old claims run out as before.
-        cursor.execute(self._sql(self.has_column), ("claimed_by",))
-        if not cursor.fetchall():
-            cursor.execute("ALTER TABLE parley_outbox ADD COLUMN claimed_by TEXT")
+        # Tables from earlier releases gain the columns added since: an outbox whose old claims run out as before,
+        # subscriptions that are none of them a local listener.
+        for table, column, definition in (("parley_outbox", "claimed_by", "TEXT"),
+                                          ("parley_webhooks", "listener", "INTEGER NOT NULL DEFAULT 0")):
+            cursor.execute(self._sql(self.has_column), (table, column))
+            if not cursor.fetchall():
+                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def enqueue(
         self, rows: Sequence[tuple[Enqueued, str]], now: dt.datetime, tracking: Tracking | None,
@@ -174,7 +178,7 @@ class WebhookTables(SideTables):
 
 
 class SQLiteWebhookTables(WebhookTables, SQLiteTrackingRecorder):
-    has_column = "SELECT 1 FROM pragma_table_info('parley_outbox') WHERE name = ?"
+    has_column = "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *_TABLES, PARKED_TABLE]
@@ -182,7 +186,7 @@ class SQLiteWebhookTables(WebhookTables, SQLiteTrackingRecorder):
 
 class PostgresWebhookTables(WebhookTables, PostgresTrackingRecorder):
     placeholder = "%s"
-    has_column = "SELECT 1 FROM pg_attribute WHERE attrelid = 'parley_outbox'::regclass AND attname = ? AND NOT attisdropped"
+    has_column = "SELECT 1 FROM pg_attribute WHERE attrelid = ?::regclass AND attname = ? AND NOT attisdropped"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         from psycopg.sql import SQL

@@ -65,15 +65,18 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     last_success_at: str | None = None
     failing_since: str | None = None
     disabled_reason: str | None = None
+    listener: bool = False
 
 
-_PUBLIC = "id, url, event_types, negotiations, description, status, created_at, created_by, last_success_at, failing_since, disabled_reason"
+_PUBLIC = ("id, url, event_types, negotiations, description, status, created_at, created_by, last_success_at, failing_since, "
+           "disabled_reason, listener")
 
 
 def _public(row: dict[str, Any]) -> Subscription:
     return Subscription(
         **{**{k: row[k] for k in _PUBLIC.split(", ")},
-           "event_types": msgspec.json.decode(row["event_types"]), "negotiations": msgspec.json.decode(row["negotiations"])}
+           "event_types": msgspec.json.decode(row["event_types"]), "negotiations": msgspec.json.decode(row["negotiations"]),
+           "listener": bool(row["listener"])}
     )
 
 
@@ -89,14 +92,14 @@ class Subscriptions:
             self._cache = None
 
     def create(self, *, url: str, event_types: list[str], negotiations: list[str], description: str | None, created_by: str,
-               now: dt.datetime) -> tuple[Subscription, str]:
+               now: dt.datetime, listener: bool = False) -> tuple[Subscription, str]:
         secret = new_secret()
         webhook_id = "wh_" + secrets.token_hex(8)
         self.tables.run(
-            "INSERT INTO parley_webhooks (id, url, event_types, negotiations, description, status, secret, created_at, created_by) "
-            "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+            "INSERT INTO parley_webhooks (id, url, event_types, negotiations, description, status, secret, created_at, created_by, "
+            "listener) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
             (webhook_id, url, msgspec.json.encode(event_types).decode(), msgspec.json.encode(negotiations).decode(),
-             description, self.box.seal(secret), iso(now), created_by),
+             description, self.box.seal(secret), iso(now), created_by, int(listener)),
             commit=True,
         )
         self._forget()

@@ -417,3 +417,71 @@ def test_a_slow_batch_keeps_its_lease_so_another_sender_delivers_none_of_it_agai
     ids = [headers["webhook-id"] for headers, _ in receiver.received]
     assert len(ids) == 3 and len(set(ids)) == 3, ids  # each message once: nothing of the batch was taken over
     assert {r["status"] for r in hooks.outbox(webhook_id)} == {"delivered"}
+
+
+# --- local listeners (`parley webhooks listen`): the one webhook that may call loopback -------------------------------
+
+
+def test_a_loopback_url_is_refused_unless_the_webhook_is_a_listener(api):
+    for url in ("http://127.0.0.1:8787/", "http://[::1]:8787/", "https://127.0.0.1:8787/"):
+        response = api.post("/v1/webhooks", {"url": url}, role="admin")
+        assert response.status_code == 422, url
+        assert response.json()["errors"][0]["field"] == "url"
+
+
+def test_a_listener_may_only_point_at_127_0_0_1_or_ipv6_loopback_over_http(api):
+    for url in ("https://example.com/hook", "http://localhost:8787/", "http://127.0.0.2:8787/", "http://0x7f.1:8787/",
+                "http://[::ffff:127.0.0.1]:8787/", "https://127.0.0.1:8787/", "http://10.0.0.5:8787/", "http://u:p@127.0.0.1:8787/"):
+        response = api.post("/v1/webhooks", {"url": url, "listener": True}, role="admin")
+        assert response.status_code == 422, url
+        assert response.json()["errors"][0]["field"] == "url", url
+
+
+def test_a_listener_is_refused_to_a_client_that_is_not_on_parleys_machine(api):
+    # the test client's address is "testclient": not loopback, as a client across the network is not
+    response = api.post("/v1/webhooks", {"url": "http://127.0.0.1:8787/", "listener": True}, role="admin")
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"field": "listener", "message": "a listener webhook can only be registered or changed "
+                                          "from the machine Parley runs on (a loopback client, not through a proxy)"}]
+    assert api.get("/v1/webhooks", role="admin").json()["items"] == []
+
+
+def test_a_listeners_url_stays_on_loopback_and_is_changed_only_from_parleys_machine(hooks):
+    sub, _ = hooks.webhooks.subscriptions.create(url="http://127.0.0.1:8787/", event_types=[], negotiations=[], description=None,
+                                                 created_by="test", now=hooks.clock(), listener=True)
+    assert hooks.client.get(f"/v1/webhooks/{sub.id}", headers=hooks.admin).json()["listener"] is True
+    elsewhere = hooks.client.patch(f"/v1/webhooks/{sub.id}", json={"url": "https://example.com/hook"}, headers=hooks.admin)
+    assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["field"] == "url"
+    other_port = hooks.client.patch(f"/v1/webhooks/{sub.id}", json={"url": "http://127.0.0.1:8788/"}, headers=hooks.admin)
+    assert other_port.status_code == 422 and other_port.json()["errors"][0]["field"] == "listener"
+    assert hooks.client.get(f"/v1/webhooks/{sub.id}", headers=hooks.admin).json()["url"] == "http://127.0.0.1:8787/"
+
+
+def test_the_sender_calls_loopback_for_a_listener_and_for_no_other_webhook(hooks, receiver):
+    hooks.webhooks.sender.allow_hosts = frozenset()  # as served by default: no PARLEY_WEBHOOK_ALLOW_HOSTS
+    subscriptions = hooks.webhooks.subscriptions
+    listener, listener_secret = subscriptions.create(url=receiver.url, event_types=[], negotiations=[], description=None,
+                                                     created_by="test", now=hooks.clock(), listener=True)
+    # a plain webhook to loopback, say one made while the allow list named 127.0.0.1: its deliveries are refused now
+    plain, _ = subscriptions.create(url=receiver.url, event_types=[], negotiations=[], description=None,
+                                    created_by="test", now=hooks.clock())
+    hooks.append(deadline("a"))
+    hooks.pump()
+    assert {r["status"] for r in hooks.outbox(listener.id)} == {"delivered"}
+    assert all(verify(listener_secret, headers, body) for headers, body in receiver.received)
+    assert {r["status"] for r in hooks.outbox(plain.id)} == {"pending"}
+    attempts = hooks.webhooks.tables.run("SELECT error FROM parley_delivery_attempts WHERE subscription_id = ?", (plain.id,))
+    assert attempts and all("127.0.0.1" in a["error"] for a in attempts), attempts
+
+
+def test_a_webhooks_table_from_before_listeners_gains_the_column(hooks):
+    from service.webhooks.store import open_webhook_tables
+
+    tables = hooks.webhooks.tables
+    tables.run("ALTER TABLE parley_webhooks DROP COLUMN listener", commit=True)
+    tables.run("INSERT INTO parley_webhooks (id, url, event_types, negotiations, status, secret, created_at, created_by) "
+               "VALUES ('wh_old', 'https://example.com/hook', '[]', '[]', 'active', 'x', '2026-01-01T00:00:00Z', 'test')", commit=True)
+    open_webhook_tables(hooks.client.app.state.log).datastore.close()
+    found = hooks.client.get("/v1/webhooks/wh_old", headers=hooks.admin)
+    assert found.status_code == 200, found.text
+    assert found.json()["listener"] is False
