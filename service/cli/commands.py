@@ -505,9 +505,11 @@ def main() -> None:
     from service.cli.imports import register as register_import
     from service.cli.ops import register as register_ops
     from service.cli.read import register as register_read
+    from service.cli.webhooks import register as register_webhooks
 
     register_import(cli)
     register_export(cli)
     register_read(cli)
     register_ops(cli)
+    register_webhooks(cli)
     cli()
