@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Optional
 
-import httpx
 import msgspec
 import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +23,7 @@ from rich.progress import (
 
 from events import datasets
 from events.errors import ParleyError
+from service.cli import remote
 from service.cli.importer import (
     ImportRefusedError,
     ImportReport,
@@ -81,8 +82,8 @@ def import_file(
             bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
 
         if url:
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key or ''}"}, timeout=60) as client:
-                return run_import(handle, negotiation_id, remote_sink(client, negotiation_id), skip_invalid=skip_invalid, progress=progress)
+            with remote.client(url, key) as http:
+                return run_import(handle, negotiation_id, remote_sink(http, negotiation_id), skip_invalid=skip_invalid, progress=progress)
         log = open_log(Settings.from_env(database_url=database))
         try:
             return run_import(handle, negotiation_id, local_sink(log, negotiation_id, principal), skip_invalid=skip_invalid, progress=progress)
@@ -123,8 +124,12 @@ def register(cli: typer.Typer) -> None:
                 err.print(f"... and {len(refused.report.bad) - 50} more")
             err.print(f"[red]error:[/red] {refused}; fix the lines or pass --skip-invalid")
             raise typer.Exit(1) from None
-        except (ParleyError, PersistenceError, OSError, httpx.HTTPError) as error:
-            err.print(f"[red]error:[/red] {type(error).__name__}: {error}")
+        except remote.RemoteError as error:
+            err.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
+        except (ParleyError, PersistenceError, OSError) as error:
+            message = " ".join(f"{type(error).__name__}: {error}".split())
+            err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
         _print_report(report, as_json)
 

@@ -16,6 +16,7 @@ from events.datasets import load
 from service.stores import open_log
 from service.settings import Settings
 from tests.api.conftest import deadline, measure
+from tests.support.process import create_key
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +182,48 @@ def test_verify_against_a_checkpoint_catches_a_rewritten_and_rechained_history(t
     assert run("audit", "verify").returncode == 0  # the chain alone was re-made consistent
     caught = run("audit", "verify", "--checkpoint", str(checkpoint))
     assert caught.returncode == 1 and "rewritten" in caught.stderr
+
+
+def _one_error_line(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+def _without_key(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PARLEY_KEY"} | {"COLUMNS": "80", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_import_through_a_server_says_in_one_line_what_is_wrong_and_how_to_fix_it(served, tmp_path):
+    path = str(_write(tmp_path / "in.jsonl", [OPEN, deadline("a")]))
+    remote = ("import", path, "--negotiation", "remote", "--url", served.base_url)
+
+    no_key = _one_error_line(_without_key(*remote))
+    wrong_key = _one_error_line(_without_key(*remote, "--key", "pk_not-a-key"))
+    reader = create_key(served.database_url, "desk", "reader")
+    not_allowed = _one_error_line(_without_key(*remote, "--key", reader))
+
+    assert no_key == "error: no access key: pass --key or set PARLEY_KEY"
+    assert wrong_key.startswith("error: the server refused the key (401 unknown or revoked): ")
+    assert "pass a valid --key or set PARLEY_KEY" in wrong_key
+    assert not_allowed.startswith("error: the key may not do this (403): ")
+
+
+def test_import_to_a_server_that_is_not_there_names_the_address(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = str(_write(tmp_path / "in.jsonl", [OPEN]))
+
+    refused = _one_error_line(_without_key("import", path, "--negotiation", "x", "--url", f"http://127.0.0.1:{port}", "--key", "pk_x"))
+    not_a_url = _one_error_line(_without_key("import", path, "--negotiation", "x", "--url", "127.0.0.1:8000", "--key", "pk_x"))
+
+    assert refused == f"error: cannot reach http://127.0.0.1:{port}: is `parley serve` running there? (check --url)"
+    assert not_a_url.startswith("error: --url '127.0.0.1:8000' is not a server address")
