@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
 import queue
 import signal
@@ -17,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from events.application import utcnow
 
 console = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -135,7 +136,7 @@ def _event_title(client: httpx.Client, data: dict[str, Any]) -> str:
 
 
 def _show(client: httpx.Client, received: Received, as_json: bool) -> None:
-    clock = dt.datetime.now().astimezone().strftime("%H:%M:%S")
+    clock = utcnow().strftime("%H:%M:%SZ")
     if received.problem is not None:
         err.print(f"{clock} [red]✗ not verified[/red] {escape(received.message_id)}: {escape(received.problem)} (answered 401)")
         return
