@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from service.settings import Settings
 
@@ -158,7 +158,9 @@ def keys_list(database: DatabaseOption = None, as_json: JsonOption = False) -> N
     if as_json:
         print(msgspec.json.encode(found).decode())
         return
-    table = Table("id", "name", "role", "created", "revoked")
+    # ids and names whole (`keys revoke` takes either); the times fold
+    table = Table(Column("id", no_wrap=True), Column("name", no_wrap=True), "role", Column("created", overflow="fold"),
+                  Column("revoked", overflow="fold"))
     for key in found:
         table.add_row(key.id, key.name, key.role, key.created_at, key.revoked_at or "")
     console.print(table)
@@ -321,7 +323,8 @@ def projections_parked(database: DatabaseOption = None, as_json: JsonOption = Fa
     if as_json:
         print(msgspec.json.encode(found).decode())
         return
-    table = Table("follower", "position", "event", "negotiation", "parked at", "attempts", "error")
+    table = Table(Column("follower", no_wrap=True), "position", Column("event", no_wrap=True), Column("negotiation", no_wrap=True),
+                  Column("parked at", overflow="fold"), "attempts", Column("error", overflow="fold"))
     for event in found:
         table.add_row(event.follower, str(event.position), event.event_id or "", event.negotiation_id or "",
                       event.parked_at, str(event.attempts), event.error)
