@@ -1,4 +1,4 @@
-"""Read commands for the `parley` CLI: negotiations, state, timeline and the global log.
+"""Read commands for the `parley` CLI: negotiations, state, diffs, claims, timeline and the global log.
 
 `register(cli)` adds them to the main Typer app. Every command works on the local store
 (`--database`), prints rich tables (or JSON with `--json`), closes the log when done, and turns
@@ -23,8 +23,10 @@ import msgspec
 import psycopg
 import typer
 from rich import box
-from rich.console import Console, Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Column, Table
@@ -187,7 +189,11 @@ def _print_negotiations(found: list[Any], json: bool) -> None:
     if not found:
         console.print("[dim]No negotiations yet.[/dim]")
         return
-    table = Table("id", "title", "parties", "events", "first occurred", "last occurred", title="Negotiations")
+    # ids and dates whole at 80 columns; the title wraps
+    table = Table(
+        Column("id", no_wrap=True), "title", "parties", "events", Column("first event", no_wrap=True),
+        Column("last event", no_wrap=True), title="Negotiations (dates: occurred_on)",
+    )
     for n in found:
         table.add_row(
             escape(n.id), escape(n.title), escape(", ".join(n.parties)), str(n.event_count),
@@ -208,10 +214,15 @@ def state(
     legal_basis: Annotated[
         str | None, typer.Option("--legal-basis", help="Keep tariffs whose legal basis contains this (case-blind).")
     ] = None,
+    why: Annotated[
+        bool, typer.Option("--why", help="Then each value's reasons: the events behind it (date · type · what · source); "
+                           "with --json, the answer's because_events.")
+    ] = False,
     json: JsonOption = False,
     database: DatabaseOption = None,
 ) -> None:
     """The negotiation on a day: tariffs by direction, truce, measures, open issues, upcoming deadlines."""
+    from service.queries.reasons import NOT_EXPANDED
     from service.queries.state import state_at
     from service.queries.store import ReadStore
 
@@ -220,8 +231,13 @@ def state(
         with _log(database) as log:
             negotiation = log.negotiation(negotiation_id)
             now = log.clock().astimezone(dt.UTC)
-            answer = state_at(ReadStore.over(log), negotiation_id, day or now.date(), at or now, legal_basis)
+            answer = state_at(
+                ReadStore.over(log), negotiation_id, day or now.date(), at or now, legal_basis,
+                expand=_BECAUSE if why else NOT_EXPANDED,
+            )
         _print_state(negotiation, answer, json)
+        if why and not json:
+            console.print(_why_panel(answer))
 
 
 def warn_beyond_record(coverage: Any, day: Any) -> None:
@@ -265,12 +281,69 @@ def _none(text: str = "none") -> Text:
     return Text(text, style="dim")
 
 
-def _grid(*headers: str, fold: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> Table:
-    """A borderless table: `fold` columns wrap long ids by character, `keep` columns never wrap."""
+def _grid(*headers: str, keep: tuple[str, ...] = ()) -> Table:
+    """A borderless table; `keep` columns never wrap."""
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold dim")
     for header in headers:
-        table.add_column(header, overflow="fold" if header in fold else "ellipsis", no_wrap=header in keep)
+        table.add_column(header, no_wrap=header in keep)
     return table
+
+
+class Keyed:
+    """Rows whose first cell is an id, which is never split: a table while the ids leave the other columns room,
+    else each id on a line of its own with the rest of its row under it (a 62-character measure id at 80 columns)."""
+
+    def __init__(self, *headers: str, keep: tuple[str, ...] = (), right: tuple[str, ...] = ()) -> None:
+        self.headers, self.keep, self.right = headers, keep, right
+        self.rows: list[tuple[Text, *tuple[RenderableType, ...]]] = []
+
+    def add_row(self, ident: Text, *cells: RenderableType) -> None:
+        self.rows.append((ident, *cells))
+
+    def _fits(self, console: Console, options: ConsoleOptions) -> bool:
+        """Whole ids, and no other column narrower than its longest word (or its whole text, for `keep` columns)."""
+        ids = max((cell_len(row[0].plain.split("\n")[0]) for row in self.rows), default=0)
+        if ids > options.max_width // 2:
+            return False
+        needed = [ids]
+        for index, header in enumerate(self.headers[1:], start=1):
+            measured = [Measurement.get(console, options, cell) for cell in (Text(header), *(row[index] for row in self.rows))]
+            needed.append(max(m.maximum if header in self.keep else m.minimum for m in measured))
+        return sum(needed) + 2 * (len(needed) - 1) <= options.max_width
+
+    def _table(self, with_ids: bool) -> Table:
+        headers = self.headers if with_ids else self.headers[1:]
+        # the id column never wraps: the table is only used when the ids fit (_fits), so it is never cut either
+        table = _grid(*headers, keep=(*self.keep, self.headers[0]) if with_ids else self.keep)
+        if not with_ids:
+            table.show_header = False
+        for column in table.columns:
+            column.justify = "right" if column.header in self.right else "left"
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self._fits(console, options):
+            table = self._table(with_ids=True)
+            for row in self.rows:
+                table.add_row(*row)
+            yield table
+            return
+        for row in self.rows:
+            yield row[0]
+            rest = self._table(with_ids=False)
+            rest.add_row(*row[1:])
+            yield Padding(rest, (0, 0, 0, 2))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, options.max_width)
+
+
+def _id(text: str, *below: tuple[str, str]) -> Text:
+    """An id cell: the id on its first line, then lines under it with their styles."""
+    cell = Text(text)
+    for line, style in below:
+        cell.append("\n" + line, style=style)
+    return cell
 
 
 def _tariffs_panel(tariffs: Any) -> Panel:
@@ -287,13 +360,13 @@ def _tariffs_panel(tariffs: Any) -> Panel:
             )
         )
         if direction.measures:
-            table = _grid("measure", "rate", "legal basis", "since", fold=("measure",), keep=("rate", "since"))
-            table.columns[1].justify = "right"
+            table = Keyed("measure", "rate", "legal basis", "since", keep=("rate", "since"), right=("rate",))
             for m in direction.measures:
                 rate = Text(_pct(m.rate_pct))
                 if m.lapse_rate_pct is not None:
                     rate.append(f" ({_pct(m.lapse_rate_pct)} on lapse)", style="dim")
-                table.add_row(escape(m.measure_id + _line_marks(m)), rate, escape(_dash(m.legal_basis)), str(m.since))
+                marks = _line_marks(m)
+                table.add_row(_id(m.measure_id + marks), rate, Text(_dash(m.legal_basis)), str(m.since))
             parts.append(Padding(table, (0, 0, 0, 2)))
         else:
             parts.append(Padding(_none("nothing in force"), (0, 0, 0, 2)))
@@ -374,11 +447,9 @@ def _truce_panel(truce: Any) -> Panel:
 def _measures_panel(measures: Any) -> Panel:
     if not measures.measures:
         return Panel(_none(), title="Measures (non-tariff)", title_align="left")
-    table = _grid("measure", "direction", "status", fold=("measure",))
+    table = Keyed("measure", "direction", "status")
     for m in measures.measures:
-        name = Text(m.measure_id)
-        if m.name:
-            name.append(f"\n{_clip(m.name, 80)}", style="dim")
+        name = _id(m.measure_id, *([(_clip(m.name, 80), "dim")] if m.name else []))
         status = Text(_dash(m.status).replace("_", " "), style="bold" if m.in_force else "dim")
         if m.rate_pct is not None:
             status.append(f" {_pct(m.rate_pct)}")
@@ -396,18 +467,18 @@ def _issues_panel(issues: Any) -> Panel:
     open_issues = [i for i in issues.issues if i.status not in _CLOSED]
     if not open_issues:
         return Panel(_none("no open issues"), title="Open issues", title_align="left")
-    table = _grid("issue", "title", "status", "latest position", fold=("issue",))
+    table = Keyed("issue", "title", "status", "latest position")
     for issue in open_issues:
         latest = issue.positions[-1] if issue.positions else None
         position = _clip(f"{latest.by} {latest.kind} ({latest.occurred_on}): {latest.text}", 100) if latest else "—"
-        table.add_row(escape(issue.issue_id), escape(_dash(issue.title)), issue.status.replace("_", " "), escape(position))
+        table.add_row(_id(issue.issue_id), Text(_dash(issue.title)), issue.status.replace("_", " "), Text(position))
     return Panel(table, title=f"Open issues ({len(open_issues)})", title_align="left")
 
 
 def _deadlines_panel(deadlines: Any) -> Panel:
     if not deadlines.upcoming:
         return Panel(_none("no upcoming deadlines"), title="Upcoming deadlines", title_align="left")
-    table = _grid("deadline", "title", "due", "days left", "consequence", fold=("deadline",), keep=("due", "days left"))
+    table = Keyed("deadline", "title", "due", "days left", "consequence", keep=("due", "days left"))
     for d in deadlines.upcoming:
         due = Text(str(d.due_on))
         if d.ends == "start_of_day":
@@ -415,11 +486,11 @@ def _deadlines_panel(deadlines: Any) -> Panel:
         if d.original_due_on is not None and d.original_due_on != d.due_on:
             due.append(f"\nwas {d.original_due_on}", style="dim")
         table.add_row(
-            escape(d.deadline_id),
-            escape(_dash(d.title)),
+            _id(d.deadline_id),
+            Text(_dash(d.title)),
             due,
             Text(_days(d.days_remaining), style="bold"),
-            escape(_clip(_dash(d.consequence), 90)),
+            Text(_clip(_dash(d.consequence), 90)),
         )
     return Panel(table, title="Upcoming deadlines", title_align="left")
 
@@ -432,6 +503,205 @@ def _rounds_panel(rounds: Any) -> Panel:
         dates = str(r.starts_on) + (f" – {r.ends_on}" if r.ends_on and r.ends_on != r.starts_on else "")
         table.add_row(escape(r.name), r.status, dates, escape(_dash(r.location)))
     return Panel(table, title="Rounds", title_align="left")
+
+
+# --- why: the events behind the values ------------------------------------------------------
+
+_BECAUSE = frozenset({"because"})
+
+
+def reason(event: Any) -> Text:
+    """One event behind a value (a BecauseEvent): date · type · its one line · its source and grade (--json adds the url)."""
+    text = Text.assemble((str(event.occurred_on), "bold"), " · ", (event.type, "cyan"), " · ", _clip(event.display.summary))
+    source = event.source
+    if source is not None:
+        grade = f"{source.reliability or ''}{source.credibility or ''}"
+        text.append(f" · {source.name}" + (f" ({grade})" if grade else ""), style="italic")
+    return text
+
+
+def _reasons(because: Any, events: dict[str, Any], indent: int = 2) -> Padding:
+    lines = [reason(events[i]) if i in events else Text(i, style="dim") for i in because]
+    return Padding(Group(*lines) if lines else _none("no events named"), (0, 0, 0, indent))
+
+
+def _why_panel(answer: Any) -> Panel:
+    from service.queries.state import listed_values
+
+    events = answer.because_events or {}
+    parts: list[Any] = []
+    for path, item in listed_values(msgspec.to_builtins(answer)):
+        if item.get("because"):
+            parts += [Text(path, style="bold"), _reasons(item["because"], events)]
+    return Panel(Group(*parts) if parts else _none("no values"), title="Why: the events behind each value", title_align="left")
+
+
+# --- diff ------------------------------------------------------------------------------------
+
+_DIFF_OPTIONS = {"from": "--from", "to": "--to", "known_from": "--known-from", "known_to": "--known-to", "as_of": "--as-of",
+                 "known_at": "--known-at"}
+
+
+def diff(
+    negotiation_id: Annotated[str, typer.Argument(help="The negotiation's id.")],
+    start: Annotated[str | None, typer.Option("--from", help="World date before, YYYY-MM-DD (with --to).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="World date after, YYYY-MM-DD (with --from).")] = None,
+    known_from: Annotated[
+        str | None, typer.Option("--known-from", help="RFC 3339 recording time before (with --known-to): what our record changed.")
+    ] = None,
+    known_to: Annotated[str | None, typer.Option("--known-to", help="RFC 3339 recording time after (with --known-from).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="With --known-from/--known-to: the world date (default: today).")] = None,
+    known_at: Annotated[
+        str | None, typer.Option("--known-at", help="With --from/--to: use what was recorded by then (default: now).")
+    ] = None,
+    legal_basis: Annotated[
+        str | None, typer.Option("--legal-basis", help="Keep tariffs whose legal basis contains this (case-blind).")
+    ] = None,
+    json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """What changed between two world dates (or two recording times), each change with the events behind it."""
+    import re
+
+    from events.errors import InvalidQueryError
+    from service.queries.state import diff_between, diff_moments
+    from service.queries.store import ReadStore
+
+    with _reported():
+        given = {"from": start, "to": end, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
+        for field, value in given.items():  # each value parses first, so an error names its option
+            (_date if field in ("from", "to", "as_of") else _timestamp)(value, _DIFF_OPTIONS[field])
+        try:
+            moments = diff_moments(given)
+        except InvalidQueryError as error:
+            named = re.sub(r"\b(known_from|known_to|known_at|as_of|from|to)\b", lambda m: _DIFF_OPTIONS[m.group(1)], str(error))
+            raise BadArgument(named) from None
+        with _log(database) as log:
+            negotiation = log.negotiation(negotiation_id)
+            now = log.clock().astimezone(dt.UTC)
+            before, after = ((day or now.date(), at or now) for day, at in moments)
+            answer = diff_between(ReadStore.over(log), negotiation_id, before, after, legal_basis, expand=_BECAUSE)
+        warn_beyond_record(answer.coverage, answer.after.as_of)
+        _print_diff(negotiation, answer, json)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return _clip(msgspec.json.encode(value).decode(), 60)
+    return str(value)
+
+
+def _print_diff(negotiation: Any, answer: Any, json: bool) -> None:
+    if json:
+        _print_json(answer)
+        return
+    first, last = answer.before, answer.after
+    if first.known_at == last.known_at:
+        span = f"from {first.as_of} to {last.as_of} (known at {_iso(last.known_at)})"
+    else:
+        span = f"between {_iso(first.known_at)} and {_iso(last.known_at)} (as of {last.as_of})"
+    count = len(answer.changes)
+    console.print(
+        Text.assemble((negotiation.title, "bold"), f" ({negotiation.negotiation_id}): {count} change{'s' if count != 1 else ''} {span}"),
+        highlight=False,
+    )
+    events = answer.because_events or {}
+    changes = answer.changes
+    for index, change in enumerate(changes):
+        line = Text(change.path, style="bold")
+        line.append(f"  {_shown(change.before)} → {_shown(change.after)}", style="")
+        console.print(line, highlight=False)
+        # changes with the same reasons in a row (a measure's rate and the direction's total) share one list
+        if change.because and (index + 1 == len(changes) or changes[index + 1].because != change.because):
+            console.print(Text("  because:", style="dim"), _reasons(change.because, events, indent=4), highlight=False)
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def claims(
+    negotiation_id: Annotated[str, typer.Argument(help="The negotiation's id.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="World date YYYY-MM-DD: claims made by then (default: today, UTC).")] = None,
+    known_at: Annotated[
+        str | None, typer.Option("--known-at", help="RFC 3339 time: use what was recorded by then (default: now).")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only subjects that are single, disputed, confirmed or contradicted.")
+    ] = None,
+    json: JsonOption = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Claims by subject: each side's speakers, sources and grades side by side, and how and when the record settled it."""
+    from events.errors import InvalidQueryError
+    from service.queries.claims import ClaimsPage, claim_status, claims_page
+    from service.queries.params import decode_cursor
+    from service.queries.store import ReadStore
+
+    with _reported():
+        day, at = _date(as_of, "--as-of"), _timestamp(known_at, "--known-at")
+        try:
+            wanted = claim_status(status)
+        except InvalidQueryError as error:
+            raise BadArgument(f"--status {error.reason}, not {status!r}") from None
+        with _log(database) as log:
+            negotiation = log.negotiation(negotiation_id)
+            store = ReadStore.over(log)
+            now = log.clock().astimezone(dt.UTC)
+            items: list[Any] = []
+            events: dict[str, Any] = {}
+            after: int | None = None
+            while True:
+                page = claims_page(store, negotiation_id, day or now.date(), at or now, wanted, after, PAGE, expand=_BECAUSE)
+                items += page.items
+                events |= page.because_events or {}
+                if page.next is None:
+                    break
+                after = decode_cursor(page.next)
+        _print_claims(negotiation, ClaimsPage(items=items, next=None, because_events=events), day or now.date(), json)
+
+
+_CLAIM_STYLES = {"disputed": "bold yellow", "confirmed": "bold green", "contradicted": "bold red", "single": "dim"}
+
+
+def _print_claims(negotiation: Any, answer: Any, day: dt.date, json: bool) -> None:
+    if json:
+        _print_json(answer)
+        return
+    count = len(answer.items)
+    console.print(
+        Text.assemble((negotiation.title, "bold"), f" ({negotiation.negotiation_id}): {count} claim subject{'s' if count != 1 else ''} as of {day}"),
+        highlight=False,
+    )
+    if not answer.items:
+        console.print(_none("No claims made by then."))
+    events = answer.because_events or {}
+    for subject in answer.items:
+        console.print(Text(""))
+        console.print(Text.assemble((subject.subject, "bold"), "  ", (subject.status, _CLAIM_STYLES.get(subject.status, ""))))
+        table = _grid("side", "speaker", "said on", "source", "grade", "verdict", keep=("said on", "grade"))
+        sides = list(dict.fromkeys(c.value for c in subject.values))
+        for side in sides:
+            for claim in (c for c in subject.values if c.value == side):
+                source = claim.source
+                grade = f"{source.reliability or ''}{source.credibility or ''}" if source else ""
+                table.add_row(
+                    Text(side, style="bold"),
+                    Text(claim.speaker + (f" ({claim.party})" if claim.party else "")),
+                    str(claim.occurred_on),
+                    Text(source.name if source else "—"),
+                    grade or "—",
+                    Text(_dash(claim.verdict), style=_CLAIM_STYLES.get(claim.verdict or "", "")),
+                )
+        console.print(Padding(table, (0, 0, 0, 2)))
+        if subject.settled_by is None:
+            console.print(Padding(_none(f"not settled by {day}"), (0, 0, 0, 2)))
+        else:
+            console.print(Padding(Text(f"settled on {subject.settled_on} as {subject.settled_value} by:"), (0, 0, 0, 2)))
+            console.print(_reasons((subject.settled_by,), events, indent=4), highlight=False)
 
 
 # --- timeline --------------------------------------------------------------------------------
@@ -621,11 +891,13 @@ def _group(help_text: str) -> typer.Typer:
 
 
 def register(cli: typer.Typer) -> None:
-    """Add `negotiations list`, `state`, `timeline` and `events tail` to the `parley` app."""
+    """Add `negotiations list`, `state`, `diff`, `claims`, `timeline` and `events tail` to the `parley` app."""
     negotiations_cli = _group("Negotiations in the local store.")
     negotiations_cli.command("list")(negotiations_list)
     cli.add_typer(negotiations_cli, name="negotiations")
     cli.command("state")(state)
+    cli.command("diff")(diff)
+    cli.command("claims")(claims)
     cli.command("timeline")(timeline)
     events_cli = _group("The global event log.")
     events_cli.command("tail")(events_tail)

@@ -6,7 +6,7 @@ Plain functions over a read store; they raise domain errors (events/errors.py), 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -165,13 +165,17 @@ def _sourced(
 ) -> tuple[dict[str, SourceOut | None], dict[str, Corroboration]]:
     """The sources behind every `because` of an answer, and how many independent ones each listed value has."""
     sources = sources_behind(state.records, because_ids(tree), SourceRegistry(log))
-    corroboration: dict[str, Corroboration] = {}
-    for part, value in _unwrapped(tree).items():
-        listed = [(part, value)] if isinstance(value, dict) else [(f"{part}.{_stable_id(item)}", item) for item in value]
-        for path, item in listed:
-            if item.get("because"):
-                corroboration[path] = independent(item["because"], sources)
+    corroboration = {path: independent(item["because"], sources) for path, item in listed_values(tree) if item.get("because")}
     return sources, corroboration
+
+
+def listed_values(tree: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each value a JSON state answer lists, with its path: `truce`, `tariffs.US->CN`, `deadlines.<id>`, ..."""
+    for part, value in _unwrapped(tree).items():
+        if isinstance(value, dict):
+            yield part, value
+        else:
+            yield from ((f"{part}.{_stable_id(item)}", item) for item in value)
 
 
 # --- paging in world order -------------------------------------------------------------------

@@ -290,6 +290,157 @@ def test_state_defaults_to_today_and_now(store):
     assert answer["position"] == store["head"] - 6  # the last event of "talks"
 
 
+# --- why: state --why, diff ------------------------------------------------------------------
+
+FENTANYL_REASON = "2025-03-03 · measure_changed · US adds a 20% fentanyl tariff. · Federal Register"
+
+
+def test_state_why_lists_the_events_behind_each_value_by_date_type_line_and_source(store):
+    plain = parley("state", "talks", "--as-of", "2025-06-01", "--database", store["database"])
+    result = parley("state", "talks", "--as-of", "2025-06-01", "--why", "--database", store["database"])
+
+    assert result.returncode == 0, result.stderr
+    assert "Why" not in plain.stdout and FENTANYL_REASON not in plain.stdout
+    why = result.stdout[result.stdout.index("Why: the events behind each value"):]
+    lines = [line.strip(" │") for line in why.splitlines()]
+    tariffs = lines.index("tariffs.US->CN")
+    assert FENTANYL_REASON in lines[tariffs + 1:]
+    assert "2025-05-12 · truce_agreed · Truce geneva agreed from 2025-05-14 until deadline truce-expiry" in why
+    assert "measures.us-h20" in lines and "deadlines.truce-expiry" in lines
+
+
+def test_state_why_json_is_what_the_http_api_answers_with_expand_because(store, http):
+    at = {"as_of": "2025-06-01", "known_at": "2026-03-01T00:00:00Z"}
+    result = parley("state", "talks", "--as-of", at["as_of"], "--known-at", at["known_at"], "--why", "--json",
+                    "--database", store["database"])
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer == http("/v1/negotiations/talks/state", **at, expand="because")
+    assert answer["because_events"] and set(answer["because_events"]) == set(answer["sources"])
+
+
+def test_diff_prints_each_change_with_the_events_behind_it(store):
+    result = parley("diff", "talks", "--from", "2025-05-13", "--to", "2025-05-14", "--database", store["database"])
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("Trade talks (talks): ") and "from 2025-05-13 to 2025-05-14" in out.splitlines()[0]
+    lines = [line.rstrip() for line in out.splitlines()]
+    total = lines.index("tariffs.US->CN.total_additional_pct  54 → 30")
+    reasons = lines[total + 1: lines.index("tariffs.US->CN.measures.us-reciprocal.rate_pct  34 → 10")]
+    assert reasons[0] == "  because:" and any(FENTANYL_REASON in line for line in reasons)
+    assert "truce.status  pending → active" in lines
+
+
+def test_diff_json_is_what_the_http_api_answers_with_expand_because(store, http):
+    at = {"from": "2025-05-01", "to": "2025-09-01", "known_at": "2026-03-01T00:00:00Z"}
+    result = parley("diff", "talks", "--from", at["from"], "--to", at["to"], "--known-at", at["known_at"], "--json",
+                    "--database", store["database"])
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer == http("/v1/negotiations/talks/diff", **at, expand="because")
+    assert {i for change in answer["changes"] for i in change["because"]} <= set(answer["because_events"])
+
+
+def test_diff_between_recording_times_shows_what_the_record_learned(store):
+    result = parley("diff", "talks", "--known-from", BEFORE_EXTENSION, "--known-to", "2026-03-01T00:00:00Z",
+                    "--as-of", "2025-09-01", "--database", store["database"])
+
+    assert result.returncode == 0, result.stderr
+    assert "truce.status  lapsed → active" in result.stdout
+    assert "2025-08-11 · deadline_extended · Deadline truce-expiry extended to 2025-11-10" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--from", "2025-05-13"], "--to"),
+        (["--from", "2025-05-13", "--to", "2025-06-01", "--known-from", "2026-01-01T00:00:00Z"], "--known-from"),
+        (["--from", "2025-05-32", "--to", "2025-06-01"], "--from"),
+        ([], "--from"),
+    ],
+)
+def test_diff_without_one_pair_of_times_is_one_line_naming_the_option(store, args, option):
+    line = _one_error_line(parley("diff", "talks", *args, "--database", store["database"]), 2)
+    assert option in line
+
+
+# --- claims and 80 columns, on the shipped US–China dataset ------------------------------------
+
+TALKS = "us-china-trade-2025"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> str:
+    database = str(tmp_path_factory.mktemp("cli-shipped") / "parley.db")
+    loaded = subprocess.run([sys.executable, "-m", "service", "demo", "load", "--negotiation", TALKS, "--database", database],
+                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    return database
+
+
+def test_claims_shows_the_stockholm_extension_dispute_side_by_side(shipped):
+    result = parley("claims", TALKS, "--as-of", "2025-08-01", "--database", shipped)
+
+    assert result.returncode == 0, result.stderr
+    out = [line.rstrip() for line in result.stdout.splitlines()]
+    start = out.index("truce.extension  disputed")
+    block = out[start: out.index("", start)]
+    header, *rows, settled = block[1:]
+    assert header.split() == ["side", "speaker", "said", "on", "source", "grade", "verdict"]
+    agreed = next(row for row in rows if "Li Chenggang" in row)
+    denied = next(row for row in rows if row.split()[0] == "not_agreed")
+    assert agreed.split()[0] == "agreed" and all(s in agreed for s in ("(CN)", "2025-07-29", "Anadolu Agency", "B1"))
+    assert all(s in denied for s in ("Scott Bessent (US)", "2025-07-29", "AP (via Lincoln Daily News)", "B1"))
+    assert settled.strip() == "not settled by 2025-08-01"
+
+
+def test_claims_after_the_extension_says_when_and_by_what_it_was_settled(shipped):
+    result = parley("claims", TALKS, "--as-of", "2025-09-01", "--status", "confirmed", "--database", shipped)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "truce.extension  confirmed" in out and "us.tariff_on_lapse_pct" not in out
+    assert "settled on 2025-08-11 as agreed by:" in out
+    assert "2025-08-11 · deadline_extended · " in out and "The White House" in out
+    li = next(line for line in out.splitlines() if "Li Chenggang" in line)
+    assert li.rstrip().endswith("confirmed")
+
+
+def test_claims_json_is_what_the_http_api_answers_with_expand_because(shipped):
+    settings = Settings(database_url=shipped, run_projections=False, run_webhooks=False, bootstrap_admin=False, public_read=True)
+    with TestClient(create_app(settings)) as client:
+        api = client.get(f"/v1/negotiations/{TALKS}/claims", params={"as_of": "2025-09-01", "known_at": "2030-01-01T00:00:00Z",
+                                                                     "expand": "because", "limit": "1000"}).json()
+    result = parley("claims", TALKS, "--as-of", "2025-09-01", "--known-at", "2030-01-01T00:00:00Z", "--json", "--database", shipped)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == api
+    assert parley("claims", TALKS, "--status", "rumoured", "--database", shipped).returncode == 2
+
+
+def test_at_80_columns_every_id_is_printed_whole(shipped):
+    narrow = {**_env(), "COLUMNS": "80"}
+    answer = json.loads(parley("state", TALKS, "--as-of", "2025-08-01", "--json", "--database", shipped).stdout)
+    ids = {m["measure_id"] for d in answer["tariffs"]["directions"] for m in d["measures"]}
+    ids |= {m["measure_id"] for m in answer["measures"]["measures"]}
+    ids |= {i["issue_id"] for i in answer["issues"]["issues"] if i["status"] not in ("resolved", "dropped")}
+    ids |= {d["deadline_id"] for d in answer["deadlines"]["upcoming"]}
+    assert max(map(len, ids)) > 40  # a long measure id is among them
+
+    shown = parley("state", TALKS, "--as-of", "2025-08-01", "--database", shipped, env=narrow)
+    listed = parley("negotiations", "list", "--database", shipped, env=narrow)
+    claims = parley("claims", TALKS, "--as-of", "2025-09-01", "--database", shipped, env=narrow)
+
+    words = {w.strip("│ ") for line in shown.stdout.splitlines() for w in line.split()}
+    assert ids - words == set()
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    assert any(TALKS in line.split() for line in (line.replace("│", " ") for line in listed.stdout.splitlines()))
+    assert "us.tariff_on_lapse_pct  contradicted" in claims.stdout
+
+
 # --- timeline --------------------------------------------------------------------------------
 
 
