@@ -551,3 +551,37 @@ def test_the_api_docs_list_the_operations_with_no_network(shipped: Service, open
     assert watched.page.get_by_text("listNegotiationEvents").count() + watched.page.locator('[data-path="/v1/negotiations/{negotiation_id}/events"]').count() >= 1
     assert cut_off == [], f"the docs page asked for other hosts: {cut_off}"
     assert not [e for e in watched.errors if "Failed to load resource" not in e], watched.errors
+
+
+# --- disputes on the page --------------------------------------------------------------------
+
+
+def test_the_disputes_panel_shows_each_side_with_speakers_sources_and_grades(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?negotiation={NEGOTIATION}&as_of=2025-08-01")
+    page.wait_for_selector('#disputes[data-as-of="2025-08-01"][aria-busy="false"]')
+    page.wait_for_selector("#timeline .ev")
+    assert "1 Aug 2025" in page.locator("#disputes-heading").inner_text()
+    dispute = page.locator('#disputes .dispute[data-subject="truce.extension"]')
+    assert dispute.get_attribute("data-status") == "disputed"
+    agreed, denied = dispute.locator('.side[data-value="agreed"]'), dispute.locator('.side[data-value="not_agreed"]')
+    agreed_text, denied_text = agreed.inner_text(), denied.inner_text()
+    assert "Li Chenggang (CN)" in agreed_text and "29 Jul 2025" in agreed_text and "Anadolu Agency" in agreed_text
+    assert "Scott Bessent (US)" in denied_text and "AP (via Lincoln Daily News)" in denied_text
+    assert agreed.locator("abbr.grade").inner_text() == "B1" and denied.locator("abbr.grade").inner_text() == "B1"
+    assert "usually reliable, confirmed by other sources" in (agreed.locator("abbr.grade").get_attribute("title") or "")
+    assert "C3" in dispute.locator('.side[data-value="likely"]').inner_text()  # the weaker report, graded too
+    a, d = agreed.bounding_box(), denied.bounding_box()
+    assert a and d and abs(a["y"] - d["y"]) < 2 and a["x"] != d["x"]  # side by side
+    assert "Not settled" in dispute.locator(".settlement").inner_text()
+
+    page.fill("#as-of-date", "2025-08-12")
+    page.wait_for_selector('#disputes[data-as-of="2025-08-12"][aria-busy="false"]')
+    assert dispute.get_attribute("data-status") == "confirmed"
+    settled = dispute.locator(".settlement").inner_text()
+    assert "Settled: agreed on 11 Aug 2025" in settled and "EO 14334" in settled
+    assert agreed.locator(".verdict-confirmed").count() == 1 and denied.locator(".verdict-contradicted").count() == 1
+    dispute.locator(".settlement button.link").click()
+    expect(page.locator("#detail-title")).to_contain_text("11 Aug 2025")
+    watched.check(shipped)

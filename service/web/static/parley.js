@@ -42,6 +42,7 @@
     stateRequest: null,
     stateTimer: null,
     lastState: null,
+    lastClaims: null,
     parties: [],
   };
   window.parleyTimings = {};
@@ -360,6 +361,7 @@
     app.stateRequest = controller;
     const asOf = app.asOf;
     $("#state").setAttribute("aria-busy", "true");
+    loadDisputes(asOf, controller.signal);
     try {
       const state = await api(`${base()}/state${query({ as_of: asOf, known_at: app.knownAt, legal_basis: app.legalBasis })}`, {
         signal: controller.signal,
@@ -519,6 +521,103 @@
     );
     $("#state").dataset.asOf = state.as_of;
     $("#state").setAttribute("aria-busy", "false");
+  }
+
+  // --- disputed claims -----------------------------------------------------------------------
+
+  async function loadDisputes(asOf, signal) {
+    $("#disputes").setAttribute("aria-busy", "true");
+    try {
+      const items = [];
+      let cursor = null;
+      do {
+        const page = await api(`${base()}/claims${query({ as_of: asOf, known_at: app.knownAt, limit: "1000", cursor })}`, { signal });
+        items.push(...page.items);
+        cursor = page.next;
+      } while (cursor);
+      if (signal.aborted) return;
+      app.lastClaims = { asOf, items };
+      renderDisputes(app.lastClaims);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      $("#disputes-body").replaceChildren(h("p", { class: "muted" }, `The claims are not available: ${error.message}`));
+      $("#disputes").setAttribute("aria-busy", "false");
+    }
+  }
+
+  // Who holds a claim: a speaker as reported by one source (the API's rule, projections/claims.py `_voice`).
+  const voiceOf = (claim) => `${claim.speaker.toLowerCase()}\u0000${claim.source ? claim.source.id || claim.source.name.toLowerCase() : ""}`;
+
+  function heldBy(subject) {
+    const held = new Map();
+    for (const claim of subject.values) held.set(voiceOf(claim), claim); // in world order: the latest stays
+    return held;
+  }
+
+  // Disputed: voices hold different values (settled or not), or the record contradicted what was claimed.
+  function isDispute(subject) {
+    const values = new Set([...heldBy(subject).values()].map((claim) => claim.value));
+    return subject.status === "disputed" || subject.status === "contradicted" || values.size > 1;
+  }
+
+  function claimSource(source) {
+    if (!source) return h("p", { class: "claim-source muted" }, "No source named.");
+    const name = source.url
+      ? h("a", { href: source.url, target: "_blank", rel: "noopener noreferrer external" }, source.name)
+      : source.name;
+    return h("p", { class: "claim-source" }, name, " ", grade(source) || h("span", { class: "muted" }, "(not graded)"),
+      source.title ? h("span", { class: "muted" }, ` “${source.title}”`) : null,
+      source.published_at ? h("span", { class: "muted" }, `, ${longDate(source.published_at)}`) : null);
+  }
+
+  function claimItem(claim, held) {
+    const now = held.get(voiceOf(claim));
+    return h("li", { class: "claim", dataset: { eventId: claim.event_id } },
+      h("p", { class: "claim-who" }, eventLink(claim.event_id, claim.speaker), claim.party ? ` (${claim.party})` : "",
+        h("span", { class: "muted" }, ` · ${longDate(claim.occurred_on)}`),
+        claim.verdict ? [" ", h("span", { class: `badge verdict-${claim.verdict}` }, claim.verdict)] : null),
+      now !== claim ? h("p", { class: "claim-later muted" }, `Later said ${words(now.value)} (${longDate(now.occurred_on)}).`) : null,
+      claimSource(claim.source));
+  }
+
+  function settlement(subject) {
+    if (!subject.settled_by) {
+      return h("p", { class: "settlement open" }, h("strong", {}, "Not settled"), ` by ${longDate(app.lastClaims.asOf)}: nothing on record decides it yet.`);
+    }
+    const event = app.byId.get(subject.settled_by);
+    const how = subject.status === "confirmed" ? "some claims matched it" : "no claim matched it";
+    return h("p", { class: "settlement" },
+      h("strong", {}, `Settled: ${words(subject.settled_value)}`), ` on ${longDate(subject.settled_on)} (${how}), by `,
+      eventLink(subject.settled_by, event ? `${longDate(event.occurred_on)}: ${event.display.summary}` : "the event on record"));
+  }
+
+  function renderDispute(subject) {
+    const held = heldBy(subject);
+    const sides = new Map();
+    for (const claim of subject.values) {
+      if (!sides.has(claim.value)) sides.set(claim.value, []);
+      sides.get(claim.value).push(claim);
+    }
+    return h("article", { class: "dispute", dataset: { subject: subject.subject, status: subject.status } },
+      h("div", { class: "dispute-head" }, h("h3", {}, h("code", {}, subject.subject)),
+        h("span", { class: `badge status-${subject.status}` }, subject.status)),
+      h("div", { class: "sides" }, [...sides].map(([value, claims]) =>
+        h("section", { class: "side", dataset: { value }, "aria-label": `Claimed: ${words(value)}` },
+          h("h4", {}, words(value)),
+          h("ul", { class: "plain claims" }, claims.map((claim) => claimItem(claim, held)))))),
+      settlement(subject));
+  }
+
+  function renderDisputes(claims) {
+    $("#disputes-date").textContent = longDate(claims.asOf);
+    const disputes = claims.items.filter(isDispute);
+    const others = claims.items.length - disputes.length;
+    $("#disputes-body").replaceChildren(
+      ...(disputes.length ? disputes.map(renderDispute) : [h("p", { class: "muted none" }, "No disputed claim by this date.")]),
+      ...(others ? [h("p", { class: "muted others" }, `${others} other claim subject${others === 1 ? "" : "s"}: one voice, or agreed by all.`)] : []),
+    );
+    $("#disputes").dataset.asOf = claims.asOf;
+    $("#disputes").setAttribute("aria-busy", "false");
   }
 
   // --- the chart -----------------------------------------------------------------------------
@@ -1099,6 +1198,7 @@
     setRange(start, end);
     renderTimeline();
     if (app.lastState) renderState(app.lastState); // measure names arrived
+    if (app.lastClaims) renderDisputes(app.lastClaims); // what settled them, by name
   }
 
   async function reloadAll() {
