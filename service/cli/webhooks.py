@@ -18,6 +18,7 @@ from rich.markup import escape
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from events.application import utcnow
+from service.cli import remote
 
 console = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -31,10 +32,6 @@ class Received(msgspec.Struct, frozen=True):
     body: bytes
     message_id: str
     problem: str | None = None
-
-
-class ListenError(Exception):
-    """Parley could not be reached, or refused a request: one line, exit 1."""
 
 
 def _receiver(port: int, secret: Callable[[], str], inbox: queue.Queue[Received]) -> http.server.ThreadingHTTPServer:
@@ -78,22 +75,10 @@ def _receiver(port: int, secret: Callable[[], str], inbox: queue.Queue[Received]
     return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
-def _problem(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in body.get("errors") or [] if isinstance(e, dict))
-    return f"HTTP {response.status_code} {body.get('title', '')}: {fields or body.get('detail', '')}".strip()
-
-
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as error:
-        raise ListenError(f"cannot reach Parley at {client.base_url}: {error}") from None
-    if response.status_code >= 400:
-        raise ListenError(f"{method} {path}: {_problem(response)}")
+    response = client.request(method, path, **kwargs)
+    if response.is_error:
+        raise remote.refused(response)
     return response
 
 
@@ -177,59 +162,52 @@ def listen(
 
     The webhook is removed when the command stops (Ctrl-C, SIGTERM or --count reached). Parley calls loopback only for such a listener, registered from its own machine.
     """
-    if not key:
-        err.print("[red]error:[/red] an admin key is needed: --key or $PARLEY_KEY")
-        raise typer.Exit(2)
     say = err if as_json else console  # with --json, standard output carries the messages alone
     inbox: queue.Queue[Received] = queue.Queue()
-    secret = ""
-    try:
-        receiver = _receiver(port, lambda: secret, inbox)
-    except OSError as error:
-        err.print(f"[red]error:[/red] cannot listen on 127.0.0.1:{port}: {escape(str(error))}")
-        raise typer.Exit(1) from None
-    threading.Thread(target=receiver.serve_forever, name="webhook-receiver", daemon=True).start()
-    here = f"http://127.0.0.1:{receiver.server_address[1]}/"
+    secret, webhook_id, removed = "", None, False
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30, trust_env=False)
-    webhook_id = None
     try:
-        created = _call(client, "POST", "/v1/webhooks", json={
-            "url": here, "listener": True, "event_types": events or [], "negotiations": negotiations or [],
-            "description": f"parley webhooks listen on {here}",
-        }).json()
-        webhook_id, secret = created["webhook"]["id"], created["secret"]
-        say.print(f"Listening on {here} for webhooks from {escape(url)}")
-        say.print(f"Registered webhook {webhook_id} ({escape(', '.join(events or []) or 'every message type')})")
-        say.print(f"Signing secret (shown once): {secret}")
-        say.print("[dim]Each message is verified with it; Ctrl-C removes the webhook and stops.[/dim]")
-        if send_test:
-            _call(client, "POST", f"/v1/webhooks/{webhook_id}/test")
-        verified = 0
-        while not stop.is_set() and not (count and verified >= count):
+        with remote.client(url, key, timeout=30) as client:
             try:
-                received = inbox.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            _show(client, received, as_json)
-            if received.problem is None:
-                verified += 1
-    except ListenError as error:
-        err.print(f"[red]error:[/red] {escape(str(error))}")
+                receiver = _receiver(port, lambda: secret, inbox)
+            except OSError as error:
+                raise remote.RemoteError(f"cannot listen on 127.0.0.1:{port}: {error}") from None
+            threading.Thread(target=receiver.serve_forever, name="webhook-receiver", daemon=True).start()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            here = f"http://127.0.0.1:{receiver.server_address[1]}/"
+            try:
+                created = _call(client, "POST", "/v1/webhooks", json={
+                    "url": here, "listener": True, "event_types": events or [], "negotiations": negotiations or [],
+                    "description": f"parley webhooks listen on {here}",
+                }).json()
+                webhook_id, secret = created["webhook"]["id"], created["secret"]
+                say.print(f"Listening on {here} for webhooks from {escape(url)}")
+                say.print(f"Registered webhook {webhook_id} ({escape(', '.join(events or []) or 'every message type')})")
+                say.print(f"Signing secret (shown once): {secret}")
+                say.print("[dim]Each message is verified with it; Ctrl-C removes the webhook and stops.[/dim]")
+                if send_test:
+                    _call(client, "POST", f"/v1/webhooks/{webhook_id}/test")
+                verified = 0
+                while not stop.is_set() and not (count and verified >= count):
+                    try:
+                        received = inbox.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                    _show(client, received, as_json)
+                    if received.problem is None:
+                        verified += 1
+            finally:
+                receiver.shutdown()
+                receiver.server_close()
+                if webhook_id is not None:
+                    _call(client, "DELETE", f"/v1/webhooks/{webhook_id}")
+                    removed = True
+                    say.print(f"Removed webhook {webhook_id}")
+    except remote.RemoteError as error:
+        left = f" (webhook {webhook_id} was not removed: delete it with DELETE /v1/webhooks/{webhook_id})" if webhook_id and not removed else ""
+        err.print(f"[red]error:[/red] {escape(str(error))}{escape(left)}")
         raise typer.Exit(1) from None
-    finally:
-        receiver.shutdown()
-        receiver.server_close()
-        if webhook_id is not None:
-            try:
-                _call(client, "DELETE", f"/v1/webhooks/{webhook_id}")
-                say.print(f"Removed webhook {webhook_id}")
-            except ListenError as error:
-                err.print(f"[red]error:[/red] webhook {webhook_id} was not removed: {escape(str(error))}")
-                raise typer.Exit(1) from None
-        client.close()
 
 
 def register(cli: typer.Typer) -> None:

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.process import free_port
+from tests.support.process import create_key, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -132,4 +132,14 @@ def test_loopback_is_refused_to_a_plain_webhook_and_to_a_listener_asked_for_thro
         proxied = client.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/", "listener": True},
                               headers={"X-Forwarded-For": "203.0.113.9"})
         assert proxied.status_code == 422 and proxied.json()["errors"][0]["field"] == "listener"
+        assert client.get("/v1/webhooks").json()["items"] == []
+
+
+def test_listen_with_a_key_that_may_not_manage_webhooks_says_so_in_one_line(served):
+    reader = create_key(served.database_url, "reader", "reader")
+    done = subprocess.run([sys.executable, "-m", "service", "webhooks", "listen", "--url", served.base_url, "--key", reader],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 1, done
+    assert done.stderr.count("\n") == 1 and "(403)" in done.stderr, done.stderr
+    with served.client() as client:
         assert client.get("/v1/webhooks").json()["items"] == []
