@@ -166,8 +166,8 @@ class Watched:
 def open_page(browser: Browser) -> Iterator:
     contexts = []
 
-    def opener(width: int = 1366, height: int = 900) -> Watched:
-        context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
+    def opener(width: int = 1366, height: int = 900, **options: object) -> Watched:
+        context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block", **options)
         contexts.append(context)
         return Watched(context.new_page())
 
@@ -551,6 +551,231 @@ def test_the_api_docs_list_the_operations_with_no_network(shipped: Service, open
     assert watched.page.get_by_text("listNegotiationEvents").count() + watched.page.locator('[data-path="/v1/negotiations/{negotiation_id}/events"]').count() >= 1
     assert cut_off == [], f"the docs page asked for other hosts: {cut_off}"
     assert not [e for e in watched.errors if "Failed to load resource" not in e], watched.errors
+
+
+# --- the page without dead ends --------------------------------------------------------------
+
+
+def _without_refusals(watched: Watched, *statuses: int) -> None:
+    """The browser logs each refused fetch as a failed resource load; the page answered it, so it is no error."""
+    watched.errors = [e for e in watched.errors if not ("Failed to load resource" in e and any(str(s) in e for s in statuses))]
+
+
+def test_the_chart_downloads_carry_the_stored_key_and_the_svg_parses(keyed: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{keyed.base_url}/?as_of=2025-06-05")
+    page.wait_for_selector("#key-dialog[open]")
+    page.fill("#key-input", keyed.key or "")
+    page.click("#key-save")
+    page.wait_for_selector("#chart svg")
+
+    with page.expect_download(timeout=10_000) as caught:
+        page.click("#chart-svg")
+    svg = caught.value
+    assert svg.suggested_filename == f"{NEGOTIATION}-tariffs.svg"
+    root = ET.parse(svg.path()).getroot()
+    assert root.tag == f"{SVG}svg"
+    steps = [g for g in root.iter(f"{SVG}g") if g.get("class") == "step"]
+    assert ("2025-05-14", "30") in [(g.get("data-from"), g.get("data-total")) for g in steps if g.get("data-direction") == "US->CN"]
+
+    with page.expect_download(timeout=10_000) as caught:
+        page.click("#chart-png")
+    png = Path(caught.value.path()).read_bytes()
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        expect(page.locator("#message")).to_contain_text("PNG")
+    else:
+        assert caught.value.suggested_filename == f"{NEGOTIATION}-tariffs.png" and png.startswith(b"\x89PNG\r\n\x1a\n")
+    charts = [headers for url, headers in watched.requests if "/charts/tariffs." in url]
+    assert len(charts) >= 3 and all(h.get("authorization") == f"Bearer {keyed.key}" for h in charts)
+    _without_refusals(watched, 401)
+    watched.check(keyed)
+
+
+def _luminance(css: str) -> float:
+    channels = [float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")]
+    assert len(channels) == 3 or channels[3] == 1, f"not opaque: {css}"
+    linear = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in channels[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(color: str, background: str) -> float:
+    lighter, darker = sorted((_luminance(color), _luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_negotiation_picker_is_readable_in_both_colour_schemes(shipped: Service, open_page, scheme: str) -> None:
+    watched = open_page(color_scheme=scheme)
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    wait_state(page, "2025-05-14")
+    picker = page.locator("#negotiation")
+    expect(picker).to_be_visible()
+    assert picker.locator("option").count() >= 2
+    for element in (picker, picker.locator("option").first):
+        color, background = element.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+        assert _contrast(color, background) >= 4.5, (scheme, color, background)  # WCAG AA for text
+    watched.check(shipped)
+
+
+def test_the_picker_lists_every_negotiation_past_the_first_page(shipped: Service, open_page) -> None:
+    reporter = create_key(shipped.database_url, "web-picker-reporter", "reporter")
+    with httpx.Client(base_url=shipped.base_url, headers={"Authorization": f"Bearer {reporter}"}, timeout=30) as client:
+        for n in range(101):
+            made = client.post("/v1/negotiations", json={"id": f"picker-{n:03}", "title": f"Picker {n:03}", "parties": ["US", "CN"]})
+            assert made.status_code == 201, made.text
+        listed, cursor = [], None
+        while True:
+            page_of = client.get("/v1/negotiations", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+            listed += [item["id"] for item in page_of["items"]]
+            if not (cursor := page_of["next"]):
+                break
+    assert len(listed) > 100
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    wait_state(page, "2025-05-14")
+    options = page.locator("#negotiation option")
+    expect(options).to_have_count(len(listed))
+    assert options.evaluate_all("os => os.map(o => o.value)") == listed
+    page.select_option("#negotiation", "picker-100")
+    expect(page.locator("#negotiation-title")).to_have_text("Picker 100")
+    page.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("negotiation") == ["picker-100"])
+    watched.check(shipped)
+
+
+def test_the_as_of_range_runs_from_the_start_of_the_record_to_today(shipped: Service, open_page) -> None:
+    """On a day long after the record ends, the slider still reaches it: End on the slider is today."""
+    info = httpx.get(f"{shipped.base_url}/v1/negotiations/{NEGOTIATION}", timeout=30).json()
+    today = dt.date.today() + dt.timedelta(days=1000)  # the browser's today: past everything the record names
+    watched = open_page()
+    page = watched.page
+    page.clock.set_fixed_time(dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC))
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    wait_state(page, "2025-05-14")
+    page.wait_for_selector("#timeline .ev")
+    date = page.locator("#as-of-date")
+    assert (date.get_attribute("min"), date.get_attribute("max")) == (info["first_occurred_on"], today.isoformat())
+    page.focus("#as-of-slider")
+    page.keyboard.press("End")
+    wait_state(page, today.isoformat())
+    assert date.input_value() == today.isoformat()
+    assert parse_qs(urlparse(page.url).query)["as_of"] == [today.isoformat()]
+    expect(page.locator("#beyond-record")).to_be_visible()
+    watched.check(shipped)
+
+
+def _panels_are_empty(page: Page) -> None:
+    for body in ("#state-body", "#context-body", "#chart", "#timeline", "#disputes-body"):
+        assert page.locator(body).inner_text().strip() == "", body
+    assert "Loading" not in page.locator("main").inner_text()
+
+
+def test_a_bad_as_of_or_an_unknown_negotiation_shows_one_message_and_empty_panels(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?negotiation={NEGOTIATION}&as_of=2025-13-45")
+    message = page.locator("#message")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("as_of=2025-13-45 is not a date")
+    _panels_are_empty(page)
+    assert parse_qs(urlparse(page.url).query)["as_of"] == ["2025-13-45"]  # not silently replaced
+    page.fill("#as-of-date", "2025-05-14")  # a date picked: everything is read for it
+    wait_state(page, "2025-05-14")
+    assert total(page, "US->CN") == "30"
+    expect(message).to_be_hidden()
+    page.wait_for_selector("#timeline .ev")
+
+    page.goto(f"{shipped.base_url}/?negotiation=no-such-talks&as_of=2025-05-14")
+    expect(message).to_contain_text('There is no negotiation "no-such-talks"')
+    _panels_are_empty(page)
+    picker = page.locator("#negotiation")
+    expect(picker).to_be_visible()
+    assert picker.evaluate("s => s.selectedOptions[0].textContent") == "Choose a negotiation"
+    picker.select_option(NEGOTIATION)
+    page.wait_for_selector('#state [data-direction="US->CN"] .total-value')
+    expect(message).to_be_hidden()
+    _without_refusals(watched, 404)
+    watched.check(shipped)
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_long_measure_names_wrap_whole(shipped: Service, open_page, width: int) -> None:
+    watched = open_page(width, 900)
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?as_of=2025-05-14")
+    wait_state(page, "2025-05-14")
+    long_name = "China retaliatory tariff on US farm goods, 10% line (Announcement No. 2 of 2025)"
+    item = page.locator("#state .rates li", has_text=long_name)
+    expect(item).to_have_count(1)
+    assert long_name in (item.get_attribute("title") or "")  # and whole on hover
+    cut = page.locator("#state .rates .what").evaluate_all(
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+    )
+    assert cut == []
+    watched.check(shipped)
+
+
+def _tab_to(page: Page, wanted: str, limit: int = 600) -> list[str]:
+    """Press Tab until the element matching `wanted` has the focus; the ids (or tags) passed on the way."""
+    passed = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("w => document.activeElement.matches(w)", wanted):
+            return passed
+        passed.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    raise AssertionError(f"Tab never reached {wanted}: {passed[-20:]}")
+
+
+def test_the_page_works_with_the_keyboard(shipped: Service, open_page) -> None:
+    watched = open_page()
+    page = watched.page
+    page.goto(f"{shipped.base_url}/?negotiation={NEGOTIATION}&as_of=2025-08-01")
+    wait_state(page, "2025-08-01")
+    page.wait_for_selector("#timeline .ev")
+    page.wait_for_selector("#chart svg .step")
+    page.wait_for_selector('#disputes[aria-busy="false"] .dispute')
+
+    passed = _tab_to(page, "#as-of-slider")
+    assert {"negotiation", "as-of-date"} <= set(passed), passed
+    page.keyboard.press("ArrowRight")
+    wait_state(page, "2025-08-02")
+    page.keyboard.press("PageUp")
+    wait_state(page, "2025-09-01")
+    page.keyboard.press("ArrowLeft")
+    wait_state(page, "2025-08-31")
+    assert parse_qs(urlparse(page.url).query)["as_of"] == ["2025-08-31"]
+
+    assert {"known-at", "legal-basis"} <= set(_tab_to(page, "#context .other-measures summary"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#context .other-measures")).to_have_attribute("open", "")
+    _tab_to(page, "#disputes .dispute button.link")  # the claims open their events too
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#detail .source-name")
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+
+    _tab_to(page, "#chart-svg")
+    with page.expect_download(timeout=10_000) as caught:
+        page.keyboard.press("Enter")
+    assert caught.value.suggested_filename == f"{NEGOTIATION}-tariffs.svg"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "chart-png"
+
+    _tab_to(page, "#filter-kinds input[value=statements]")
+    page.keyboard.press("Space")
+    expect(page.locator("#timeline .lane-statements")).to_have_count(0)
+
+    page.goto(f"{shipped.base_url}/?negotiation={NEGOTIATION}&as_of=2025-08-01")
+    wait_state(page, "2025-08-01")
+    _tab_to(page, "#negotiation")
+    following = page.evaluate("() => { const s = document.querySelector('#negotiation'); return s.options[s.selectedIndex + 1].value; }")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("negotiation") == [following])
+    watched.check(shipped)
 
 
 # --- disputes on the page --------------------------------------------------------------------

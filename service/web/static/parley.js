@@ -44,6 +44,9 @@
     lastState: null,
     lastClaims: null,
     parties: [],
+    // why the address cannot be shown (an as_of that is not a date): the page reads nothing until a date is picked
+    badUrl: null,
+    blocked: false,
   };
   window.parleyTimings = {};
 
@@ -72,7 +75,8 @@
   const fromDays = (days) => new Date(days * DAY).toISOString().slice(0, 10);
   const addDays = (iso, n) => fromDays(toDays(iso) + n);
   const todayIso = () => new Date().toISOString().slice(0, 10);
-  const isDate = (value) => typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(Date.parse(value));
+  const isDate = (value) => typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(Date.parse(value))
+    && new Date(Date.parse(value)).toISOString().slice(0, 10) === value;
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const longDate = (iso) => {
     if (!iso) return "";
@@ -107,7 +111,8 @@
 
   let keyPrompt = null;
 
-  async function api(path, { accept = "application/json", signal } = {}) {
+  // `as`: how to read the body ("json", "text" or "blob"); JSON for JSON, text otherwise.
+  async function api(path, { accept = "application/json", signal, as = accept === "application/json" ? "json" : "text" } = {}) {
     for (;;) {
       const key = currentKey();
       const headers = { Accept: accept };
@@ -124,7 +129,7 @@
         } catch { /* not a problem document */ }
         throw new ApiError(response.status, detail);
       }
-      return accept === "application/json" ? response.json() : response.text();
+      return response[as]();
     }
   }
 
@@ -169,6 +174,17 @@
     return text ? `?${text}` : "";
   }
 
+  async function allNegotiations() {
+    const items = [];
+    let cursor = null;
+    do {
+      const page = await api(`/v1/negotiations${query({ limit: "100", cursor })}`);
+      items.push(...page.items);
+      cursor = page.next;
+    } while (cursor);
+    return items;
+  }
+
   async function allEvents() {
     const items = [];
     let cursor = null;
@@ -185,8 +201,15 @@
   function readUrl() {
     const params = new URLSearchParams(location.search);
     app.negotiation = params.get("negotiation");
-    app.asOf = isDate(params.get("as_of")) ? params.get("as_of") : null;
-    app.knownAt = params.get("known_at") || null;
+    const asOf = params.get("as_of");
+    const knownAt = params.get("known_at");
+    app.asOf = isDate(asOf) ? asOf : null;
+    app.knownAt = knownAt || null;
+    if (asOf && !app.asOf) app.badUrl = `as_of=${asOf} is not a date (YYYY-MM-DD). Pick a date above.`;
+    else if (knownAt && Number.isNaN(Date.parse(knownAt.replace(" ", "+")))) {
+      app.knownAt = null;
+      app.badUrl = `known_at=${knownAt} is not a time (e.g. 2025-08-01T12:00:00Z). Pick a date, or a time under "Known at".`;
+    }
     app.legalBasis = params.get("legal_basis") || "";
     app.filters.party = params.get("party") || "";
     app.filters.topic = params.get("topic") || "";
@@ -243,6 +266,10 @@
   function setAsOf(day, { now = false } = {}) {
     if (!isDate(day) || day === app.asOf) return;
     app.asOf = day;
+    if (app.blocked) {
+      unblock();
+      return;
+    }
     syncControls();
     writeUrl();
     placeCursors();
@@ -250,6 +277,16 @@
     clearTimeout(app.stateTimer);
     if (now) loadState();
     else app.stateTimer = setTimeout(loadState, 90);
+  }
+
+  // A date or a time picked after an address that could not be shown: read everything for it.
+  function unblock() {
+    app.blocked = false;
+    app.badUrl = null;
+    if (!app.asOf) app.asOf = defaultAsOf(app.info);
+    syncControls();
+    writeUrl();
+    reloadAll();
   }
 
   function bindControls() {
@@ -278,11 +315,13 @@
     $("#known-at").addEventListener("change", (event) => {
       const value = event.target.value;
       app.knownAt = value ? `${value.length === 16 ? `${value}:00` : value}Z` : null;
+      if (app.blocked) return unblock();
       writeUrl();
       reloadAll();
     });
     $("#known-at-clear").addEventListener("click", () => {
       app.knownAt = null;
+      if (app.blocked) return unblock();
       syncControls();
       writeUrl();
       reloadAll();
@@ -307,6 +346,7 @@
       app.negotiation = event.target.value;
       app.asOf = null;
       app.info = null;
+      app.badUrl = null;
       writeUrl();
       start();
     });
@@ -335,6 +375,9 @@
       updateKeyButton();
       say("The stored key is forgotten.");
     });
+    for (const button of document.querySelectorAll(".downloads button")) {
+      button.addEventListener("click", () => { if (app.negotiation && !app.blocked && app.info) download(button.dataset.format); });
+    }
     $("#detail-close").addEventListener("click", () => $("#detail").close());
     $("#detail").addEventListener("click", (event) => {
       if (event.target === event.currentTarget) event.currentTarget.close();
@@ -355,7 +398,7 @@
   // --- the state panel -----------------------------------------------------------------------
 
   async function loadState() {
-    if (!app.asOf) return;
+    if (!app.asOf || !app.info) return; // no negotiation read (an unknown one): nothing to ask
     if (app.stateRequest) app.stateRequest.abort();
     const controller = new AbortController();
     app.stateRequest = controller;
@@ -626,10 +669,28 @@
     return `${base()}/charts/tariffs.${extension}${query({ known_at: app.knownAt, legal_basis: app.legalBasis })}`;
   }
 
+  // A plain link would not carry the stored key (a 401 where reads need one): fetch the file, then save it.
+  async function download(extension) {
+    const button = $(`#chart-${extension}`);
+    if (button.getAttribute("aria-busy") === "true") return;
+    button.setAttribute("aria-busy", "true");
+    try {
+      const blob = await api(chartPath(extension), { accept: extension === "svg" ? "image/svg+xml" : "image/png", as: "blob" });
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: `${app.negotiation}-tariffs.${extension}`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (error) {
+      say(`Could not download the chart as ${extension.toUpperCase()}: ${error.message}`, "error");
+    } finally {
+      button.removeAttribute("aria-busy");
+    }
+  }
+
   async function loadChart() {
     const box = $("#chart");
-    $("#chart-svg").href = chartPath("svg");
-    $("#chart-png").href = chartPath("png");
     try {
       const text = await api(chartPath("svg"), { accept: "image/svg+xml" });
       const parsed = new DOMParser().parseFromString(text, "image/svg+xml");
@@ -783,6 +844,7 @@
   // The same clamp as the server's default chart range (service/web/chart.py, default_range): retracted
   // events name no date, the end is at most five years past the last event (or today, when earlier),
   // and the range keeps its latest 3,660 days, so one far-off date cannot make the page draw centuries.
+  // Unlike the chart, the range always reaches today: the slider must be able to show the present.
   const MAX_RANGE_DAYS = 3660;
   const LOOKAHEAD_DAYS = 5 * 365 + 1;
 
@@ -803,7 +865,8 @@
     const base = lastOccurred < (today > first ? today : first) ? lastOccurred : (today > first ? today : first);
     const wanted = addDays(named, 30);
     const cap = addDays(base, LOOKAHEAD_DAYS);
-    const end = wanted < cap ? wanted : cap;
+    const clamped = wanted < cap ? wanted : cap;
+    const end = clamped > today ? clamped : today;
     const earliest = addDays(end, -MAX_RANGE_DAYS);
     return { start: first > earliest ? first : earliest, end };
   }
@@ -1202,40 +1265,74 @@
   }
 
   async function reloadAll() {
+    if (!app.info) return;
     say("");
     await Promise.allSettled([loadState(), loadChart(), loadTimeline().catch((error) => say(`Could not read the timeline: ${error.message}`, "error"))]);
   }
 
+  // Nothing to show (an unknown negotiation, an address that does not parse): the panels say nothing, the message says why.
+  function emptyPanels() {
+    app.events = [];
+    app.byId = new Map();
+    app.range = null;
+    app.lastState = null;
+    app.lastClaims = null;
+    for (const body of ["#state-body", "#context-body", "#chart", "#timeline", "#disputes-body"]) $(body).replaceChildren();
+    for (const date of ["#state-date", "#context-date", "#disputes-date"]) $(date).textContent = "—";
+    for (const panel of ["#state", "#disputes"]) $(panel).setAttribute("aria-busy", "false");
+    $("#beyond-record").hidden = true;
+  }
+
   async function start() {
+    say("");
+    const listing = allNegotiations();
     try {
       if (!app.negotiation) {
-        const list = await api("/v1/negotiations?limit=100");
-        if (!list.items.length) {
+        const items = await listing;
+        if (!items.length) {
+          emptyPanels();
           say("There is no negotiation yet. Load the demo with `parley demo load`.", "error");
           return;
         }
-        app.negotiation = list.items[0].id;
-        fillNegotiations(list.items);
-      } else {
-        api("/v1/negotiations?limit=100").then((list) => fillNegotiations(list.items)).catch(() => {});
+        app.negotiation = items[0].id;
       }
+      listing.then(fillNegotiations).catch(() => {});
       const info = await api(base());
       app.info = info;
       $("#negotiation-title").textContent = info.title;
+      if (app.badUrl) {
+        app.blocked = true;
+        emptyPanels();
+        syncControls();
+        document.title = `${info.title} — Parley`;
+        say(`Nothing is shown: ${app.badUrl}`, "error");
+        return;
+      }
       if (!app.asOf) app.asOf = defaultAsOf(info);
       syncControls();
       writeUrl();
       await reloadAll();
     } catch (error) {
-      say(error.status === 404 ? `No negotiation ${app.negotiation}.` : `Could not load: ${error.message}`, "error");
+      app.info = null;
+      $("#negotiation-title").textContent = "Negotiation timeline";
+      emptyPanels();
+      say(error.status === 404
+        ? `There is no negotiation "${app.negotiation}" on this server. Pick one in the list above.`
+        : `Could not load: ${error.message}`, "error");
     }
   }
 
+  // Every negotiation; when the address names one that is not there, the list says so and offers the others.
   function fillNegotiations(items) {
     const select = $("#negotiation");
-    select.replaceChildren(...items.map((item) => h("option", { value: item.id }, item.title)));
-    select.value = app.negotiation;
-    $("#negotiation-pick").hidden = items.length < 2;
+    const known = items.some((item) => item.id === app.negotiation);
+    select.replaceChildren(
+      ...(known ? [] : [h("option", { value: "", disabled: true, selected: true }, "Choose a negotiation")]),
+      ...items.map((item) => h("option", { value: item.id }, item.title)),
+    );
+    select.value = known ? app.negotiation : "";
+    select.title = select.selectedOptions[0]?.textContent || "";
+    $("#negotiation-pick").hidden = known && items.length < 2;
   }
 
   document.addEventListener("DOMContentLoaded", () => {
