@@ -1316,6 +1316,7 @@
       app.info = null;
       $("#negotiation-title").textContent = "Negotiation timeline";
       emptyPanels();
+      syncControls(); // the date asked for stays in view
       say(error.status === 404
         ? `There is no negotiation "${app.negotiation}" on this server. Pick one in the list above.`
         : `Could not load: ${error.message}`, "error");
