@@ -39,11 +39,11 @@ def _receiver(port: int, secret: Callable[[], str], inbox: queue.Queue[Received]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY:
-                self._answer(413, b"too large")
+            length = self.headers.get("content-length", "0")
+            if not length.isdigit() or int(length) > MAX_BODY:  # a garbled length, or more than Parley ever sends
+                self._answer(413 if length.isdigit() else 400, b"bad length")
                 return
-            body = self.rfile.read(length)
+            body = self.rfile.read(int(length))
             headers = {k.lower(): v for k, v in self.headers.items()}
             if not secret():  # a message faster than the answer that registered us: the sender tries again
                 self._answer(503, b"not ready", {"retry-after": "1"})
