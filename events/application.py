@@ -114,6 +114,8 @@ class ParleyLog(Application):
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
         self.append_listeners: list[Callable[[int], None]] = []
+        # told each commit's notifications (stream, version, position) before the writer returns: read caches
+        self.commit_listeners: list[Callable[[list[Any]], None]] = []
 
     @property
     def store(self) -> ParleyTables:
@@ -123,6 +125,10 @@ class ParleyLog(Application):
         """After every commit: tell the listeners (metrics) how many events it stored."""
         for listener in self.append_listeners:
             listener(len(recordings))
+        if self.commit_listeners:
+            notifications = [r.notification for r in recordings]
+            for heard in self.commit_listeners:
+                heard(notifications)
 
     # --- writing -----------------------------------------------------------------------
 

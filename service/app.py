@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from events.application import Clock, utcnow
 from service.queries.live import LiveStates
+from service.followers.heads import StreamHeads
 from service.followers.views import open_runners, open_view_tables
 from service.api.audit import AuditController
 from service.api.claims import ClaimController
@@ -35,6 +37,7 @@ from service.http.ratelimit import RateLimits
 from service.http.dependencies import DEPENDENCIES
 from service.http.reads import read_from_header
 from service.http.requests import refuse_odd_urls
+from service.queries.answers import Answers
 from service.queries.store import ReadStore, open_read_sides
 from service.stores import open_log
 from service.settings import Settings
@@ -59,6 +62,10 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         tables = open_view_tables(log)
         app.state.runners = open_runners(log, tables)
         app.state.reads = open_read_sides(settings, ReadStore("primary", log, app.state.states, tables), clock)
+        heads = StreamHeads(log) if settings.answer_cache_bytes else None
+        app.state.answers = Answers(settings.answer_cache_bytes, heads, lambda: log.clock().astimezone(dt.UTC))
+        if heads is not None:
+            heads.start()
         app.state.webhooks = open_webhooks(
             log, secret_key=app.state.signer.derive_key("parley webhook secrets"), clock=clock,
             allow_hosts=settings.allow_hosts, warn_days=settings.warn_days, timeout=settings.webhook_timeout, lease_seconds=settings.webhook_lease,
@@ -74,6 +81,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         try:
             yield
         finally:
+            if heads is not None:
+                heads.stop()
             app.state.webhooks.stop()
             for runner in app.state.runners.values():
                 runner.stop()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from events.application import ParleyLog
 from service.http.auth import require
 from service.http.params import AsOf, Expand, KnownAt, Limit, MinPosition
-from service.http.reads import Reads
+from service.http.reads import NOT_MODIFIED, Reads
 from service.http.requests import problems
+from service.queries.answers import Ask
 from service.queries.claims import ClaimsPage, claim_status, claims_page
 from service.queries.params import decode_cursor, parse_date, parse_timestamp
 from service.queries.reasons import expansions
@@ -37,7 +38,7 @@ class ClaimController(Controller):
         "`expand=because`, `because_events` maps every event id in a `because` of the page to the event's date, type, "
         "one line (`display`) and source.",
         guards=[require("reader")],
-        responses=problems(404, 422),
+        responses={**problems(404, 422), **NOT_MODIFIED},
         sync_to_thread=True,
     )
     def list_claims(
@@ -53,9 +54,10 @@ class ClaimController(Controller):
         limit: Limit = 100,
         cursor: str | None = None,
         expand: Expand = None,
-    ) -> ClaimsPage:
+    ) -> Response[ClaimsPage]:
         wanted = claim_status(status)
         expanded = expansions(expand)
         after = decode_cursor(cursor)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
-        return reads.answer(min_position, claims_page, negotiation_id, day, at, wanted, after, limit, budget, expanded)
+        ask = Ask("claims", negotiation_id, (day, wanted, after, limit, tuple(sorted(expanded))), (at,), as_of is not None and known_at is not None)
+        return reads.cached(ask, min_position, budget, claims_page, negotiation_id, day, at, wanted, after, limit, budget, expanded)

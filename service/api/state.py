@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from events.application import ParleyLog
 from service.http.auth import require
 from service.http.params import AsOf, Expand, KnownAt, LegalBasis, Limit, MinPosition, WorldFrom, WorldTo
-from service.http.reads import Reads
+from service.http.reads import NOT_MODIFIED, Reads
 from service.http.requests import problems
+from service.queries.answers import Ask
 from service.queries.params import Page, decode_cursor, parse_date, parse_timestamp, parse_world_range
 from service.queries.reasons import expansions
 from service.queries.state import (
@@ -52,7 +53,7 @@ class StateController(Controller):
         summary="Every read model on as_of, as known at known_at, with the sources behind each value",
         description=_SOURCED,
         guards=[require("reader")],
-        responses=problems(404, 422),
+        responses={**problems(404, 422), **NOT_MODIFIED},
         sync_to_thread=True,
     )
     def state(
@@ -66,10 +67,11 @@ class StateController(Controller):
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
         expand: Expand = None,
-    ) -> StateOut:
+    ) -> Response[StateOut]:
         wanted = expansions(expand)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
-        return reads.answer(min_position, state_at, negotiation_id, day, at, legal_basis, budget, wanted)
+        ask = Ask("state", negotiation_id, (day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
+        return reads.cached(ask, min_position, budget, state_at, negotiation_id, day, at, legal_basis, budget, wanted)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -77,7 +79,7 @@ class StateController(Controller):
         summary=f"One read model ({', '.join(PARTS)}) on as_of, as known at known_at",
         description=_SOURCED,
         guards=[require("reader")],
-        responses=problems(404, 422),
+        responses={**problems(404, 422), **NOT_MODIFIED},
         sync_to_thread=True,
     )
     def state_part(
@@ -92,17 +94,18 @@ class StateController(Controller):
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
         expand: Expand = None,
-    ) -> dict[str, Any]:
+    ) -> Response[dict[str, Any]]:
         wanted = expansions(expand)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
-        return reads.answer(min_position, part_at, negotiation_id, part, day, at, legal_basis, budget, wanted)
+        ask = Ask("part", negotiation_id, (part, day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
+        return reads.cached(ask, min_position, budget, part_at, negotiation_id, part, day, at, legal_basis, budget, wanted)
 
     @get(
         "/{negotiation_id:str}/statements",
         operation_id="listNegotiationStatements",
         summary="Statements made by as_of, as known at known_at, in world order, filtered and cursor-paged",
         guards=[require("reader")],
-        responses=problems(404, 422),
+        responses={**problems(404, 422), **NOT_MODIFIED},
         sync_to_thread=True,
     )
     def list_statements(
@@ -119,18 +122,19 @@ class StateController(Controller):
         min_position: MinPosition = None,
         limit: Limit = 100,
         cursor: str | None = None,
-    ) -> Page:
+    ) -> Response[Page]:
         after = decode_cursor(cursor)
         day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
         filters = {"speaker": speaker, "party": party, "topic": topic}
-        return reads.answer(min_position, statements_page, negotiation_id, day, at, filters, after, limit, budget)
+        ask = Ask("statements", negotiation_id, (day, speaker, party, topic, after, limit), (at,), as_of is not None and known_at is not None)
+        return reads.cached(ask, min_position, budget, statements_page, negotiation_id, day, at, filters, after, limit, budget)
 
     @get(
         "/{negotiation_id:str}/timeline",
         operation_id="getNegotiationTimeline",
         summary="The negotiation's events in world order (occurred_on, then position), as known at known_at, cursor-paged",
         guards=[require("reader")],
-        responses=problems(404, 422),
+        responses={**problems(404, 422), **NOT_MODIFIED},
         sync_to_thread=True,
     )
     def timeline(
@@ -145,12 +149,13 @@ class StateController(Controller):
         min_position: MinPosition = None,
         limit: Limit = 100,
         cursor: str | None = None,
-    ) -> TimelinePage:
+    ) -> Response[TimelinePage]:
         start, end = parse_world_range(from_, to)
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)
         _, now = moment(log, None, at, min_position)
-        return reads.answer(min_position, timeline_page, negotiation_id, start, end, now, after, limit, budget)
+        ask = Ask("timeline", negotiation_id, (start, end, after, limit), (now,), at is not None)
+        return reads.cached(ask, min_position, budget, timeline_page, negotiation_id, start, end, now, after, limit, budget)
 
     @get(
         "/{negotiation_id:str}/diff",
@@ -161,7 +166,7 @@ class StateController(Controller):
         "its value before and after, and the events behind it (`because`); with `expand=because`, `because_events` "
         "maps each of those ids to the event's date, type, one line (`display`) and source.",
         guards=[require("reader")],
-        responses=problems(404, 422),
+        responses={**problems(404, 422), **NOT_MODIFIED},
         sync_to_thread=True,
     )
     def diff(
@@ -179,10 +184,12 @@ class StateController(Controller):
         min_position: MinPosition = None,
         legal_basis: LegalBasis = None,
         expand: Expand = None,
-    ) -> DiffOut:
+    ) -> Response[DiffOut]:
         wanted = expansions(expand)
         given = {"from": from_, "to": to, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
         moments = diff_moments(given)
         now = moment(log, None, None, min_position)[1]
         before, after = ((day or now.date(), at or now) for day, at in moments)
-        return reads.answer(min_position, diff_between, negotiation_id, before, after, legal_basis, budget, wanted)
+        explicit = all(day is not None and at is not None for day, at in moments)
+        ask = Ask("diff", negotiation_id, (before[0], after[0], legal_basis, tuple(sorted(wanted))), (before[1], after[1]), explicit)
+        return reads.cached(ask, min_position, budget, diff_between, negotiation_id, before, after, legal_basis, budget, wanted)

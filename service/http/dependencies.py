@@ -32,7 +32,10 @@ def _settings(state: State) -> Settings:
 
 
 def _reads(request: Request[Any, Any, Any]) -> Reads:
-    return Reads(request.app.state.reads, request.scope["state"])
+    state = request.app.state
+    return Reads(
+        state.reads, request.scope["state"], state.answers, request.headers.get("if-none-match"), state.settings.public_read
+    )
 
 
 def _now(state: State) -> dt.datetime:

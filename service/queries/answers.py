@@ -1,0 +1,232 @@
+"""Answers kept as encoded bytes, keyed by what determines them: the negotiation's events known at each known_at.
+
+An answer about a negotiation is a pure function of (the events of its stream recorded by known_at, as_of, the
+other parameters). Those events are a prefix of the stream (its `cut`) while recording times do not go back, so
+the key holds the cut, not the timestamp: every known_at between the same two events shares one entry, and a new
+event makes new keys (nothing is ever invalidated). Which cut "now" is comes from this process's knowledge of the
+stream's newest version (service/followers/heads.py) and the last state folded for it, without a query; when
+either is missing or behind, the answer is folded as before and its key read off the folded state.
+
+Sources an answer names are immutable rows created before any event may name them, so they are not in the key.
+The answers echo `known_at`: that one field is spliced in per request, so the bytes equal a fresh fold's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import msgspec
+
+from events.records import stream_id
+from projections.state import Budget, State
+from service.followers.heads import StreamHeads
+from service.queries.store import ReadSides, ReadStore, answer
+
+# Bump when an answer's encoding changes: old keys then never match (an ETag from before is a miss).
+FORMAT = 1
+# Per entry, beyond its bytes: the key, the OrderedDict node, the template's list (measured, rounded up).
+ENTRY_OVERHEAD = 512
+# A known_at this far in the past is settled: a write in flight carries an older recording time than its commit.
+SETTLED_AFTER = dt.timedelta(minutes=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ask:
+    """One question: which route, which negotiation, every parameter but the recording times, and those."""
+
+    route: str
+    negotiation_id: str
+    params: tuple[Hashable, ...]
+    known: tuple[dt.datetime, ...]
+    # every time parameter was given (none defaulted to today or now): the answer can be settled
+    explicit: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    body: bytes
+    etag: str
+    # about a closed past: the same question always gets these bytes
+    settled: bool
+
+
+class _Template:
+    """Encoded bytes with the `"known_at":"..."` echoes cut out, to be spliced back per request."""
+
+    __slots__ = ("pieces", "slots", "size")
+
+    def __init__(self, body: bytes, echoes: list[bytes]) -> None:
+        pieces: list[bytes] = []
+        slots: list[int] = []
+        last = 0
+        if echoes:
+            for match in re.finditer(b"|".join(re.escape(e) for e in dict.fromkeys(echoes)), body):
+                pieces.append(body[last : match.start()])
+                slots.append(echoes.index(match.group()))
+                last = match.end()
+        pieces.append(body[last:])
+        self.pieces = tuple(pieces)
+        self.slots = tuple(slots)
+        self.size = sum(len(p) for p in pieces) + ENTRY_OVERHEAD
+
+    def fill(self, echoes: list[bytes]) -> bytes:
+        if not self.slots:
+            return self.pieces[0]
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            out += (echoes[slot], piece)
+        return b"".join(out)
+
+
+class AnswerLRU:
+    """Least recently used entries go first once their bytes pass `max_bytes`; one lock, O(1) per step."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[Hashable, _Template] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> _Template | None:
+        with self._guard:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: Hashable, value: _Template) -> None:
+        if value.size > self.max_bytes:
+            return
+        with self._guard:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.size
+            self._entries[key] = value
+            self.bytes += value.size
+            while self.bytes > self.max_bytes:
+                _, gone = self._entries.popitem(last=False)
+                self.bytes -= gone.size
+
+
+class _Cuts:
+    """A folded state with what resolving a known_at to its cut needs, built once per state."""
+
+    __slots__ = ("state", "high_water", "exact")
+
+    def __init__(self, state: State) -> None:
+        ledger = state._ledger
+        self.state = state
+        self.high_water = ledger.high_water[: state.size]
+        # recording times went back: what was known at a time is not a prefix; key by the time itself
+        self.exact = any(p < state.size for p in ledger.late)
+
+    def cut(self, at: dt.datetime) -> Hashable:
+        if self.exact:
+            return ("at", at)
+        return bisect.bisect_right(self.high_water, at)
+
+
+Work = Callable[..., Any]
+
+
+class Answers:
+    """The answer cache of one process, and how a question finds its key."""
+
+    def __init__(self, max_bytes: int, heads: StreamHeads | None, clock: Callable[[], dt.datetime]) -> None:
+        self.lru = AnswerLRU(max_bytes)
+        self._heads = heads
+        self._clock = clock
+        self._cuts: dict[str, _Cuts] = {}
+        self._guard = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.lru.max_bytes > 0
+
+    def settled(self, ask: Ask) -> bool:
+        now = self._clock()
+        return ask.explicit and all(at <= now - SETTLED_AFTER for at in ask.known)
+
+    def _current(self, negotiation_id: str, min_position: int | None) -> _Cuts | None:
+        """The last folded state when this process knows it is the stream's newest; else None (fold)."""
+        heads = self._heads
+        if heads is None or not heads.live or (min_position is not None and min_position > heads.position):
+            return None
+        cuts = self._cuts.get(negotiation_id)
+        if cuts is None or heads.version(stream_id(negotiation_id)) != cuts.state.version:
+            return None
+        return cuts
+
+    def _key(self, ask: Ask, cuts: _Cuts) -> tuple[Hashable, ...]:
+        return (FORMAT, ask.route, ask.negotiation_id, ask.params, tuple(cuts.cut(at) for at in ask.known))
+
+    def _found(self, ask: Ask, key: tuple[Hashable, ...], template: _Template, echoes: list[bytes]) -> Found:
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+        return Found(template.fill(echoes), digest, self.settled(ask))
+
+    def get(
+        self, sides: ReadSides, ask: Ask, min_position: int | None, budget: Budget, work: Work, *args: Any,
+        mark: Callable[[Any], None] = lambda _: None, **kwargs: Any,
+    ) -> Found:
+        """The encoded answer of `work(store, *args, **kwargs)`: from the cache, or computed and kept."""
+        echoes = [b'"known_at":' + msgspec.json.encode(at) for at in ask.known]
+        cuts = self._current(ask.negotiation_id, min_position)
+        if cuts is not None:
+            key = self._key(ask, cuts)
+            template = self.lru.get(key)
+            if template is not None:
+                mark("replica" if sides.has_replica else "primary")
+                return self._found(ask, key, template, echoes)
+
+        def compute(store: ReadStore, *args: Any, **kwargs: Any) -> Found:
+            state = store.states.state(ask.negotiation_id, budget)
+            folded = self._remember(store, state)
+            key = self._key(ask, folded)
+            template = self.lru.get(key)
+            if template is None:
+                pinned = dataclasses.replace(store, states=_Pinned(state))
+                body = msgspec.json.encode(work(pinned, *args, **kwargs))
+                template = _Template(body, echoes)
+                self.lru.put(key, template)
+            return self._found(ask, key, template, echoes)
+
+        return answer(sides, min_position, compute, *args, mark=mark, **kwargs)
+
+    def _remember(self, store: ReadStore, state: State) -> _Cuts:
+        negotiation_id = state.negotiation_id or ""
+        with self._guard:
+            cuts = self._cuts.get(negotiation_id)
+            if cuts is None or cuts.state.version != state.version:
+                fresh = _Cuts(state)
+                if cuts is None or cuts.state.version < state.version:
+                    self._cuts[negotiation_id] = fresh
+                cuts = fresh  # the key names exactly the state the answer is computed from
+        if store.side == "primary" and self._heads is not None:
+            self._heads.saw(stream_id(negotiation_id), state.version)
+        return cuts
+
+
+class _Pinned:
+    """LiveStates that always answers one folded state: the answer is computed from exactly what its key names."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def state(self, negotiation_id: str, time_limit: Any = None) -> State:
+        return self._state
