@@ -76,8 +76,11 @@ class Metrics:
 
         return measure
 
-    def count_unrouted(self, message: Message, scope: Scope) -> None:
-        """A `before_send` hook for answers the router gives itself (404, 405): no route, so no middleware ran."""
+    async def count_unrouted(self, message: Message, scope: Scope) -> None:
+        """A `before_send` hook for answers the router gives itself (404, 405): no route, so no middleware ran.
+
+        Async though it awaits nothing: litestar runs a synchronous hook in a worker thread, for every message sent.
+        """
         if message["type"] == "http.response.start" and scope["type"] == "http" and "route_handler" not in scope:
             self.requests.labels(UNMATCHED, _method(scope), str(message["status"])).inc()
 

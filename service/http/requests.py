@@ -72,8 +72,11 @@ def require_json(request: Request[Any, Any, Any]) -> None:
         )
 
 
-def refuse_odd_urls(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """No id holds a '/' or '\\', nor an id or filter a NUL character (PostgreSQL cannot compare one)."""
+async def refuse_odd_urls(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """No id holds a '/' or '\\', nor an id or filter a NUL character (PostgreSQL cannot compare one).
+
+    Async though it awaits nothing: litestar runs a synchronous guard in a worker thread, a hop on every request.
+    """
     raw_path = connection.scope.get("raw_path") or b""
     if b"%2f" in raw_path.lower() or b"%5c" in raw_path.lower():
         # Decoded, an encoded slash would end the id early and reach another resource.
