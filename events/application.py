@@ -6,7 +6,7 @@ import datetime as dt
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -85,6 +85,13 @@ class Appended(msgspec.Struct, frozen=True):
     hash: str
 
 
+class Placed(msgspec.Struct, frozen=True):
+    """Where a stored event sits in the log, and its chain hash."""
+
+    position: int
+    hash: str
+
+
 class Appending(msgspec.Struct, frozen=True):
     """An idempotent request: who sent it, under which key, and a digest of what was sent."""
 
@@ -113,6 +120,8 @@ class ParleyLog(Application):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
+        # (negotiation, version) -> where it was stored: a committed event never moves, so once read it is kept
+        self._placed: dict[tuple[str, int], Placed] = {}
         self.append_listeners: list[Callable[[int], None]] = []
         # told each commit's notifications (stream, version, position) before the writer returns: read caches
         self.commit_listeners: list[Callable[[list[Any]], None]] = []
@@ -209,6 +218,9 @@ class ParleyLog(Application):
                 if state is not None:
                     self._states[negotiation_id] = state
                 positions = [r.notification.id for r in recordings]
+                self._placed.update(
+                    ((negotiation_id, r.originator_version), Placed(p, h)) for r, p, h in zip(records, positions, hashes, strict=True)
+                )
                 return [Appended(*row) for row in zip(records, positions, hashes, strict=True)]
         raise VersionConflictError(negotiation_id, -1, -1)  # pragma: no cover - contention beyond reason
 
@@ -337,6 +349,21 @@ class ParleyLog(Application):
         with _translated_store_errors():
             return list(self.events.get(stream_id(negotiation_id), gt=version, limit=limit))  # type: ignore[arg-type]
 
+    def placed(self, negotiation_id: str, versions: Iterable[int]) -> dict[int, Placed]:
+        """Where these stored versions of the stream are in the log; each is read from the store once, then remembered."""
+        wanted = set(versions)
+        missing = sorted(v for v in wanted if (negotiation_id, v) not in self._placed)
+        if missing:
+            with _translated_store_errors():
+                rows = self.store.select_stream(
+                    stream_id(negotiation_id), after_version=missing[0] - 1, limit=missing[-1] - missing[0] + 1
+                )
+            self._remember(negotiation_id, rows)
+        return {v: found for v in wanted if (found := self._placed.get((negotiation_id, v))) is not None}
+
+    def _remember(self, negotiation_id: str, rows: Iterable[StoredRow]) -> None:
+        self._placed.update(((negotiation_id, row.version), Placed(row.position, row.hash)) for row in rows)
+
     def stream(
         self,
         negotiation_id: str,
@@ -355,6 +382,7 @@ class ParleyLog(Application):
                 rows = self.store.select_stream(stream_id(negotiation_id), after_version=cursor, limit=batch)
                 if not rows:
                     break
+                self._remember(negotiation_id, rows)
                 for row in rows:
                     cursor = row.version
                     appended = self._appended(row)

@@ -107,8 +107,8 @@ def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
     versions = [r.originator_version for r in state.records if r.recorded_at <= known_at]
     if not versions:
         return 0
-    found, _ = log.stream(state.negotiation_id or "", after_version=max(versions) - 1, limit=1)
-    return found[0].position
+    last = max(versions)
+    return log.placed(state.negotiation_id or "", [last])[last].position
 
 
 def state_at(
