@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
+import itertools
 from typing import Any
 
 import msgspec
@@ -51,6 +53,12 @@ def negotiation_out(state: Negotiation, position: int | None = None) -> Negotiat
         last_recorded_at=state.last_recorded_at,
         position=position,
     )
+
+
+def stored(log: ParleyLog, negotiation_id: str, records: list[Recorded]) -> list[Appended]:
+    """Records already decoded (a live state's), with where each is stored: its position and hash, in the order given."""
+    placed = log.placed(negotiation_id, [r.originator_version for r in records])
+    return [Appended(r, placed[r.originator_version].position, placed[r.originator_version].hash) for r in records]
 
 
 def with_corrections(log: ParleyLog, items: list[Appended]) -> list[dict[str, Any]]:
@@ -106,7 +114,10 @@ class EventFilter:
 
 def events_page(store: ReadStore, negotiation_id: str, keep: EventFilter, after_version: int, limit: int) -> Page:
     """A negotiation's events in stream order after a version, filtered, with their corrections."""
-    found, _ = store.log.stream(negotiation_id, after_version=after_version, limit=limit + 1, match=keep)
+    # from the live state: its records were decoded (and checked) once, not at every read
+    records = store.states.state(negotiation_id).records
+    start = bisect.bisect_right(records, after_version, key=lambda r: r.originator_version)
+    found = stored(store.log, negotiation_id, list(itertools.islice(filter(keep, records[start:]), limit + 1)))
     items, more = peek(found, limit, lambda appended: encode_cursor(appended.record.originator_version))
     return Page(items=with_corrections(store.log, items), next=more)
 

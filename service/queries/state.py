@@ -11,13 +11,12 @@ from typing import Any
 
 import msgspec
 
-from events.application import Appended, ParleyLog
+from events.application import ParleyLog
 from events.errors import InvalidQueryError, PositionNotRecordedError, UnknownPartError
-from events.records import Recorded
 from projections import State, View, registry, statements, view
 from projections.coverage import CoverageView, coverage
 from projections.state import UNLIMITED, Budget
-from service.queries.negotiations import with_corrections
+from service.queries.negotiations import stored, with_corrections
 from service.queries.sources import (
     Corroboration,
     SourceOut,
@@ -193,21 +192,6 @@ def statements_page(
     return Page(items=items, next=more)
 
 
-def _appended(log: ParleyLog, negotiation_id: str, records: list[Recorded]) -> list[Appended]:
-    """The stored envelopes (position, hash) of these records, in the order given."""
-    if not records:
-        return []
-    wanted = {r.event_id for r in records}
-    found, _ = log.stream(
-        negotiation_id,
-        after_version=min(r.originator_version for r in records) - 1,
-        limit=len(wanted),
-        match=lambda r: r.event_id in wanted,
-    )
-    by_id = {a.record.event_id: a for a in found}
-    return [by_id[r.event_id] for r in records]
-
-
 def timeline_page(
     store: ReadStore, negotiation_id: str, start: dt.date | None, end: dt.date | None,
     known_at: dt.datetime, after: int | None, limit: int, time_limit: Budget = UNLIMITED,
@@ -227,7 +211,7 @@ def timeline_page(
         key=lambda pair: pair[0],
     )
     page, more = world_page(keyed, after, limit)
-    items = with_corrections(log, _appended(log, negotiation_id, page))
+    items = with_corrections(log, stored(log, negotiation_id, page))
     for item in items:
         # A correction recorded after known_at was not known then.
         for field in ("corrected_by", "retracted_by"):

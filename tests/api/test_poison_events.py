@@ -239,3 +239,24 @@ def test_reads_and_appends_on_a_negotiation_holding_a_newer_event_answer_503_nam
         assert "deadline_rescheduled" in problem["detail"] and "talks" in problem["detail"]
         assert response.headers["Retry-After"]
     assert api.get("/v1/negotiations/other/state").status_code == 200  # the other negotiations answer as before
+
+
+@pytest.mark.parametrize("broken", [{"occurred_on": "1700-01-01"}, {"summary": "nul \u0000 inside"}], ids=["date out of range", "NUL"])
+def test_a_stored_event_that_breaks_a_write_time_rule_is_refused_on_every_read_as_before(api, broken):
+    """Reads take events from the live state (decoded once) instead of re-reading them: the one decode still checks."""
+    api.open("talks")
+    log = api.client.app.state.log
+    state = {
+        "event_id": str(uuid.uuid4()), "negotiation_id": "talks", "recorded_at": "2025-06-01T00:00:00Z",
+        "recorded_by": "an-older-tool", "request_id": "r-old",
+        "event": {"type": "deadline_set", "occurred_on": "2025-05-12", "deadline_id": "truce", "title": "Truce expiry",
+                  "due_on": "2025-08-12", **broken},
+    }
+    log.recorder.insert_events([StoredEvent(originator_id=stream_id("talks"), originator_version=2, topic="deadline_set",
+                                            state=json.dumps(state).encode())])
+    log._states.pop("talks", None)
+    for path in ("/v1/negotiations/talks/events", "/v1/negotiations/talks/events?after_version=1", "/v1/negotiations/talks/timeline",
+                 "/v1/negotiations/talks/state", "/v1/negotiations/talks/events?limit=1"):
+        response = api.get(path)
+        assert response.status_code == 503, (path, response.text)
+        assert "talks" in response.json()["detail"]
