@@ -172,7 +172,13 @@ class ParleyLog(Application):
                     current = state.version if state else 0
                     if expected_version != current:
                         raise VersionConflictError(negotiation_id, expected_version, current)
-                decide(state, negotiation_id, events, located=self._foreign(state, events))
+                located = self._foreign(state, events)
+                if negotiation_id in located.values():
+                    # a target in this very stream that the cached state has not seen: another process appended
+                    # it since; catch up and decide again, rather than refuse an event that exists
+                    state = self._refresh(negotiation_id)
+                    continue
+                decide(state, negotiation_id, events, located=located)
                 now = self.clock()
                 records = [
                     Recorded(

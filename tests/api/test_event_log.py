@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import deadline, measure
+import msgspec
+from litestar.testing import TestClient
+
+from service.app import create_app
+from tests.api.conftest import api_with, deadline, measure
 
 
 def test_opening_a_negotiation_appends_negotiation_opened(api):
@@ -186,3 +190,19 @@ def test_health_ready_and_schema(api):
     append = schema["paths"]["/v1/negotiations/{negotiation_id}/events"]["post"]
     assert {"401", "403", "404", "409", "413", "422"} <= set(append["responses"])
     assert api.client.get("/schema").status_code == 200
+
+
+def test_an_event_another_process_just_appended_can_be_corrected_at_once(database_url, clock, tmp_path):
+    """The writer's cached state has not seen the other process's event: it catches up instead of refusing it."""
+    with api_with(database_url, clock, tmp_path, run_projections=False) as first:
+        first.open()
+        assert first.get("/v1/negotiations/talks/state").status_code == 200  # the first process now holds the stream's state
+        settings = msgspec.structs.replace(first.client.app.state.settings, bootstrap_admin=False)
+        with TestClient(create_app(settings, clock=clock)) as other:
+            appended = other.post("/v1/negotiations/talks/events", json=deadline(), headers=first.headers("reporter"))
+            assert appended.status_code == 201, appended.text
+        target = appended.json()["events"][0]["event_id"]
+        retraction = {"type": "event_retracted", "occurred_on": "2025-05-13", "target": target, "reason": "entered twice"}
+        answered = first.post("/v1/negotiations/talks/events", retraction)
+        assert answered.status_code == 201, answered.text
+        assert answered.json()["events"][0]["version"] == 3
