@@ -19,8 +19,9 @@ def create_private(path: Path) -> None:
 
 
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
-    if not settings.is_postgres and settings.database_url not in ("", ":memory:") and not settings.database_url.startswith("file:"):
-        create_private(Path(settings.database_url).expanduser().resolve())
+    path = settings.database_url.removeprefix("sqlite:///").removeprefix("sqlite://")  # as the store reads a URL
+    if not settings.is_postgres and path not in ("", ":memory:") and not path.startswith("file:"):
+        create_private(Path(path).expanduser().resolve())
     env = store_env(
         settings.database_url, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
         store_timeout=settings.store_timeout,
