@@ -32,7 +32,14 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from tests.support.process import create_key, drop_postgres_tables, free_port, start_server, stop_server
+from bench.rawhttp import read_response
+from tests.support.process import (
+    create_key,
+    drop_postgres_tables,
+    free_port,
+    start_server,
+    stop_server,
+)
 
 POSTGRES_URL = os.environ.get("PARLEY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DATASET = "us-china-trade-2025"
@@ -102,13 +109,7 @@ async def connection(base_url: str, key: str, until: float, tally: Tally, seed: 
             started = time.perf_counter()
             try:
                 writer.write(head.encode() + body)
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
+                status = await read_response(reader)
             except (OSError, IndexError, ValueError, asyncio.IncompleteReadError):
                 tally.add(kind, time.perf_counter() - started, False)
                 writer.close()

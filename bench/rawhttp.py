@@ -6,8 +6,21 @@ measure the client. This speaks just enough HTTP for Parley's JSON answers (Cont
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from urllib.parse import urlsplit
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one response (a Content-Length body) off an asyncio stream and return its status."""
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
 
 
 class RawClient:

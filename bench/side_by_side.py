@@ -48,6 +48,7 @@ import httpx
 
 from bench.load import percentile, start_baseline
 from bench.peer_app import load_peer_table
+from bench.rawhttp import read_response
 from tests.support.process import create_key, free_port, start_server, stop_server
 
 PEER_URL = os.environ.get("PARLEY_BENCH_PEER_URL", "postgresql://postgres@127.0.0.1:5432/peer_h")
@@ -124,13 +125,7 @@ async def connection(base_url: str, case: Case, until: float, result: Result, se
             started = time.perf_counter()
             try:
                 writer.write(head.encode())
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
+                status = await read_response(reader)
             except (OSError, IndexError, ValueError, asyncio.IncompleteReadError):
                 result.latencies.append(time.perf_counter() - started)
                 result.errors += 1
