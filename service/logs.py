@@ -22,7 +22,9 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # one write per line, newline included: under PYTHONUNBUFFERED (as the image runs) print() writes the line and its
+        # newline in two system calls, and the workers of one server, sharing stderr, cut into each other's lines
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
 

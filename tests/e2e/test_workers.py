@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as futures
+import json
 import os
 import signal
 import subprocess
@@ -143,3 +144,27 @@ def test_a_revoked_key_is_refused_by_every_worker_at_once(database_url, tmp_path
         assert refused_late == [], f"answered with a revoked key: {refused_late}"
     finally:
         stop_server(process)
+
+
+def test_the_workers_log_lines_never_cut_into_each_other_when_unbuffered(tmp_path):
+    """Two workers share stderr under PYTHONUNBUFFERED=1 (as the image runs them): every line is whole JSON."""
+    database = str(tmp_path / "parley.db")
+    admin = create_key(database, "admin", "admin")
+    log_path = tmp_path / "server.log"
+    env = {"PARLEY_SIGNING_KEY_FILE": str(tmp_path / "signing.key"), "PARLEY_RATE_LIMIT": "0", "PYTHONUNBUFFERED": "1"}
+    process, base_url = start_server(database, log_path, env=env, workers=2)
+    try:
+        with futures.ThreadPoolExecutor(8) as pool:
+            answered = list(pool.map(lambda n: _fresh(base_url, admin, "GET", "/v1/negotiations", f"line-{n}").status_code, range(400)))
+        assert set(answered) == {200}
+    finally:
+        stop_server(process)
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
+    broken = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            broken.append(line)
+    assert broken == [], f"{len(broken)} of {len(lines)} lines cut into: {broken[:3]}"
+    assert len(_served_by(log_path)) >= 400
