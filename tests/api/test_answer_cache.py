@@ -23,10 +23,21 @@ ROUTES = [
 ]
 
 
+# The cache is opt-in (PARLEY_ANSWER_CACHE_BYTES defaults to 0): these tests turn it on.
+CACHE_BYTES = 64 * 1024 * 1024
+
+
+@pytest.fixture
+def api(database_url: str, clock: Any, tmp_path: Any) -> Iterator[Api]:
+    """An in-process client with the answer cache on."""
+    with api_with(database_url, clock, tmp_path, answer_cache_bytes=CACHE_BYTES) as on:
+        yield on
+
+
 @pytest.fixture
 def apps(database_url: str, clock: Any, tmp_path: Any) -> Iterator[tuple[Api, Api]]:
     """One app with the answer cache and one without, on the same store and clock."""
-    with api_with(database_url, clock, tmp_path, run_projections=False) as cached:
+    with api_with(database_url, clock, tmp_path, run_projections=False, answer_cache_bytes=CACHE_BYTES) as cached:
         settings = cached.client.app.state.settings
         off = msgspec.structs.replace(settings, answer_cache_bytes=0, bootstrap_admin=False)
         with TestClient(create_app(off, clock=clock)) as client:
