@@ -14,7 +14,7 @@ one period `[first day, day after the last)`.
 
 Served like the trivial route of bench.load (granian, one worker):
 
-    PEER_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/peer_h .venv/bin/python -m granian --interface asgi \\
+    PEER_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m granian --interface asgi \\
         --factory --loop uvloop --http 1 --no-ws bench.peer_app:create_peer_app
 """
 

@@ -3,7 +3,7 @@
 Serves, one after the other, each with granian and one worker: the trivial litestar route of bench.load
 (`bench/baseline_app.py`); the peer (`bench/peer_app.py`: litestar + a psycopg pool over a PostgreSQL
 table of measure periods, daterange + GiST, built from Parley's own answers on the shipped dataset, in
-$PARLEY_BENCH_PEER_URL, default postgresql://postgres@127.0.0.1:5432/peer_h); and `parley serve` on SQLite
+$PARLEY_BENCH_PEER_URL, default postgresql://postgres@127.0.0.1:5432/test); and `parley serve` on SQLite
 holding the shipped dataset (`parley demo load`, PARLEY_RATE_LIMIT=0, views and webhooks inside, as
 bench.load serves it). First it checks, on a few dates, that the peer's totals and measures equal Parley's.
 The same client (raw HTTP/1.1 on keep-alive sockets, 16 connections, one asyncio loop) then runs each case
@@ -51,7 +51,7 @@ from bench.peer_app import load_peer_table
 from bench.rawhttp import read_response
 from tests.support.process import create_key, free_port, start_server, stop_server
 
-PEER_URL = os.environ.get("PARLEY_BENCH_PEER_URL", "postgresql://postgres@127.0.0.1:5432/peer_h")
+PEER_URL = os.environ.get("PARLEY_BENCH_PEER_URL", "postgresql://postgres@127.0.0.1:5432/test")
 NEGOTIATION = "us-china-trade-2025"
 BASE = f"/v1/negotiations/{NEGOTIATION}"
 SERVED = {"PARLEY_LOG_LEVEL": "warning", "PARLEY_RATE_LIMIT": "0"}
