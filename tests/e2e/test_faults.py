@@ -224,25 +224,29 @@ def read_only_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Fault]:
-    """A small tmpfs holding the SQLite file, filled up by another file: writes fail with ENOSPC."""
+    """A small tmpfs holding the SQLite file, filled up by another file: writes fail with ENOSPC.
+
+    32 MiB, so that the store's own files (the WAL grows to about 4 MiB between checkpoints) fit until the
+    filler takes the rest; at 4 MiB the WAL alone sometimes filled it before the fault was turned on.
+    """
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "parley-full-disk", str(mount_point)], capture_output=True, text=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "parley-full-disk", str(mount_point)], capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
     filler = mount_point / "filler"
 
     def fill() -> None:
-        with filler.open("wb") as out:
-            try:
+        try:
+            with filler.open("wb") as out:
                 while True:
-                    out.write(b"\0" * 65536)
+                    out.write(b"\0" * 1024 * 1024)
                     out.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass  # full: the fault is on
 
     try:
-        yield Fault(str(mount_point / "parley.db"), "Store full", fill, filler.unlink)
+        yield Fault(str(mount_point / "parley.db"), "Store full", fill, lambda: filler.unlink(missing_ok=True))
     finally:
         subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
 
