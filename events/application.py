@@ -39,6 +39,19 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def sqlite_path(database_url: str) -> str:
+    """What the SQLite store opens for a path or an sqlite:// URL (sqlite:////abs/path, sqlite:///rel/path)."""
+    return database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
+
+
+def sqlite_file(database_url: str) -> str | None:
+    """The file an SQLite store keeps its events in; None for PostgreSQL, an in-memory store or a file: URI."""
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return None
+    path = sqlite_path(database_url)
+    return None if path in ("", ":memory:") or path.startswith("file:") else path
+
+
 def store_env(database_url: str, *, pool_size: int = 2, max_overflow: int = 10, store_timeout: float = 5.0) -> dict[str, str]:
     """The eventsourcing environment for an SQLite path or a postgresql:// URL.
 
@@ -64,7 +77,7 @@ def store_env(database_url: str, *, pool_size: int = 2, max_overflow: int = 10, 
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_PRE_PING": "y",
         }
-    path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    path = sqlite_path(database_url)
     return {
         **common,
         "PERSISTENCE_MODULE": "events.datastores:ParleySQLiteFactory",

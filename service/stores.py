@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from events.application import Clock, ParleyLog, store_env, utcnow
+from events.application import Clock, ParleyLog, sqlite_file, store_env, utcnow
 from service.settings import Settings
 
 
@@ -19,8 +19,7 @@ def create_private(path: Path) -> None:
 
 
 def open_log(settings: Settings, clock: Clock = utcnow) -> ParleyLog:
-    path = settings.database_url.removeprefix("sqlite:///").removeprefix("sqlite://")  # as the store reads a URL
-    if not settings.is_postgres and path not in ("", ":memory:") and not path.startswith("file:"):
+    if (path := sqlite_file(settings.database_url)) is not None:
         create_private(Path(path).expanduser().resolve())
     env = store_env(
         settings.database_url, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,

@@ -99,21 +99,15 @@ def _reported() -> Iterator[None]:
         _fail(f"the store is unreachable: {error}", 1)
 
 
-def _sqlite_path(database_url: str) -> str | None:
-    if database_url.startswith(("postgresql://", "postgres://")):
-        return None
-    path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return None if path in ("", ":memory:") or path.startswith("file:") else path
-
-
 @contextmanager
 def _log(database: str | None) -> Iterator[ParleyLog]:
     """The local store's log, closed afterwards. A read never creates an SQLite file that is not there."""
+    from events.application import sqlite_file
     from service.stores import open_log
     from service.settings import Settings
 
     settings = Settings.from_env(database_url=database)
-    path = _sqlite_path(settings.database_url)
+    path = sqlite_file(settings.database_url)
     if path is not None and not os.path.isfile(os.path.expanduser(path)):
         from events.errors import StoreUnavailableError
 

@@ -36,7 +36,7 @@ from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from psycopg_pool import AsyncConnectionPool
 
-from events.application import Clock
+from events.application import Clock, sqlite_file
 from events.errors import StoreUnavailableError
 from service.http.auth import key_principal
 from service.http.problems import PROBLEM, FieldError, Problem
@@ -228,8 +228,8 @@ def create_postgres_counters(log: Any) -> None:
 
 def counters_path(database_url: str) -> str:
     """The SQLite file that holds the counters: beside the database, `<database>-ratelimit`."""
-    path = database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return ":memory:" if path in ("", ":memory:") or path.startswith("file:") else f"{path}-ratelimit"
+    path = sqlite_file(database_url)
+    return ":memory:" if path is None else f"{path}-ratelimit"
 
 
 @dataclasses.dataclass(frozen=True)
