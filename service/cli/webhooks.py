@@ -85,27 +85,29 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
 # --- one line per message ----------------------------------------------------------------------------
 
 
+# A few words on each message that is not an event's own (an event's line shows its display title).
+_SAID = {
+    "webhook.test": "test message for {webhook_id}",
+    "webhook.disabled": "{webhook_id} disabled: {reason}",
+    "truce.extended": "truce {truce_id} now expires {expires_on} (was {previous_expires_on})",
+    "truce.lapsed": "truce {truce_id} lapsed (expired {expired_on})",
+    "deadline.approaching": "{deadline_id} due {due_on}: {days_remaining} days left",
+    "deadline.passed": "{deadline_id} was due {due_on}",
+    "issue.status_changed": "{issue_id}: {before} → {after}",
+    "audit.checkpoint": "signed checkpoint at position {position}",
+}
+
+
+class _Fields(dict[str, Any]):
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def _what(kind: str, data: dict[str, Any]) -> str:
-    """A few words on a message that is not an event's own (an event's line shows its display title)."""
-    if kind == "webhook.test":
-        return f"test message for {data.get('webhook_id')}"
-    if kind == "webhook.disabled":
-        return f"{data.get('webhook_id')} disabled: {data.get('reason')}"
-    if kind == "truce.extended":
-        return f"truce {data.get('truce_id')} now expires {data.get('expires_on')} (was {data.get('previous_expires_on')})"
-    if kind == "truce.lapsed":
-        return f"truce {data.get('truce_id')} lapsed (expired {data.get('expired_on')})"
     if kind == "tariff.changed":
         return ", ".join(f"{d} {c['before']:g}% → {c['after']:g}%" for d, c in (data.get("directions") or {}).items())
-    if kind == "deadline.approaching":
-        return f"{data.get('deadline_id')} due {data.get('due_on')}: {data.get('days_remaining')} days left"
-    if kind == "deadline.passed":
-        return f"{data.get('deadline_id')} was due {data.get('due_on')}"
-    if kind == "issue.status_changed":
-        return f"{data.get('issue_id')}: {data.get('before')} → {data.get('after')}"
-    if kind == "audit.checkpoint":
-        return f"signed checkpoint at position {data.get('position')}"
-    return ""
+    template = _SAID.get(kind)
+    return template.format_map(_Fields(data)) if template else ""
 
 
 def _event_title(client: httpx.Client, data: dict[str, Any]) -> str:
