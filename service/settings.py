@@ -49,8 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 6000
     rate_limit_window: Annotated[int, msgspec.Meta(ge=1)] = 60
     query_timeout: Annotated[float, msgspec.Meta(ge=0)] = 10.0
-    # opt-in for now: with it on, the multi-process PostgreSQL scale test loses sight of lease holders under load
-    answer_cache_bytes: NotNegative = 0
+    answer_cache_bytes: NotNegative = 64 * 1024 * 1024
 
     @property
     def allow_hosts(self) -> frozenset[str]:

@@ -23,7 +23,7 @@ ROUTES = [
 ]
 
 
-# The cache is opt-in (PARLEY_ANSWER_CACHE_BYTES defaults to 0): these tests turn it on.
+# These tests name the cache's size rather than rely on the default.
 CACHE_BYTES = 64 * 1024 * 1024
 
 

@@ -155,10 +155,12 @@ def test_every_role_in_several_processes_survives_sigkills_without_loss_or_doubl
     seed = base64.b64encode(os.urandom(32)).decode()
     # A sender renews its lease at half-time through a slow batch; a short lease only makes it renew more often.
     # Small pools: eight processes share the server's connections with whatever else runs there. Not
-    # smaller: each runner's LISTEN holds a connection of the log's pool while it follows.
+    # smaller: each runner's LISTEN (and each API process's log tail) holds a connection of the log's pool
+    # while it follows. An overflow of 4, as docs/operations.md sizes it for PostgreSQL's default 100: at
+    # the default 10 the API processes' bursts took every connection and the leases' own were refused.
     env = {
         "PARLEY_SIGNING_KEY": seed, "PARLEY_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PARLEY_WEBHOOK_LEASE": "15",
-        "PARLEY_POOL_SIZE": "2", "PARLEY_LOG_LEVEL": "info",
+        "PARLEY_POOL_SIZE": "2", "PARLEY_POOL_MAX_OVERFLOW": "4", "PARLEY_LOG_LEVEL": "info",
     }
     api_env = {**env, "PARLEY_RUN_PROJECTIONS": "0", "PARLEY_RUN_WEBHOOKS": "0", "PARLEY_POOL_SIZE": "2",
                "PARLEY_LOG_LEVEL": "warning", "PARLEY_SIGNING_KEY_FILE": str(tmp_path / "unused.key")}
