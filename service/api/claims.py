@@ -39,9 +39,8 @@ class ClaimController(Controller):
         "one line (`display`) and source.",
         guards=[require("reader")],
         responses={**problems(404, 422), **NOT_MODIFIED},
-        sync_to_thread=True,
     )
-    def list_claims(
+    async def list_claims(
         self,
         reads: NamedDependency[Reads],
         log: NamedDependency[ParleyLog],
@@ -58,6 +57,6 @@ class ClaimController(Controller):
         wanted = claim_status(status)
         expanded = expansions(expand)
         after = decode_cursor(cursor)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
+        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("claims", negotiation_id, (day, wanted, after, limit, tuple(sorted(expanded))), (at,), as_of is not None and known_at is not None)
-        return reads.cached(ask, min_position, budget, claims_page, negotiation_id, day, at, wanted, after, limit, budget, expanded)
+        return await reads.cached(ask, min_position, budget, claims_page, negotiation_id, day, at, wanted, after, limit, budget, expanded)

@@ -54,9 +54,8 @@ class StateController(Controller):
         description=_SOURCED,
         guards=[require("reader")],
         responses={**problems(404, 422), **NOT_MODIFIED},
-        sync_to_thread=True,
     )
-    def state(
+    async def state(
         self,
         reads: NamedDependency[Reads],
         log: NamedDependency[ParleyLog],
@@ -69,9 +68,9 @@ class StateController(Controller):
         expand: Expand = None,
     ) -> Response[StateOut]:
         wanted = expansions(expand)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
+        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("state", negotiation_id, (day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return reads.cached(ask, min_position, budget, state_at, negotiation_id, day, at, legal_basis, budget, wanted)
+        return await reads.cached(ask, min_position, budget, state_at, negotiation_id, day, at, legal_basis, budget, wanted)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -80,9 +79,8 @@ class StateController(Controller):
         description=_SOURCED,
         guards=[require("reader")],
         responses={**problems(404, 422), **NOT_MODIFIED},
-        sync_to_thread=True,
     )
-    def state_part(
+    async def state_part(
         self,
         reads: NamedDependency[Reads],
         log: NamedDependency[ParleyLog],
@@ -96,9 +94,9 @@ class StateController(Controller):
         expand: Expand = None,
     ) -> Response[dict[str, Any]]:
         wanted = expansions(expand)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
+        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("part", negotiation_id, (part, day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return reads.cached(ask, min_position, budget, part_at, negotiation_id, part, day, at, legal_basis, budget, wanted)
+        return await reads.cached(ask, min_position, budget, part_at, negotiation_id, part, day, at, legal_basis, budget, wanted)
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -106,9 +104,8 @@ class StateController(Controller):
         summary="Statements made by as_of, as known at known_at, in world order, filtered and cursor-paged",
         guards=[require("reader")],
         responses={**problems(404, 422), **NOT_MODIFIED},
-        sync_to_thread=True,
     )
-    def list_statements(
+    async def list_statements(
         self,
         reads: NamedDependency[Reads],
         log: NamedDependency[ParleyLog],
@@ -124,10 +121,10 @@ class StateController(Controller):
         cursor: str | None = None,
     ) -> Response[Page]:
         after = decode_cursor(cursor)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), min_position)
+        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         filters = {"speaker": speaker, "party": party, "topic": topic}
         ask = Ask("statements", negotiation_id, (day, speaker, party, topic, after, limit), (at,), as_of is not None and known_at is not None)
-        return reads.cached(ask, min_position, budget, statements_page, negotiation_id, day, at, filters, after, limit, budget)
+        return await reads.cached(ask, min_position, budget, statements_page, negotiation_id, day, at, filters, after, limit, budget)
 
     @get(
         "/{negotiation_id:str}/timeline",
@@ -135,9 +132,8 @@ class StateController(Controller):
         summary="The negotiation's events in world order (occurred_on, then position), as known at known_at, cursor-paged",
         guards=[require("reader")],
         responses={**problems(404, 422), **NOT_MODIFIED},
-        sync_to_thread=True,
     )
-    def timeline(
+    async def timeline(
         self,
         reads: NamedDependency[Reads],
         log: NamedDependency[ParleyLog],
@@ -153,9 +149,9 @@ class StateController(Controller):
         start, end = parse_world_range(from_, to)
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)
-        _, now = moment(log, None, at, min_position)
+        _, now = moment(log, None, at, None)  # min_position: checked where the answer is read
         ask = Ask("timeline", negotiation_id, (start, end, after, limit), (now,), at is not None)
-        return reads.cached(ask, min_position, budget, timeline_page, negotiation_id, start, end, now, after, limit, budget)
+        return await reads.cached(ask, min_position, budget, timeline_page, negotiation_id, start, end, now, after, limit, budget)
 
     @get(
         "/{negotiation_id:str}/diff",
@@ -167,9 +163,8 @@ class StateController(Controller):
         "maps each of those ids to the event's date, type, one line (`display`) and source.",
         guards=[require("reader")],
         responses={**problems(404, 422), **NOT_MODIFIED},
-        sync_to_thread=True,
     )
-    def diff(
+    async def diff(
         self,
         reads: NamedDependency[Reads],
         log: NamedDependency[ParleyLog],
@@ -188,8 +183,8 @@ class StateController(Controller):
         wanted = expansions(expand)
         given = {"from": from_, "to": to, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
         moments = diff_moments(given)
-        now = moment(log, None, None, min_position)[1]
+        now = moment(log, None, None, None)[1]  # min_position: checked where the answer is read
         before, after = ((day or now.date(), at or now) for day, at in moments)
         explicit = all(day is not None and at is not None for day, at in moments)
         ask = Ask("diff", negotiation_id, (before[0], after[0], legal_basis, tuple(sorted(wanted))), (before[1], after[1]), explicit)
-        return reads.cached(ask, min_position, budget, diff_between, negotiation_id, before, after, legal_basis, budget, wanted)
+        return await reads.cached(ask, min_position, budget, diff_between, negotiation_id, before, after, legal_basis, budget, wanted)

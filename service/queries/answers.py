@@ -180,19 +180,32 @@ class Answers:
         digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
         return Found(template.fill(echoes), digest, self.settled(ask))
 
+    def lookup(
+        self, sides: ReadSides, ask: Ask, min_position: int | None, mark: Callable[[Any], None] = lambda _: None,
+    ) -> Found | None:
+        """The kept answer when this process knows the stream's head and has the answer: memory only, no I/O.
+
+        None means "compute it" (`get`), which may read the store; callers on the event loop send that to a thread.
+        """
+        cuts = self._current(ask.negotiation_id, min_position)
+        if cuts is None:
+            return None
+        key = self._key(ask, cuts)
+        template = self.lru.get(key)
+        if template is None:
+            return None
+        mark("replica" if sides.has_replica else "primary")
+        return self._found(ask, key, template, _echoes(ask))
+
     def get(
         self, sides: ReadSides, ask: Ask, min_position: int | None, budget: Budget, work: Work, *args: Any,
         mark: Callable[[Any], None] = lambda _: None, **kwargs: Any,
     ) -> Found:
         """The encoded answer of `work(store, *args, **kwargs)`: from the cache, or computed and kept."""
-        echoes = [b'"known_at":' + msgspec.json.encode(at) for at in ask.known]
-        cuts = self._current(ask.negotiation_id, min_position)
-        if cuts is not None:
-            key = self._key(ask, cuts)
-            template = self.lru.get(key)
-            if template is not None:
-                mark("replica" if sides.has_replica else "primary")
-                return self._found(ask, key, template, echoes)
+        found = self.lookup(sides, ask, min_position, mark)
+        if found is not None:
+            return found
+        echoes = _echoes(ask)
 
         def compute(store: ReadStore, *args: Any, **kwargs: Any) -> Found:
             state = store.states.state(ask.negotiation_id, budget)
@@ -220,6 +233,11 @@ class Answers:
         if store.side == "primary" and self._heads is not None:
             self._heads.saw(stream_id(negotiation_id), state.version)
         return cuts
+
+
+def _echoes(ask: Ask) -> list[bytes]:
+    """The `"known_at":...` fields this request's answer echoes, as the cached template's slots take them."""
+    return [b'"known_at":' + msgspec.json.encode(at) for at in ask.known]
 
 
 class _Pinned:
