@@ -12,6 +12,14 @@ writes and returns the new `tat` with the verdict. On PostgreSQL the row lives i
 WAL, emptied after a crash, which only forgives the counts); on SQLite in a small file beside the
 database (WAL, synchronous=OFF), so counting never waits on the event writer's lock or its fsync.
 If the counters cannot be reached the request goes through (fail open) and a warning is logged.
+
+Settled in batches: a process does not write the count per request. It claims up to `batch` requests of a
+key's quota at once (one statement: the same upsert with `batch` intervals; if that many no longer fit, one
+more statement for a single request, so the last of the quota is claimed exactly) and lets that many through
+from memory, on the event loop. A claim is kept at most `_CLAIM_SECONDS`; what a process claimed and did not
+spend by then is dropped, not given back, so the shared count never under-counts. The batch is 1 % of the
+limit (1 below a limit of 200, so small quotas settle every request): across processes a key gets at most its
+quota in a burst, and can lose at most one batch per process per claim period to claims that expired unspent.
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ from service.stores import create_private
 LIMITED_PREFIX = "/v1/"
 _COUNTER_TIMEOUT = 2.0
 _WARN_EVERY = 10.0
+# a claim's unspent requests are dropped after this long (they were counted when claimed)
+_CLAIM_SECONDS = 1.0
+# claims kept for this many keys and addresses at most; past it the expired ones go
+_CLAIMS_KEPT = 10_000
 
 _CREATE = (
     "CREATE {unlogged} TABLE IF NOT EXISTS parley_rate_limits ("
@@ -83,8 +95,14 @@ class Quota:
     def interval(self) -> float:
         return self.window / self.limit
 
-    def params(self, identity: str, now: float) -> dict[str, Any]:
-        return {"identity": identity, "now": now, "interval": self.interval, "reach": self.window + self.interval / 2}
+    @property
+    def batch(self) -> int:
+        """How many requests a process claims at once: 1 % of the limit, 1 for limits under 200."""
+        return max(1, self.limit // 100)
+
+    def params(self, identity: str, now: float, count: int = 1) -> dict[str, Any]:
+        """The upsert's parameters for claiming `count` requests at once (allowed only if all of them fit)."""
+        return {"identity": identity, "now": now, "interval": self.interval * count, "reach": self.window + self.interval / 2}
 
     def decision(self, tat: float, allowed: bool, now: float) -> Decision:
         ahead = tat - now
@@ -115,8 +133,8 @@ class CountersUnavailableError(Exception):
 
 
 class Counters(Protocol):
-    async def hit(self, identity: str, now: float) -> tuple[float, bool]:
-        """Count one request; the key's new tat and whether the request is allowed."""
+    async def hit(self, identity: str, now: float, count: int = 1) -> tuple[float, bool]:
+        """Claim `count` requests at once; the key's new tat and whether they were (all) allowed."""
         ...
 
     async def close(self) -> None: ...
@@ -142,7 +160,7 @@ class PostgresCounters:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def hit(self, identity: str, now: float) -> tuple[float, bool]:
+    async def hit(self, identity: str, now: float, count: int = 1) -> tuple[float, bool]:
         try:
             with anyio.fail_after(_COUNTER_TIMEOUT):
                 async with self._pool.connection() as connection:
@@ -152,7 +170,7 @@ class PostgresCounters:
                     if now >= self._next_sweep:
                         self._next_sweep = now + self._quota.window
                         await connection.execute(self._sweep_sql, {"now": now})
-                    cursor = await connection.execute(self._hit_sql, self._quota.params(identity, now))
+                    cursor = await connection.execute(self._hit_sql, self._quota.params(identity, now, count))
                     tat, allowed = await cursor.fetchone()  # type: ignore[misc]
         except (psycopg.Error, OSError, TimeoutError) as error:
             raise CountersUnavailableError(f"{type(error).__name__}: {error}") from error
@@ -180,9 +198,9 @@ class SQLiteCounters:
                 self._connection.close()
                 self._connection = None
 
-    async def hit(self, identity: str, now: float) -> tuple[float, bool]:
+    async def hit(self, identity: str, now: float, count: int = 1) -> tuple[float, bool]:
         try:
-            return await anyio.to_thread.run_sync(self._hit, identity, now)
+            return await anyio.to_thread.run_sync(self._hit, identity, now, count)
         except (sqlite3.Error, OSError) as error:
             raise CountersUnavailableError(f"{type(error).__name__}: {error}") from error
 
@@ -199,7 +217,7 @@ class SQLiteCounters:
             raise
         return connection
 
-    def _hit(self, identity: str, now: float) -> tuple[float, bool]:
+    def _hit(self, identity: str, now: float, count: int) -> tuple[float, bool]:
         with self._lock:
             try:
                 if self._connection is None:
@@ -208,7 +226,7 @@ class SQLiteCounters:
                     self._next_sweep = now + self._quota.window
                     self._connection.execute(self._sweep_sql, {"now": now})
                 # fetchall() runs the statement to its end, which commits it
-                ((tat, allowed),) = self._connection.execute(self._hit_sql, self._quota.params(identity, now)).fetchall()
+                ((tat, allowed),) = self._connection.execute(self._hit_sql, self._quota.params(identity, now, count)).fetchall()
             except sqlite3.Error:
                 if self._connection is not None:
                     self._connection.close()
@@ -232,6 +250,15 @@ def counters_path(database_url: str) -> str:
     return ":memory:" if path is None else f"{path}-ratelimit"
 
 
+@dataclasses.dataclass
+class _Claim:
+    """Requests of one key's quota this process has claimed and not spent yet."""
+
+    unspent: int
+    tat: float  # the shared tat right after the claim
+    until: float  # the clock's time after which the unspent ones are dropped
+
+
 @dataclasses.dataclass(frozen=True)
 class Holder:
     """Whom a request is counted against: an access key, or without a (valid) key the client address."""
@@ -252,6 +279,7 @@ class RateLimits:
         self._log = structlog.get_logger("parley.ratelimit")
         self._quiet_until = -math.inf
         self._unchecked = 0
+        self._claims: dict[str, _Claim] = {}
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -279,12 +307,11 @@ class RateLimits:
             holder = await _holder(scope)
             now = self._clock().timestamp()
             try:
-                tat, allowed = await counters.hit(holder.identity, now)
+                decision = await self._decide(counters, quota, holder.identity, now)
             except CountersUnavailableError as error:
                 self._warn(error)
                 await app(scope, receive, send)
                 return
-            decision = quota.decision(tat, allowed, now)
             headers = quota.headers(decision)
             if not decision.allowed:
                 await _refuse(scope, send, holder, quota, decision, headers)
@@ -298,6 +325,28 @@ class RateLimits:
             await app(scope, receive, send_with_limits)
 
         return limited
+
+    async def _decide(self, counters: Counters, quota: Quota, identity: str, now: float) -> Decision:
+        """Spend one of this process's claimed requests, claiming more from the shared counters when none is left."""
+        claim = self._claims.get(identity)
+        if claim is None or claim.unspent <= 0 or now >= claim.until:
+            claim = None
+            if quota.batch > 1:
+                tat, allowed = await counters.hit(identity, now, quota.batch)
+                if allowed:
+                    claim = _Claim(quota.batch, tat, now + _CLAIM_SECONDS)
+            if claim is None:
+                tat, allowed = await counters.hit(identity, now)
+                if not allowed:
+                    self._claims.pop(identity, None)
+                    return quota.decision(tat, False, now)
+                claim = _Claim(1, tat, now + _CLAIM_SECONDS)
+            if len(self._claims) >= _CLAIMS_KEPT:
+                self._claims = {k: c for k, c in self._claims.items() if c.unspent > 0 and now < c.until}
+            self._claims[identity] = claim
+        claim.unspent -= 1
+        # the headers as if the requests still unspent here had not been claimed yet
+        return quota.decision(claim.tat - claim.unspent * quota.interval, True, now)
 
     def _warn(self, error: CountersUnavailableError) -> None:
         """Fail open, and say so at most every ten seconds."""

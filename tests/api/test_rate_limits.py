@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
+from litestar.testing import TestClient
 
 from tests.support.process import free_port
 from service.http.ratelimit import (
@@ -17,6 +19,7 @@ from service.http.ratelimit import (
     Quota,
     counters_path,
 )
+from service.app import create_app
 from tests.api.conftest import Api, api_with
 
 LIMIT, WINDOW = 3, 60
@@ -137,3 +140,54 @@ def test_every_limited_operation_declares_429(limited: Api) -> None:
         if "429" not in operation.get("responses", {})
     ]
     assert undeclared == []
+
+
+@pytest.fixture
+def two_processes(database_url: str, clock: Any, tmp_path: Path) -> Iterator[tuple[Api, Api]]:
+    """Two apps on one store and clock with a quota large enough to be claimed in batches (400 / 60 s: 4 at a time)."""
+    with api_with(database_url, clock, tmp_path, rate_limit=400, rate_limit_window=WINDOW) as first:
+        settings = msgspec.structs.replace(first.client.app.state.settings, bootstrap_admin=False)
+        with TestClient(create_app(settings, clock=clock)) as client:
+            yield first, Api(client, first.keys)
+
+
+def test_a_batched_quota_is_spent_exactly_across_two_processes(two_processes: tuple[Api, Api]) -> None:
+    first, second = two_processes
+    allowed, remaining = 0, {0: [], 1: []}
+    refused = set()
+    for turn in range(1000):
+        side = turn % 2
+        if side in refused:
+            continue
+        answer = (first, second)[side].get("/v1/negotiations")
+        if answer.status_code == 429:
+            refused.add(side)
+            assert answer.headers["ratelimit-remaining"] == "0"
+            if refused == {0, 1}:
+                break
+            continue
+        assert answer.status_code == 200
+        allowed += 1
+        remaining[side].append(int(answer.headers["ratelimit-remaining"]))
+    assert refused == {0, 1}
+    # claims of 4, then single requests once 4 no longer fit: the last of the quota is claimed exactly
+    assert allowed == 400
+    for seen in remaining.values():
+        assert seen == sorted(seen, reverse=True)  # within a process; the other's claims come between
+    assert min(seen[-1] for seen in remaining.values()) == 0
+
+
+def test_a_process_claims_a_batch_and_the_other_sees_it_counted(two_processes: tuple[Api, Api]) -> None:
+    first, second = two_processes
+    assert first.get("/v1/negotiations").headers["ratelimit-remaining"] == "399"
+    # the first claimed 4 at once (spent one): the second's first request counts after all four
+    assert second.get("/v1/negotiations").headers["ratelimit-remaining"] == "395"
+    assert first.get("/v1/negotiations").headers["ratelimit-remaining"] == "398"  # from its claim, no store write
+
+
+def test_unspent_claims_expire_and_are_not_given_back(two_processes: tuple[Api, Api], clock: Any) -> None:
+    first, second = two_processes
+    assert first.get("/v1/negotiations").status_code == 200  # claims 4, spends 1
+    clock.advance(seconds=2)  # the 3 unspent are dropped; the quota has come back meanwhile (0.15 s a request)
+    assert first.get("/v1/negotiations").headers["ratelimit-remaining"] == "399"  # a fresh claim on a full quota
+    assert second.get("/v1/negotiations").headers["ratelimit-remaining"] == "395"
