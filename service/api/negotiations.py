@@ -28,7 +28,7 @@ from service.auth import Principal
 from service.http.auth import require
 from service.http.params import Limit, ReadPosition, Version
 from service.http.problems import FieldError, ProblemError, field_errors, invalid
-from service.http.reads import Reads
+from service.http.reads import NOT_MODIFIED, Reads
 from service.http.requests import appending, decode, expected_version, problems, require_json
 from service.queries.negotiations import (
     EventFilter,
@@ -39,7 +39,9 @@ from service.queries.negotiations import (
     negotiations_page,
     shown,
 )
+from service.queries.answers import Ask
 from service.queries.params import Page, decode_cursor, ordered
+from service.queries.timelimit import TimeLimit
 
 
 class NegotiationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -220,12 +222,13 @@ class NegotiationController(Controller):
         operation_id="listNegotiationEvents",
         summary="A negotiation's events in stream order, filtered and cursor-paged",
         guards=[require("reader")],
-        responses=problems(404, 422),
-        sync_to_thread=True,
+        responses={**problems(404, 422), **NOT_MODIFIED},
     )
-    def list_events(
+    async def list_events(
         self,
         reads: NamedDependency[Reads],
+        log: NamedDependency[ParleyLog],
+        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         type: str | None = None,  # noqa: A002 - the API's own name
         topic: str | None = None,
@@ -235,9 +238,14 @@ class NegotiationController(Controller):
         limit: Limit = 100,
         cursor: str | None = None,
         min_position: ReadPosition = None,
-    ) -> Page:
+    ) -> Response[Page]:
         ordered(occurred_from, occurred_to, ("occurred_from", "occurred_to"))
-        keep = EventFilter(frozenset(type.split(",")) if type else None, topic, occurred_from, occurred_to)
+        types = tuple(sorted(set(type.split(",")))) if type else None
+        keep = EventFilter(frozenset(types) if types else None, topic, occurred_from, occurred_to)
         after = decode_cursor(cursor)
         start = after if after is not None else after_version
-        return reads.answer(min_position, events_page, negotiation_id, keep, start, limit)
+        # A page is a function of the stream's events (corrections are in the same stream): keyed by the stream
+        # as it stands now, so an append or a correction makes a new key.
+        now = log.clock().astimezone(dt.UTC)
+        ask = Ask("events", negotiation_id, (types, topic, occurred_from, occurred_to, start, limit), (now,))
+        return await reads.cached(ask, min_position, budget, events_page, negotiation_id, keep, start, limit)

@@ -20,6 +20,7 @@ from tests.api.test_state_api import append, open_talks, stamp
 FENTANYL = "us-ieepa-fentanyl-cn"
 ROUTES = [
     "state", "state/tariffs", "state/deadlines", "statements", "timeline", "claims", "diff-world", "diff-belief",
+    "events", "events-filtered",
 ]
 
 
@@ -47,6 +48,10 @@ def apps(database_url: str, clock: Any, tmp_path: Any) -> Iterator[tuple[Api, Ap
 def _query(route: str, negotiation: str, as_of: str | None, known_at: str | None, earlier: str | None) -> tuple[str, dict[str, str]]:
     base = f"/v1/negotiations/{negotiation}"
     params = {k: v for k, v in {"as_of": as_of, "known_at": known_at}.items() if v is not None}
+    if route == "events":  # the stream as it stands: as_of and known_at are not its parameters
+        return f"{base}/events", {}
+    if route == "events-filtered":
+        return f"{base}/events", {"type": "measure_changed,event_corrected", "limit": "3", "occurred_from": "2025-02-01"}
     if route == "timeline":
         return f"{base}/timeline", {k: v for k, v in params.items() if k == "known_at"}
     if route == "diff-world":
@@ -179,3 +184,20 @@ def test_the_cache_keeps_to_its_bound_over_100000_distinct_questions() -> None:
     assert len(answers.lru) == bound // (len(body) - len(echo[0]) + ENTRY_OVERHEAD)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"answer cache: peak accounted {peak} of {bound} bytes, {len(answers.lru)} entries; peak RSS {rss} KiB")
+
+
+def test_an_event_list_is_revalidated_until_the_stream_moves_and_shows_a_correction(api: Api, clock: Any) -> None:
+    open_talks(api)
+    event = append(api, measure(FENTANYL, 10))[0]
+    path = "/v1/negotiations/us-china-trade-2025/events"
+    first = api.get(path)
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    assert api.get(path, headers={"If-None-Match": etag}).status_code == 304
+    clock.advance(seconds=5)
+    append(api, {"type": "event_corrected", "occurred_on": "2025-02-02", "target": event["event_id"],
+                 "replacement": measure(FENTANYL, 20)})
+    moved = api.get(path, headers={"If-None-Match": etag})
+    assert moved.status_code == 200 and moved.headers["etag"] != etag
+    listed = {item["event_id"]: item for item in moved.json()["items"]}
+    assert listed[event["event_id"]] != {item["event_id"]: item for item in first.json()["items"]}[event["event_id"]]
