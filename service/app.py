@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             for runner in app.state.runners.values():
                 runner.stop()
             app.state.reads.close()
+            app.state.key_store.close()
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
 

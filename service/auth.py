@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from events.application import ParleyLog
+from events.application import ParleyLog, is_postgres_env, sqlite_file
 from events.errors import KeyNameTakenError, KeyNotFoundError
 from events.payloads import KeyCreated, KeyRevoked
 
@@ -92,6 +93,10 @@ class KeyStore:
         self._run = log.run
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
+        # On an SQLite file: a connection of its own for `lookup_now`, opened on first use
+        self._quick_path = None if is_postgres_env(log.env) else sqlite_file(log.env.get("SQLITE_DBNAME", ""))
+        self._quick: sqlite3.Connection | None = None
+        self._quick_lock = threading.Lock()
 
     def _now(self) -> dt.datetime:
         return self._log.clock().astimezone(dt.UTC)
@@ -173,13 +178,43 @@ class KeyStore:
         return NOT_CACHED
 
     def authenticate(self, secret: str) -> Principal | None:
-        digest = _digest(secret)
-        now = time.monotonic()
-        rows = self._run("SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,))
-        if rows:
-            return Principal(name=rows[0]["name"], role=rows[0]["role"], key_id=rows[0]["id"])
+        rows = self._run(_LOOKUP, (_digest(secret),))
+        return self._answer(secret, rows[0] if rows else None)
+
+    def lookup_now(self, secret: str) -> Principal | None | object:
+        """`authenticate` without waiting, for the event loop: on an SQLite file one indexed read on a connection
+        of this store's own (WAL readers never wait for the writer), else (PostgreSQL, an in-memory store, the
+        file busy or unreadable) NOT_CACHED, and the caller asks `authenticate` in a worker thread."""
+        if self._quick_path is None or not self._quick_lock.acquire(blocking=False):
+            return NOT_CACHED
+        try:
+            if self._quick is None:
+                self._quick = sqlite3.connect(self._quick_path, timeout=0, isolation_level=None, check_same_thread=False)
+                self._quick.row_factory = sqlite3.Row
+            row = self._quick.execute(_LOOKUP, (_digest(secret),)).fetchone()
+        except sqlite3.Error:
+            if self._quick is not None:
+                self._quick.close()
+                self._quick = None
+            return NOT_CACHED
+        finally:
+            self._quick_lock.release()
+        return self._answer(secret, row)
+
+    def _answer(self, secret: str, row: Any) -> Principal | None:
+        if row is not None:
+            return Principal(name=row["name"], role=row["role"], key_id=row["id"])
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now, None)
+            self._cache[_digest(secret)] = (time.monotonic(), None)
         return None
+
+    def close(self) -> None:
+        with self._quick_lock:
+            if self._quick is not None:
+                self._quick.close()
+                self._quick = None
+
+
+_LOOKUP = "SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL"

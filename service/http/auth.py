@@ -14,11 +14,14 @@ from service.http.problems import FieldError, ProblemError
 
 async def key_principal(keys: KeyStore, secret: str, state: dict[str, Any]) -> Principal | None:
     """Who holds `secret` (None: unknown or revoked): looked up once per request (the rate limiter and the
-    guard both ask), from the store off the event loop unless it was refused within the last second."""
+    guard both ask), on the event loop where the store answers without waiting (an SQLite file), else in a
+    worker thread; not at all if it was refused within the last second."""
     asked = state.get("key_lookup")
     if asked is not None and asked[0] == secret:
         return asked[1]  # type: ignore[no-any-return]
     principal = keys.cached(secret)
+    if principal is NOT_CACHED:
+        principal = keys.lookup_now(secret)
     if principal is NOT_CACHED:
         principal = await anyio.to_thread.run_sync(keys.authenticate, secret)
     state["key_lookup"] = (secret, principal)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.api.conftest import deadline
+from tests.api.conftest import Api, api_with, deadline
 
 ROUTES = [
     ("POST", "/v1/negotiations", "reporter", 201),
@@ -100,3 +101,20 @@ def test_public_read_opens_reads_but_not_writes(database_url):
         assert client.get("/v1/events").status_code == 200
         assert client.post("/v1/negotiations", json={"title": "x", "parties": ["US"]}).status_code == 401
         assert client.get("/v1/keys").status_code == 401
+
+
+def test_a_key_revoked_in_one_process_is_refused_by_another_on_its_next_request(database_url, clock, tmp_path):
+    """Two apps on one store (two workers): a key is looked up on every request, so no process keeps letting it in."""
+    with api_with(database_url, clock, tmp_path, rate_limit=0) as first:
+        settings = msgspec.structs.replace(first.client.app.state.settings, bootstrap_admin=False)
+        with TestClient(create_app(settings, clock=clock)) as client:
+            second = Api(client, first.keys)
+            created = first.client.post("/v1/keys", json={"name": "desk", "role": "reader"}, headers=first.headers("admin")).json()
+            desk = {"Authorization": f"Bearer {created['key']}"}
+            for _ in range(3):  # let in, and let in again, by both
+                assert first.client.get("/v1/negotiations", headers=desk).status_code == 200
+                assert second.client.get("/v1/negotiations", headers=desk).status_code == 200
+            assert first.client.delete(f"/v1/keys/{created['id']}", headers=first.headers("admin")).status_code == 200
+            refused = second.client.get("/v1/negotiations", headers=desk)
+            assert refused.status_code == 401 and refused.json()["errors"][0]["field"] == "Authorization"
+            assert first.client.get("/v1/negotiations", headers=desk).status_code == 401
