@@ -8,7 +8,6 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from events.application import ParleyLog
 from service.http.auth import require
 from service.http.params import AsOf, Expand, KnownAt, Limit, MinPosition
 from service.http.reads import NOT_MODIFIED, Reads
@@ -18,7 +17,6 @@ from service.queries.claims import ClaimsPage, claim_status, claims_page
 from service.queries.params import decode_cursor, parse_date, parse_timestamp
 from service.queries.reasons import expansions
 from service.queries.state import moment
-from service.queries.timelimit import TimeLimit
 
 
 class ClaimController(Controller):
@@ -43,8 +41,6 @@ class ClaimController(Controller):
     async def list_claims(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         status: Annotated[str | None, QueryParameter(description="single, disputed, confirmed or contradicted.")] = None,
         as_of: AsOf = None,
@@ -57,6 +53,6 @@ class ClaimController(Controller):
         wanted = claim_status(status)
         expanded = expansions(expand)
         after = decode_cursor(cursor)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
+        day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("claims", negotiation_id, (day, wanted, after, limit, tuple(sorted(expanded))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, budget, claims_page, negotiation_id, day, at, wanted, after, limit, budget, expanded)
+        return await reads.cached(ask, min_position, reads.budget, claims_page, negotiation_id, day, at, wanted, after, limit, reads.budget, expanded)

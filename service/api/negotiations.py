@@ -41,7 +41,6 @@ from service.queries.negotiations import (
 )
 from service.queries.answers import Ask
 from service.queries.params import Page, decode_cursor, ordered
-from service.queries.timelimit import TimeLimit
 
 
 class NegotiationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -227,8 +226,6 @@ class NegotiationController(Controller):
     async def list_events(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         type: str | None = None,  # noqa: A002 - the API's own name
         topic: str | None = None,
@@ -246,6 +243,6 @@ class NegotiationController(Controller):
         start = after if after is not None else after_version
         # A page is a function of the stream's events (corrections are in the same stream): keyed by the stream
         # as it stands now, so an append or a correction makes a new key.
-        now = log.clock().astimezone(dt.UTC)
+        now = reads.log.clock().astimezone(dt.UTC)
         ask = Ask("events", negotiation_id, (types, topic, occurred_from, occurred_to, start, limit), (now,))
-        return await reads.cached(ask, min_position, budget, events_page, negotiation_id, keep, start, limit)
+        return await reads.cached(ask, min_position, reads.budget, events_page, negotiation_id, keep, start, limit)

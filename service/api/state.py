@@ -8,7 +8,6 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from events.application import ParleyLog
 from service.http.auth import require
 from service.http.params import AsOf, Expand, KnownAt, LegalBasis, Limit, MinPosition, WorldFrom, WorldTo
 from service.http.reads import NOT_MODIFIED, Reads
@@ -29,7 +28,6 @@ from service.queries.state import (
     statements_page,
     timeline_page,
 )
-from service.queries.timelimit import TimeLimit
 
 _SOURCED = (
     "`sources` maps every event id in a `because` of the answer to the source the event was recorded with "
@@ -58,8 +56,6 @@ class StateController(Controller):
     async def state(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         as_of: AsOf = None,
         known_at: KnownAt = None,
@@ -68,9 +64,9 @@ class StateController(Controller):
         expand: Expand = None,
     ) -> Response[StateOut]:
         wanted = expansions(expand)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
+        day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("state", negotiation_id, (day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, budget, state_at, negotiation_id, day, at, legal_basis, budget, wanted)
+        return await reads.cached(ask, min_position, reads.budget, state_at, negotiation_id, day, at, legal_basis, reads.budget, wanted)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -83,8 +79,6 @@ class StateController(Controller):
     async def state_part(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         part: str,
         as_of: AsOf = None,
@@ -94,9 +88,9 @@ class StateController(Controller):
         expand: Expand = None,
     ) -> Response[dict[str, Any]]:
         wanted = expansions(expand)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
+        day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("part", negotiation_id, (part, day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, budget, part_at, negotiation_id, part, day, at, legal_basis, budget, wanted)
+        return await reads.cached(ask, min_position, reads.budget, part_at, negotiation_id, part, day, at, legal_basis, reads.budget, wanted)
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -108,8 +102,6 @@ class StateController(Controller):
     async def list_statements(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         speaker: Annotated[str | None, QueryParameter(description="The speaker's name, case-blind.")] = None,
         party: Annotated[str | None, QueryParameter(description="The speaker's party code.")] = None,
@@ -121,10 +113,10 @@ class StateController(Controller):
         cursor: str | None = None,
     ) -> Response[Page]:
         after = decode_cursor(cursor)
-        day, at = moment(log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
+        day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         filters = {"speaker": speaker, "party": party, "topic": topic}
         ask = Ask("statements", negotiation_id, (day, speaker, party, topic, after, limit), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, budget, statements_page, negotiation_id, day, at, filters, after, limit, budget)
+        return await reads.cached(ask, min_position, reads.budget, statements_page, negotiation_id, day, at, filters, after, limit, reads.budget)
 
     @get(
         "/{negotiation_id:str}/timeline",
@@ -136,8 +128,6 @@ class StateController(Controller):
     async def timeline(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         from_: WorldFrom = None,
         to: WorldTo = None,
@@ -149,9 +139,9 @@ class StateController(Controller):
         start, end = parse_world_range(from_, to)
         at = parse_timestamp(known_at, "known_at")
         after = decode_cursor(cursor)
-        _, now = moment(log, None, at, None)  # min_position: checked where the answer is read
+        _, now = moment(reads.log, None, at, None)  # min_position: checked where the answer is read
         ask = Ask("timeline", negotiation_id, (start, end, after, limit), (now,), at is not None)
-        return await reads.cached(ask, min_position, budget, timeline_page, negotiation_id, start, end, now, after, limit, budget)
+        return await reads.cached(ask, min_position, reads.budget, timeline_page, negotiation_id, start, end, now, after, limit, reads.budget)
 
     @get(
         "/{negotiation_id:str}/diff",
@@ -167,8 +157,6 @@ class StateController(Controller):
     async def diff(
         self,
         reads: NamedDependency[Reads],
-        log: NamedDependency[ParleyLog],
-        budget: NamedDependency[TimeLimit],
         negotiation_id: str,
         from_: WorldFrom = None,
         to: WorldTo = None,
@@ -183,8 +171,8 @@ class StateController(Controller):
         wanted = expansions(expand)
         given = {"from": from_, "to": to, "known_from": known_from, "known_to": known_to, "as_of": as_of, "known_at": known_at}
         moments = diff_moments(given)
-        now = moment(log, None, None, None)[1]  # min_position: checked where the answer is read
+        now = moment(reads.log, None, None, None)[1]  # min_position: checked where the answer is read
         before, after = ((day or now.date(), at or now) for day, at in moments)
         explicit = all(day is not None and at is not None for day, at in moments)
         ask = Ask("diff", negotiation_id, (before[0], after[0], legal_basis, tuple(sorted(wanted))), (before[1], after[1]), explicit)
-        return await reads.cached(ask, min_position, budget, diff_between, negotiation_id, before, after, legal_basis, budget, wanted)
+        return await reads.cached(ask, min_position, reads.budget, diff_between, negotiation_id, before, after, legal_basis, reads.budget, wanted)

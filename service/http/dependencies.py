@@ -34,7 +34,8 @@ def _settings(state: State) -> Settings:
 def _reads(request: Request[Any, Any, Any]) -> Reads:
     state = request.app.state
     return Reads(
-        state.reads, request.scope["state"], state.answers, request.headers.get("if-none-match"), state.settings.public_read
+        state.reads, request.scope["state"], state.answers, request.headers.get("if-none-match"), state.settings.public_read,
+        TimeLimit.starting_now(state.settings.query_timeout),
     )
 
 

@@ -12,7 +12,8 @@ from litestar import Response
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from projections.state import Budget
+from events.application import ParleyLog
+from projections.state import UNLIMITED, Budget
 from service.followers.tables import ViewSpec
 from service.queries.answers import Answers, Ask
 from service.queries.store import ReadSides, ReadStore, Side, answer, view_store
@@ -30,6 +31,13 @@ class Reads:
     # the request's If-None-Match, and whether anyone may read (then proxies may share answers)
     if_none_match: str | None = None
     public: bool = False
+    # how long this request's answer may compute (PARLEY_QUERY_TIMEOUT), from when the request got here
+    budget: Budget = UNLIMITED
+
+    @property
+    def log(self) -> ParleyLog:
+        """The primary's log: its clock says what "today" and "now" are."""
+        return self.sides.primary.log
 
     def _mark(self, side: Side) -> None:
         self._state["read_from"] = side
