@@ -29,6 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from events.application import ParleyLog
 from events.errors import StoreUnavailableError
 from service.http.metrics_dir import MULTIPROC_VARIABLE, shared_dir
+from service.queries.answers import Answers
 from service.queries.progress import Followers, read_outbox, read_progress
 from service.settings import Settings, SettingsError
 
@@ -168,3 +169,28 @@ class StoreMetrics:
             "Webhook delivery attempts that failed: no answer, a refused destination, or a status other than 2xx.",
             value=outbox.failed_attempts,
         )
+
+
+class AnswerCacheMetrics:
+    """The answer cache of the process that answers the scrape (each worker keeps its own: labelled by pid)."""
+
+    def __init__(self, answers: Answers) -> None:
+        self.answers = answers
+
+    def collect(self) -> Iterator[Metric]:
+        lru, pid = self.answers.lru, [str(os.getpid())]
+        for name, text, value in (
+            ("parley_answer_cache_bytes", "Bytes the answer cache of this process holds, as it accounts them.", lru.bytes),
+            ("parley_answer_cache_bound_bytes", "The answer cache's bound (PARLEY_ANSWER_CACHE_BYTES); 0 is off.", lru.max_bytes),
+            ("parley_answer_cache_entries", "Answers the answer cache of this process holds.", len(lru)),
+        ):
+            gauge = GaugeMetricFamily(name, text, labels=["pid"])
+            gauge.add_metric(pid, value)
+            yield gauge
+        for name, text, value in (
+            ("parley_answer_cache_hits", "Answers this process found in its answer cache.", lru.hits),
+            ("parley_answer_cache_misses", "Answers this process looked for in its answer cache and computed.", lru.misses),
+        ):
+            counter = CounterMetricFamily(name, text, labels=["pid"])
+            counter.add_metric(pid, value)
+            yield counter

@@ -100,11 +100,12 @@ class AnswerLRU:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable) -> _Template | None:
+    def get(self, key: Hashable, *, count_miss: bool = True) -> _Template | None:
+        """The entry, counted as a hit; a miss is counted unless the caller only looks (it counts its own)."""
         with self._guard:
             found = self._entries.get(key)
             if found is None:
-                self.misses += 1
+                self.misses += count_miss
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
@@ -191,7 +192,7 @@ class Answers:
         if cuts is None:
             return None
         key = self._key(ask, cuts)
-        template = self.lru.get(key)
+        template = self.lru.get(key, count_miss=False)  # a miss is counted where the answer is computed
         if template is None:
             return None
         mark("replica" if sides.has_replica else "primary")

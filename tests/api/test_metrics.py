@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -197,3 +198,19 @@ def test_a_metrics_dir_without_multiprocess_mode_is_refused(tmp_path):
     # This test process imported prometheus_client without PROMETHEUS_MULTIPROC_DIR: counts would stay in memory.
     with pytest.raises(SettingsError, match="PARLEY_METRICS_DIR"):
         Metrics(Settings(metrics_dir=str(tmp_path / "metrics")))
+
+
+def test_the_answer_cache_reports_its_bytes_entries_hits_and_misses(database_url, tmp_path, clock):
+    with served_app(database_url, tmp_path, clock, answer_cache_bytes=1_000_000) as (client, admin):
+        append(client, admin, deadline("a"))
+        pid = {"pid": str(os.getpid())}  # the in-process app: this process
+        before = scrape(client)
+        assert value(before, "parley_answer_cache_bound_bytes", **pid) == 1_000_000
+        assert value(before, "parley_answer_cache_entries", **pid) == 0
+        for as_of in ("2025-06-01", "2025-06-01", "2025-06-01", "2025-07-01"):
+            assert client.get(f"/v1/negotiations/talks/state?as_of={as_of}", headers=admin).status_code == 200
+        after = scrape(client)
+        assert value(after, "parley_answer_cache_misses_total", **pid) == 2  # each answer computed once
+        assert value(after, "parley_answer_cache_hits_total", **pid) == 2
+        assert value(after, "parley_answer_cache_entries", **pid) == 2
+        assert 0 < value(after, "parley_answer_cache_bytes", **pid) <= 1_000_000
