@@ -214,24 +214,65 @@ def state(
     ] = False,
     json: JsonOption = False,
     database: DatabaseOption = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Ask this served Parley instead of the local store (answers kept in the "
+                                 "CLI's cache and revalidated with their ETags; PARLEY_CLI_CACHE=off keeps none).", show_default=False)
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", envvar="PARLEY_KEY", help="An access key for --url.", show_default=False)] = None,
 ) -> None:
     """The negotiation on a day: tariffs by direction, truce, measures, open issues, upcoming deadlines."""
     from service.queries.reasons import NOT_EXPANDED
     from service.queries.state import state_at
     from service.queries.store import ReadStore
 
+    if url is not None:
+        negotiation, answer = _remote_state(url, key, negotiation_id, as_of, known_at, legal_basis, why)
+    else:
+        with _reported():
+            day, at = _date(as_of, "--as-of"), _timestamp(known_at, "--known-at")
+            with _log(database) as log:
+                negotiation = log.negotiation(negotiation_id)
+                now = log.clock().astimezone(dt.UTC)
+                answer = state_at(
+                    ReadStore.over(log), negotiation_id, day or now.date(), at or now, legal_basis,
+                    expand=_BECAUSE if why else NOT_EXPANDED,
+                )
     with _reported():
-        day, at = _date(as_of, "--as-of"), _timestamp(known_at, "--known-at")
-        with _log(database) as log:
-            negotiation = log.negotiation(negotiation_id)
-            now = log.clock().astimezone(dt.UTC)
-            answer = state_at(
-                ReadStore.over(log), negotiation_id, day or now.date(), at or now, legal_basis,
-                expand=_BECAUSE if why else NOT_EXPANDED,
-            )
         _print_state(negotiation, answer, json)
         if why and not json:
             console.print(_why_panel(answer))
+
+
+def _remote_state(
+    url: str, key: str | None, negotiation_id: str, as_of: str | None, known_at: str | None, legal_basis: str | None, why: bool,
+) -> tuple[Any, Any]:
+    """The negotiation and its state from a served Parley, through the CLI's answer cache (GETs only)."""
+    from types import SimpleNamespace
+    from urllib.parse import quote
+
+    from service.cli import remote
+    from service.queries.negotiations import NegotiationOut
+    from service.queries.state import StateOut
+
+    params = {name: value for name, value in
+              {"as_of": as_of, "known_at": known_at, "legal_basis": legal_basis, "expand": "because" if why else None}.items()
+              if value is not None}
+    path = f"/v1/negotiations/{quote(negotiation_id, safe='')}"
+    try:
+        with remote.client(url, key, cached=True) as http:
+            opened = http.get(path)
+            if opened.is_error:
+                raise remote.refused(opened)
+            answered = http.get(f"{path}/state", params=params)
+            if answered.is_error:
+                raise remote.refused(answered)
+            shown = msgspec.json.decode(opened.content, type=NegotiationOut)
+            negotiation = SimpleNamespace(negotiation_id=shown.id, title=shown.title, parties=shown.parties)
+            return negotiation, msgspec.json.decode(answered.content, type=StateOut)
+    except remote.RemoteError as error:
+        _fail(str(error), 1)
+    except msgspec.ValidationError as error:
+        _fail(f"{url} answered something that is not a Parley state answer ({error}): check --url", 1)
 
 
 def warn_beyond_record(coverage: Any, day: Any) -> None:

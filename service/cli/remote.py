@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -66,12 +68,47 @@ def _checked(url: str, key: str | None) -> tuple[str, str]:
     return url.rstrip("/"), key
 
 
+def cache_path() -> Path | None:
+    """Where the CLI keeps the answers it read from servers: $PARLEY_CLI_CACHE, else the user's cache directory.
+
+    `PARLEY_CLI_CACHE=off` keeps nothing.
+    """
+    configured = os.environ.get("PARLEY_CLI_CACHE", "")
+    if configured.lower() in ("off", "0", "none"):
+        return None
+    if configured:
+        return Path(configured).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "parley" / "http-cache.sqlite"
+
+
+def _cached_transport(path: Path) -> httpx.BaseTransport:
+    """A private HTTP cache (RFC 9111, hishel) in an SQLite file only this user can read: an answer read before
+    is asked again with If-None-Match (a 304 costs no body), a settled past (`immutable`) is not asked again."""
+    from hishel import CacheOptions, SqliteStorage
+    from hishel.httpx import CacheTransport
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    storage = SqliteStorage(database_path=str(path), max_size=CACHE_BYTES)
+    return CacheTransport(httpx.HTTPTransport(), storage=storage, rfc=CacheOptions(shared=False))
+
+
+CACHE_BYTES = 64 * 1024 * 1024
+
+
 @contextmanager
-def client(url: str, key: str | None, timeout: float = TIMEOUT_SECONDS) -> Iterator[httpx.Client]:
-    """An HTTP client for a served Parley with the key; any failure inside the block becomes a RemoteError."""
+def client(url: str, key: str | None, timeout: float = TIMEOUT_SECONDS, *, cached: bool = False) -> Iterator[httpx.Client]:
+    """An HTTP client for a served Parley with the key; any failure inside the block becomes a RemoteError.
+
+    `cached`: GETs go through the CLI's private answer cache (`cache_path`), when there is one.
+    """
     base, secret = _checked(url, key)
+    where = cache_path() if cached else None
+    transport = _cached_transport(where) if where is not None else None
     try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout) as http:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout, transport=transport) as http:
             yield http
     except httpx.HTTPStatusError as error:
         raise refused(error.response) from None

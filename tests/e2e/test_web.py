@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.support.process import create_key, start_server, stop_server
+from tests.support.process import create_key, log_lines, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +60,7 @@ class Service:
     database_url: str
     key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
 
     @property
     def host(self) -> str:
@@ -82,7 +83,7 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         database, folder / "server.log",
         env={"PARLEY_PUBLIC_READ": "1", "PARLEY_SIGNING_KEY_FILE": str(folder / "signing.key")},
     )
-    yield Service(base_url, database)
+    yield Service(base_url, database, log=folder / "server.log")
     stop_server(process)
 
 
@@ -809,4 +810,23 @@ def test_the_disputes_panel_shows_each_side_with_speakers_sources_and_grades(shi
     assert agreed.locator(".verdict-confirmed").count() == 1 and denied.locator(".verdict-contradicted").count() == 1
     dispute.locator(".settlement button.link").click()
     expect(page.locator("#detail-title")).to_contain_text("11 Aug 2025")
+    watched.check(shipped)
+
+
+def test_the_page_revalidates_an_answer_it_has_read_and_the_server_answers_304(shipped: Service, open_page) -> None:
+    """The answers' ETags let the browser's own cache ask If-None-Match: a date seen again costs a 304, no body."""
+    assert shipped.log is not None
+    watched = open_page()
+    page = watched.page
+    statuses = []
+    for as_of in ("2025-06-01", "2025-09-01", "2025-06-01"):
+        start = shipped.log.stat().st_size
+        page.goto(f"{shipped.base_url}/?as_of={as_of}")
+        wait_state(page, as_of)
+        time.sleep(0.2)  # the request's log line is written after its response
+        statuses.append([line["status"] for line in log_lines(shipped.log, "request", offset=start) if "/state" in str(line["path"])])
+    assert total(page, "US->CN").strip()
+    first, other, again = statuses
+    assert first and set(first) == {200} and set(other) == {200}, statuses  # never seen: answered whole
+    assert again and set(again) == {304}, statuses  # seen: the browser sent If-None-Match, the server sent no body
     watched.check(shipped)
