@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.sqlite import SQLiteConnection, SQLiteDatastore, SQLiteFactory
 
@@ -43,6 +43,10 @@ class _FileFaults:
         self.count = 0
         self.failing = False  # from a fault until a write commits again
         self.datastores: weakref.WeakSet[RenewingSQLiteDatastore] = weakref.WeakSet()
+        # One writer at a time in this process (the log's group commit, the views, the webhook tables): SQLite
+        # lets one write transaction in, and a writer that finds the file locked backs off in sleeps of up to
+        # 100 ms, however soon the lock frees. Waiting here instead takes the file the moment it frees.
+        self.write_turn = threading.RLock()
 
     def fault(self) -> None:
         """Connections opened until now are stale: close the idle ones now; those in use go when put back or next taken."""
@@ -55,6 +59,13 @@ class _FileFaults:
     def of(cls, db_name: str) -> _FileFaults:
         with cls._lock:
             return cls._by_file.setdefault(os.path.realpath(db_name), cls())
+
+
+def file_faults(db_name: str) -> _FileFaults:
+    """What this process knows of the faults of an SQLite file, for a connection of its own outside the datastores
+    (`count` of faults so far, `failing` until a write commits again): one opened before a fault, or while it
+    lasts, must be closed, not kept."""
+    return _FileFaults.of(db_name)
 
 
 class RenewingSQLiteDatastore(SQLiteDatastore):
@@ -77,21 +88,28 @@ class RenewingSQLiteDatastore(SQLiteDatastore):
             with super().get_connection(commit=commit) as conn:
                 yield conn
             return
-        conn = self._fresh_connection(commit)
+        turn = self._file.write_turn if commit else None
+        if turn is not None and not turn.acquire(timeout=self.pool.lock_timeout or 5):
+            raise OperationalError(f"no write turn on {self.pool.db_name} within {self.pool.lock_timeout} s")
         try:
-            yield conn
-        except IntegrityError:
-            raise
-        except (PersistenceError, sqlite3.Error):
-            self._file.fault()
-            raise
-        else:
-            if commit:
-                self._file.failing = False
+            conn = self._fresh_connection(commit)
+            try:
+                yield conn
+            except IntegrityError:
+                raise
+            except (PersistenceError, sqlite3.Error):
+                self._file.fault()
+                raise
+            else:
+                if commit:
+                    self._file.failing = False
+            finally:
+                if self._file.failing:
+                    conn.close()
+                self.pool.put_connection(conn)
         finally:
-            if self._file.failing:
-                conn.close()
-            self.pool.put_connection(conn)
+            if turn is not None:
+                turn.release()
 
     def _fresh_connection(self, commit: bool) -> SQLiteConnection:
         while True:

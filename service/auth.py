@@ -14,6 +14,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from events.application import ParleyLog, is_postgres_env, sqlite_file
+from events.datastores import file_faults
 from events.errors import KeyNameTakenError, KeyNotFoundError
 from events.payloads import KeyCreated, KeyRevoked
 
@@ -96,6 +97,7 @@ class KeyStore:
         # On an SQLite file: a connection of its own for `lookup_now`, opened on first use
         self._quick_path = None if is_postgres_env(log.env) else sqlite_file(log.env.get("SQLITE_DBNAME", ""))
         self._quick: sqlite3.Connection | None = None
+        self._quick_faults = 0  # the file's fault count when the connection was opened
         self._quick_lock = threading.Lock()
 
     def _now(self) -> dt.datetime:
@@ -187,19 +189,28 @@ class KeyStore:
         file busy or unreadable) NOT_CACHED, and the caller asks `authenticate` in a worker thread."""
         if self._quick_path is None or not self._quick_lock.acquire(blocking=False):
             return NOT_CACHED
+        faults = file_faults(self._quick_path)
         try:
+            if self._quick is not None and self._quick_faults != faults.count:
+                self._close_quick()  # opened before a fault: SQLite would keep the file as it was then
             if self._quick is None:
+                self._quick_faults = faults.count
                 self._quick = sqlite3.connect(self._quick_path, timeout=0, isolation_level=None, check_same_thread=False)
                 self._quick.row_factory = sqlite3.Row
             row = self._quick.execute(_LOOKUP, (_digest(secret),)).fetchone()
         except sqlite3.Error:
-            if self._quick is not None:
-                self._quick.close()
-                self._quick = None
+            self._close_quick()
             return NOT_CACHED
         finally:
+            if faults.failing:
+                self._close_quick()  # while the file is faulty, keep no connection open across requests
             self._quick_lock.release()
         return self._answer(secret, row)
+
+    def _close_quick(self) -> None:
+        if self._quick is not None:
+            self._quick.close()
+            self._quick = None
 
     def _answer(self, secret: str, row: Any) -> Principal | None:
         if row is not None:
@@ -212,9 +223,7 @@ class KeyStore:
 
     def close(self) -> None:
         with self._quick_lock:
-            if self._quick is not None:
-                self._quick.close()
-                self._quick = None
+            self._close_quick()
 
 
 _LOOKUP = "SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL"
