@@ -339,12 +339,15 @@ class Commits:
 class PollingSubscription(Subscription[Any]):
     """SQLite cannot notify: follow the log by polling it from the last position seen."""
 
-    def __init__(self, recorder: Any, gt: int | None = None, topics: Sequence[str] = (), interval: float = 0.1) -> None:
+    def __init__(
+        self, recorder: Any, gt: int | None = None, topics: Sequence[str] = (), interval: float = 0.1, *, local_wakeups: bool = True,
+    ) -> None:
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         self._buffer: list[Notification] = []
         self._interval = interval
-        # the recorder counts commits made in this process, so local followers need not wait a full interval
-        self._commits: Commits = recorder.commits
+        # the recorder counts commits made in this process, so local followers need not wait a full interval;
+        # a follower that hears this process's commits otherwise (`local_wakeups=False`) polls for the others only
+        self._commits: Commits = recorder.commits if local_wakeups else Commits()
         self._seen = self._commits.count
 
     def stop(self) -> None:
@@ -397,8 +400,8 @@ class ParleySQLiteRecorder(ParleyTables, SQLiteApplicationRecorder):
         self.commits.bump()
         return positions
 
-    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> PollingSubscription:
-        return PollingSubscription(self, gt=gt, topics=topics)
+    def subscribe(self, gt: int | None = None, topics: Sequence[str] = (), *, local_wakeups: bool = True) -> PollingSubscription:
+        return PollingSubscription(self, gt=gt, topics=topics, local_wakeups=local_wakeups)
 
 
 
