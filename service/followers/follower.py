@@ -36,6 +36,10 @@ class Follower:
 
     name = "follower"
     MISSED_WAKEUP_SECONDS = 5.0  # quiet this long while the log is ahead: a wake-up was missed
+    # Under a stream of appends, a batch waits this long after its first event for more, so that a busy
+    # log costs one apply (one transaction, one rebuild of each touched negotiation's rows) per linger,
+    # not one per append; a quiet log (nothing applied within the last linger) applies at once.
+    LINGER_SECONDS = 0.05
 
     def __init__(self, log: ParleyLog, *, batch_size: int = 500, refresh_seconds: float = 60.0) -> None:
         self.log = log
@@ -204,6 +208,7 @@ class Follower:
         follower = threading.Thread(target=follow, name=f"follow-{self.name}-read", daemon=True)
         follower.start()
         ticked = heard = time.monotonic()
+        applied = -float("inf")  # when the last batch was applied
         try:
             while not self._leave.is_set():
                 try:
@@ -222,9 +227,12 @@ class Follower:
                 if first is None:
                     break
                 batch = [first]
+                # busy: the last batch was applied moments ago, so more are likely on their way
+                until = time.monotonic() + self.LINGER_SECONDS if time.monotonic() - applied < self.LINGER_SECONDS else 0.0
                 while len(batch) < self.batch_size:
                     try:
-                        more = received.get_nowait()
+                        wait = until - time.monotonic()
+                        more = received.get(timeout=wait) if wait > 0 else received.get_nowait()
                     except queue.Empty:
                         break
                     if more is None:
@@ -232,7 +240,7 @@ class Follower:
                         break
                     batch.append(more)
                 self.apply(batch)
-                heard = time.monotonic()
+                heard = applied = time.monotonic()
         finally:
             subscription.stop()
             while follower.is_alive():  # let a reader blocked on a full queue finish

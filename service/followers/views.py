@@ -7,6 +7,7 @@ transaction, so a runner that dies resumes exactly where its last batch committe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -52,9 +53,10 @@ class ViewTables(SideTables):
 
     def replace(
         self, spec: ViewSpec, negotiation_ids: Iterable[str], rows: Sequence[Row], tracking: Tracking | None,
-        parked: Sequence[Parked] = (), resolved: Iterable[int] = (),
+        parked: Sequence[Parked] = (), resolved: Iterable[int] = (), deleted: Sequence[tuple[Any, ...]] = (),
     ) -> None:
-        """Swap the rows of these negotiations, park events, unpark retried ones and advance the tracking, all at once."""
+        """Swap the rows of these negotiations (and delete the rows keyed `deleted`, then insert `rows`), park
+        events, unpark retried ones and advance the tracking, all at once."""
         ids = sorted(set(negotiation_ids))
         columns = list(spec.columns)
         insert = self._sql(f"INSERT INTO {spec.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
@@ -63,6 +65,9 @@ class ViewTables(SideTables):
                 cursor.execute(
                     self._sql(f"DELETE FROM {spec.table} WHERE negotiation_id IN ({', '.join('?' * len(ids))})"), ids
                 )
+            if deleted:
+                where = " AND ".join(f"{column} = ?" for column in spec.key)
+                cursor.executemany(self._sql(f"DELETE FROM {spec.table} WHERE {where}"), list(deleted))
             if rows:
                 cursor.executemany(insert, [tuple(row[c] for c in columns) for row in rows])
             write_parked(self, cursor, parked, [(spec.name, position) for position in resolved])
@@ -139,20 +144,54 @@ class ViewRunner(Follower):
         return self.tables.position(self.spec)
 
     def reset(self) -> None:
+        self._written.clear()
         self.tables.reset(self.spec)
 
+    @functools.cached_property
+    def _written(self) -> dict[str, dict[tuple[Any, ...], Row]]:
+        """The rows this runner last wrote per negotiation, by key: a batch writes only the rows that changed.
+
+        Only while the runner holds its lease (nobody else writes the view then); forgotten when it follows again.
+        """
+        return {}
+
+    def _follow_while_leased(self) -> None:
+        self._written.clear()  # another process may have written the view since
+        super()._follow_while_leased()
+
+    def catch_up(self, progress: Any = None) -> int:
+        self._written.clear()
+        return super().catch_up(progress)
+
     def apply(self, notifications: Sequence[Notification]) -> None:
-        """Fold a batch into the states it touches and replace their rows, with the tracking; park poison events."""
+        """Fold a batch into the states it touches and write their rows that changed, with the tracking; park poison events."""
         folded = self.fold_in(notifications)
         touched = {record.negotiation_id for _, record, _, _ in folded}
         today = self.today()
-        rows = [row for nid in sorted(touched) for row in self._rows_parking_poison(nid, folded, today)]
+        fresh = {nid: self._rows_parking_poison(nid, folded, today) for nid in sorted(touched)}
         parked = self.parking.take()
-        self.tables.replace(self.spec, touched, rows, Tracking(self.spec.tracking, notifications[-1].id), parked)
+        replaced, rows, deleted, written = [], [], [], {}
+        for nid, new_rows in fresh.items():
+            new = {self._key(row): row for row in new_rows}
+            written[nid] = new
+            old = self._written.pop(nid, None)
+            if old is None:  # not written by this runner yet: every row of the negotiation
+                replaced.append(nid)
+                rows += new_rows
+                continue
+            deleted += [key for key, row in old.items() if new.get(key) != row]
+            rows += [row for key, row in new.items() if old.get(key) != row]
+        self.tables.replace(
+            self.spec, replaced, rows, Tracking(self.spec.tracking, notifications[-1].id), parked, deleted=deleted
+        )
+        self._written.update(written)  # only once committed: after a failure these negotiations are written whole
         for event in parked:
             self._log.error("event_parked", position=event.position, event_id=event.event_id,
                             negotiation_id=event.negotiation_id, error=event.error)
         self._log.debug("batch", events=len(notifications), position=notifications[-1].id, negotiations=len(touched))
+
+    def _key(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[column] for column in self.spec.key)
 
     def _rows(self, state: State, today: dt.date) -> list[Row]:
         return self.spec.rows(state, today) if state.size else []
@@ -201,6 +240,7 @@ class ViewRunner(Follower):
                     continue
                 resolved.append(event.position)
             if resolved:
+                self._written.pop(negotiation_id, None)
                 self.tables.replace(self.spec, [negotiation_id], rows or [], None, resolved=resolved)
                 self._states.pop(negotiation_id, None)
                 self.parking.forget(resolved)
@@ -222,6 +262,7 @@ class ViewRunner(Follower):
                     raise
                 self._log.warning("refresh_skipped", negotiation_id=nid, error=describe(error))
                 continue
+            self._written.pop(nid, None)
             self.tables.replace(self.spec, [nid], rows, None)
         return len(stale)
 

@@ -65,6 +65,8 @@ class Relay(Follower):
     """Turns each event into messages and enqueues them for matching subscriptions, tracked with the outbox."""
 
     name = RELAY
+    # a subscriber waits for what the relay enqueues: never hold an event back to batch it
+    LINGER_SECONDS = 0.0
 
     def __init__(
         self,
