@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from events.payloads import AnyEvent, SystemEvent
 _STREAMS = uuid.UUID("6d1f3b8e-5a0c-4f4e-9a57-2f4d7c1e0b9a")
 
 
+@functools.lru_cache(maxsize=65536)
 def stream_id(negotiation_id: str) -> uuid.UUID:
     return uuid.uuid5(_STREAMS, negotiation_id)
 

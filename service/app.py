@@ -35,7 +35,6 @@ from service.http.metrics import Metrics
 from service.http.problems import EXCEPTION_HANDLERS
 from service.http.ratelimit import RateLimits
 from service.http.dependencies import DEPENDENCIES
-from service.http.reads import read_from_header
 from service.http.requests import refuse_odd_urls
 from service.queries.answers import Answers
 from service.queries.store import ReadStore, open_read_sides
@@ -95,7 +94,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
     app = Litestar(
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router, swagger_assets],
         lifespan=[lifespan, limits.lifespan],
-        middleware=[request_context, BodyBudget(settings.body_read_timeout).middleware, read_from_header, metrics.middleware, limits.middleware],
+        middleware=[request_context, BodyBudget(settings.body_read_timeout).middleware, metrics.middleware, limits.middleware],
         before_send=[metrics.count_unrouted],
         guards=[refuse_odd_urls],
         dependencies=DEPENDENCIES,

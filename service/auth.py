@@ -98,6 +98,7 @@ class KeyStore:
         self._quick_path = None if is_postgres_env(log.env) else sqlite_file(log.env.get("SQLITE_DBNAME", ""))
         self._quick: sqlite3.Connection | None = None
         self._quick_faults = 0  # the file's fault count when the connection was opened
+        self._quick_file = file_faults(self._quick_path) if self._quick_path is not None else None
         self._quick_lock = threading.Lock()
 
     def _now(self) -> dt.datetime:
@@ -189,7 +190,7 @@ class KeyStore:
         file busy or unreadable) NOT_CACHED, and the caller asks `authenticate` in a worker thread."""
         if self._quick_path is None or not self._quick_lock.acquire(blocking=False):
             return NOT_CACHED
-        faults = file_faults(self._quick_path)
+        faults = self._quick_file
         try:
             if self._quick is not None and self._quick_faults != faults.count:
                 self._close_quick()  # opened before a fault: SQLite would keep the file as it was then

@@ -10,10 +10,12 @@ import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+READ_FROM = b"x-parley-read-from"
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
-    """Give each request an id (echoed as X-Request-ID) and log one line when it ends."""
+    """Give each request an id (echoed as X-Request-ID), say which store answered a query (X-Parley-Read-From:
+    replica|primary, for tests and operators) and log one line when the request ends."""
     log = structlog.get_logger("parley.http")
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -31,7 +33,10 @@ def request_context(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if side := state.get("read_from"):  # which store answered a query (service/http/reads.py)
+                    headers.append((READ_FROM, side.encode()))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -1,4 +1,4 @@
-"""Which store a request reads (service/queries/store.py decides), said back in `X-Parley-Read-From`."""
+"""Which store a request reads (service/queries/store.py decides), said back in `X-Parley-Read-From` (service/http/logs.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from litestar import Response
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from events.application import ParleyLog
 from projections.state import UNLIMITED, Budget
@@ -96,23 +95,3 @@ NOT_MODIFIED = {
         data_container=None, description="Not modified: the answer is the one the If-None-Match ETag names (no body)."
     )
 }
-
-
-def read_from_header(app: ASGIApp) -> ASGIApp:
-    """Say which store answered a query (`X-Parley-Read-From: replica|primary`), for tests and operators."""
-    name = READ_FROM_HEADER.lower().encode()
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
-
-        async def send_with_side(message: Message) -> None:
-            if message["type"] == "http.response.start" and (side := state.get("read_from")):
-                message["headers"] = [*message.get("headers", []), (name, side.encode())]
-            await send(message)
-
-        await app(scope, receive, send_with_side)
-
-    return middleware
