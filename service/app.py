@@ -56,12 +56,12 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         app.state.log = log
         metrics.count_appends(log)
         app.state.key_store = KeyStore(log)
-        app.state.states = LiveStates(log)
+        heads = StreamHeads(log) if settings.answer_cache_bytes else None
+        app.state.states = LiveStates(log, heads)
         app.state.signer = Signer.load(settings.signing_key, settings.signing_key_file)
         tables = open_view_tables(log)
         app.state.runners = open_runners(log, tables)
         app.state.reads = open_read_sides(settings, ReadStore("primary", log, app.state.states, tables), clock)
-        heads = StreamHeads(log) if settings.answer_cache_bytes else None
         app.state.answers = Answers(settings.answer_cache_bytes, heads, lambda: log.clock().astimezone(dt.UTC))
         if heads is not None:
             heads.start()

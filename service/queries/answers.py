@@ -209,7 +209,8 @@ class Answers:
         echoes = _echoes(ask)
 
         def compute(store: ReadStore, *args: Any, **kwargs: Any) -> Found:
-            state = store.states.state(ask.negotiation_id, budget)
+            # what a hit would accept (this process's knowledge of the stream, covering min_position) a miss accepts too
+            state = store.states.state(ask.negotiation_id, budget, heard_up_to=min_position or 0)
             folded = self._remember(store, state)
             key = self._key(ask, folded)
             template = self.lru.get(key)
