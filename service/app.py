@@ -62,7 +62,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         tables = open_view_tables(log)
         app.state.runners = open_runners(log, tables)
         app.state.reads = open_read_sides(settings, ReadStore("primary", log, app.state.states, tables), clock)
-        app.state.answers = Answers(settings.answer_cache_bytes, heads, lambda: log.clock().astimezone(dt.UTC))
+        app.state.answers = Answers(
+            settings.answer_cache_bytes, heads, lambda: log.clock().astimezone(dt.UTC), inline=not settings.is_postgres
+        )
         if heads is not None:
             heads.start()
         app.state.webhooks = open_webhooks(

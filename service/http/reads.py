@@ -58,6 +58,8 @@ class Reads:
             return Response(await anyio.to_thread.run_sync(functools.partial(self.answer, min_position, work, *args, **kwargs)))
         found = answers.lookup(self.sides, ask, min_position, self._mark)
         if found is None:
+            found = answers.compute_now(self.sides, ask, min_position, work, *args, mark=self._mark, **kwargs)
+        if found is None:
             found = await anyio.to_thread.run_sync(
                 functools.partial(answers.get, self.sides, ask, min_position, budget, work, *args, mark=self._mark, **kwargs)
             )

@@ -149,8 +149,11 @@ Work = Callable[..., Any]
 class Answers:
     """The answer cache of one process, and how a question finds its key."""
 
-    def __init__(self, max_bytes: int, heads: StreamHeads | None, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self, max_bytes: int, heads: StreamHeads | None, clock: Callable[[], dt.datetime], *, inline: bool = False,
+    ) -> None:
         self.lru = AnswerLRU(max_bytes)
+        self.inline = inline  # misses of a current state may be computed on the event loop (an SQLite store)
         self._heads = heads
         self._clock = clock
         self._cuts: dict[str, _Cuts] = {}
@@ -211,17 +214,35 @@ class Answers:
         def compute(store: ReadStore, *args: Any, **kwargs: Any) -> Found:
             # what a hit would accept (this process's knowledge of the stream, covering min_position) a miss accepts too
             state = store.states.state(ask.negotiation_id, budget, heard_up_to=min_position or 0)
-            folded = self._remember(store, state)
-            key = self._key(ask, folded)
-            template = self.lru.get(key)
-            if template is None:
-                pinned = dataclasses.replace(store, states=_Pinned(state))
-                body = msgspec.json.encode(work(pinned, *args, **kwargs))
-                template = _Template(body, echoes)
-                self.lru.put(key, template)
-            return self._found(ask, key, template, echoes)
+            return self._computed(store, state, ask, echoes, work, *args, **kwargs)
 
         return answer(sides, min_position, compute, *args, mark=mark, **kwargs)
+
+    def compute_now(
+        self, sides: ReadSides, ask: Ask, min_position: int | None, work: Work, *args: Any,
+        mark: Callable[[Any], None] = lambda _: None, **kwargs: Any,
+    ) -> Found | None:
+        """A miss computed on the calling thread (the event loop) when that costs no I/O worth a thread: the store is
+        an SQLite file (`inline`), this process holds the stream's newest state, and every known_at of the question
+        sees all of it (no refold of an earlier recording time). None: ask `get` in a worker thread."""
+        if not self.inline or sides.has_replica:
+            return None
+        cuts = self._current(ask.negotiation_id, min_position)
+        if cuts is None or any(cuts.cut(at) != cuts.state.size for at in ask.known):
+            return None
+        mark("primary")
+        return self._computed(sides.primary, cuts.state, ask, _echoes(ask), work, *args, **kwargs)
+
+    def _computed(self, store: ReadStore, state: State, ask: Ask, echoes: list[bytes], work: Work, *args: Any, **kwargs: Any) -> Found:
+        folded = self._remember(store, state)
+        key = self._key(ask, folded)
+        template = self.lru.get(key)
+        if template is None:
+            pinned = dataclasses.replace(store, states=_Pinned(state))
+            body = msgspec.json.encode(work(pinned, *args, **kwargs))
+            template = _Template(body, echoes)
+            self.lru.put(key, template)
+        return self._found(ask, key, template, echoes)
 
     def _remember(self, store: ReadStore, state: State) -> _Cuts:
         negotiation_id = state.negotiation_id or ""
