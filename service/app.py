@@ -97,7 +97,6 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router, swagger_assets],
         lifespan=[lifespan, limits.lifespan],
         middleware=[request_context, BodyBudget(settings.body_read_timeout).middleware, metrics.middleware, limits.middleware],
-        before_send=[metrics.count_unrouted],
         guards=[refuse_odd_urls],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -77,13 +77,12 @@ class Metrics:
 
         return measure
 
-    async def count_unrouted(self, message: Message, scope: Scope) -> None:
-        """A `before_send` hook for answers the router gives itself (404, 405): no route, so no middleware ran.
+    def count_unrouted(self, scope: Scope, status: int) -> None:
+        """An answer the router gives itself (404, 405: an exception no route handled), for which no middleware ran.
 
-        Async though it awaits nothing: litestar runs a synchronous hook in a worker thread, for every message sent.
+        Counted by the exception handler (service/http/problems.py), not by a hook on every message sent.
         """
-        if message["type"] == "http.response.start" and scope["type"] == "http" and "route_handler" not in scope:
-            self.requests.labels(UNMATCHED, _method(scope), str(message["status"])).inc()
+        self.requests.labels(UNMATCHED, _method(scope), str(status)).inc()
 
     def count_appends(self, log: ParleyLog) -> None:
         log.append_listeners.append(self.appended.inc)

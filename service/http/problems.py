@@ -251,6 +251,8 @@ def on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Response
 
 def on_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     status = error.status_code
+    if "route_handler" not in request.scope and (metrics := getattr(request.app.state, "metrics", None)) is not None:
+        metrics.count_unrouted(request.scope, status)  # no route, so the metrics middleware never saw it
     errors: list[FieldError] = []
     detail = str(error.detail)
     if isinstance(error, ValidationException) and isinstance(error.extra, list):

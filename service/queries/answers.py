@@ -61,7 +61,7 @@ class Found:
 class _Template:
     """Encoded bytes with the `"known_at":"..."` echoes cut out, to be spliced back per request."""
 
-    __slots__ = ("pieces", "slots", "size")
+    __slots__ = ("pieces", "slots", "size", "etag")
 
     def __init__(self, body: bytes, echoes: list[bytes]) -> None:
         pieces: list[bytes] = []
@@ -76,6 +76,7 @@ class _Template:
         self.pieces = tuple(pieces)
         self.slots = tuple(slots)
         self.size = sum(len(p) for p in pieces) + ENTRY_OVERHEAD
+        self.etag = ""  # named after the key it is kept under (Answers._found), once
 
     def fill(self, echoes: list[bytes]) -> bytes:
         if not self.slots:
@@ -181,8 +182,9 @@ class Answers:
         return (FORMAT, ask.route, ask.negotiation_id, ask.params, tuple(cuts.cut(at) for at in ask.known))
 
     def _found(self, ask: Ask, key: tuple[Hashable, ...], template: _Template, echoes: list[bytes]) -> Found:
-        digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
-        return Found(template.fill(echoes), digest, self.settled(ask))
+        if not template.etag:
+            template.etag = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+        return Found(template.fill(echoes), template.etag, self.settled(ask))
 
     def lookup(
         self, sides: ReadSides, ask: Ask, min_position: int | None, mark: Callable[[Any], None] = lambda _: None,
