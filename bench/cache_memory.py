@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.side_by_side import BASE, Case, _tree, drive
+from bench.side_by_side import BASE, Case, _tree, cpu_seconds, drive
 from tests.support.process import create_key, start_server, stop_server
 
 SERVED = {"PARLEY_LOG_LEVEL": "warning", "PARLEY_RATE_LIMIT": "0"}
@@ -77,7 +77,7 @@ def run(store: str, workdir: Path, key: str, questions: int, cache_bytes: int, r
             known_at = first + dt.timedelta(seconds=rng.uniform(0, span))
             return f"{BASE}/state?as_of={as_of}&known_at={known_at.isoformat().replace('+00:00', 'Z')}", {}
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(process.pid)
         while asked[0] < questions:
             # in slices, so the run ends soon after the last question
             result = drive(base_url, process.pid, Case("questions", "parley", question), 5.0, {"Authorization": f"Bearer {key}"})
@@ -86,7 +86,7 @@ def run(store: str, workdir: Path, key: str, questions: int, cache_bytes: int, r
         figures = _cache_figures(base_url)
         figures.update(
             peak_kib=_status_kib(process.pid, "VmHWM"), rss_kib=_status_kib(process.pid, "VmRSS"),
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - started, cpu_ms=(cpu_seconds(process.pid) - cpu) * 1000 / questions,
         )
         return figures
     finally:
@@ -126,7 +126,8 @@ def main() -> None:
                 if cache_bytes else "cache off"
             )
             print(f"  {label:<24} peak RSS {figures['peak_kib'] / 1024:7.1f} MiB  RSS at the end {figures['rss_kib'] / 1024:7.1f} MiB  "
-                  f"{figures['seconds']:.0f} s  {cached}", flush=True)
+                  f"{figures['seconds']:.0f} s ({args.questions / figures['seconds']:,.0f} req/s, server CPU {figures['cpu_ms']:.2f} ms a question)  {cached}",
+                  flush=True)
         with_cache, without = rows[0][1], rows[1][1]
         print(f"  peak RSS with the cache / without: {with_cache['peak_kib'] / without['peak_kib']:.2f} "
               f"(+{(with_cache['peak_kib'] - without['peak_kib']) / 1024:.1f} MiB for a {args.cache_mib:g} MiB bound)")
