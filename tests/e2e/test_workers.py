@@ -68,8 +68,13 @@ def test_two_workers_take_cli_options_share_keys_and_append_with_contiguous_vers
             racing = sorted(pool.map(append_if_at_41, range(12)))
         assert racing == [201] + [409] * 11
         events = _fresh(base_url, desk, "GET", "/v1/negotiations/talks/events?limit=1000", "list").json()["items"]
+        # ids the server makes itself (no X-Request-ID sent), each on a new connection: never the same twice, in any worker
+        generated = [httpx.get(f"{base_url}/health", timeout=30).headers["x-request-id"] for _ in range(40)]
     finally:
         assert stop_server(process) == 0
+    assert len(set(generated)) == 40 and all(len(request_id) == 32 for request_id in generated)
+    served = _served_by(log_path)
+    assert len({served.get(request_id) for request_id in generated} - {None}) == 2, "both workers made ids"
     assert [e["version"] for e in events] == list(range(1, 43))
     positions = [e["position"] for e in events]
     assert positions == sorted(set(positions))
