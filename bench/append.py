@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from bench.rawhttp import RawClient
@@ -92,6 +93,18 @@ APPEND_ONLY = {"PARLEY_LOG_LEVEL": "warning", "PARLEY_RUN_PROJECTIONS": "0", "PA
 MAKE_RUN = {"PARLEY_LOG_LEVEL": "warning"}
 
 
+def caught_up(base_url: str, timeout: float = 600) -> None:
+    """Wait until the server's followers (views, relay), if it runs them, have every event so far."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lags = [float(line.rsplit(" ", 1)[1]) for line in httpx.get(f"{base_url}/metrics", timeout=30).text.splitlines()
+                if line.startswith(("parley_projection_lag_events", "parley_webhook_relay_lag_events"))]
+        if all(lag == 0 for lag in lags):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the server's followers did not catch up within {timeout:.0f} s")
+
+
 def measure(name: str, url: str, workdir: Path, clients: int, singles: int, batches: int) -> list[tuple[str, float, float]]:
     key = create_key(url, f"bench-{uuid.uuid4().hex[:6]}", "reporter")
     rows = []
@@ -102,9 +115,13 @@ def measure(name: str, url: str, workdir: Path, clients: int, singles: int, batc
         ("100-event batches", 100, batches, APPEND_ONLY, " (views, webhooks off)"),
     ]
     for label, batch, count, env, note in cases:
+        # the direct appends first, with no server: its view runners and relay would otherwise still be
+        # following them while the HTTP appends are measured
+        direct = direct_library(url, clients, count, batch)
         process, base_url = start_server(url, workdir / f"{name}.log", env=env)
         try:
-            direct = direct_library(url, clients, count, batch)
+            if env is MAKE_RUN:
+                caught_up(base_url)
             http = over_http(base_url, key, clients, count, batch)
         finally:
             stop_server(process)

@@ -5,8 +5,9 @@ other: with the answer cache bounded at `--cache-mib` (16 MiB by default, a quar
 that the run passes it many times over) and with `PARLEY_ANSWER_CACHE_BYTES=0`. Each is asked the same
 `--questions` distinct questions of `GET /state` (every read model, the largest answer) over 16 keep-alive
 connections: `as_of` one day each, walking on from 2024-09-01 (the record's first days, then the days past its
-end, whose answers carry the state at the end; no two questions share a cache key), and `known_at` a random
-instant of the record's recording times. Printed for each: the worker's peak RSS (VmHWM) and its RSS at the end, the
+end, whose answers carry the state at the end; no two questions share a cache key), and `known_at` for one in
+ten a random instant of the record's recording times (the record as it stood then: a refold), for the others an
+instant of their own after the last recording. Printed for each: the worker's peak RSS (VmHWM) and its RSS at the end, the
 cache's own accounting from `/metrics` (`parley_answer_cache_bytes`, entries, hits, misses), and the peak
 RSS with the cache as a ratio of the peak without it. Run by hand (a few minutes):
 
@@ -74,7 +75,10 @@ def run(store: str, workdir: Path, key: str, questions: int, cache_bytes: int, r
                 return "/health", {}  # the run is over: the last connections idle on a trivial route
             asked[0] += 1
             as_of = FIRST_AS_OF + dt.timedelta(days=n)
-            known_at = first + dt.timedelta(seconds=rng.uniform(0, span))
+            if n % 10 == 0:  # one in ten as the record stood at a random moment of its recording (a refold)
+                known_at = first + dt.timedelta(seconds=rng.uniform(0, span))
+            else:  # the rest as it stands now, each at an instant of its own after the last recording
+                known_at = last + dt.timedelta(seconds=1, microseconds=n)
             return f"{BASE}/state?as_of={as_of}&known_at={known_at.isoformat().replace('+00:00', 'Z')}", {}
 
         started, cpu = time.perf_counter(), cpu_seconds(process.pid)
@@ -100,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     bound = int(args.cache_mib * 1024 * 1024)
     print(f"answer cache memory, measured {dt.date.today().isoformat()}: {args.questions:,} distinct questions "
-          f"(/state, as_of one day each from {FIRST_AS_OF}, known_at random), granian one worker, SQLite", flush=True)
+          f"(/state, as_of one day each from {FIRST_AS_OF}, known_at distinct, 1 in 10 a past moment), granian one worker, SQLite", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         store = str(workdir / "parley.db")
