@@ -55,4 +55,4 @@ class ClaimController(Controller):
         after = decode_cursor(cursor)
         day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("claims", negotiation_id, (day, wanted, after, limit, tuple(sorted(expanded))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, reads.budget, claims_page, negotiation_id, day, at, wanted, after, limit, reads.budget, expanded)
+        return await reads.cached(ask, min_position, claims_page, negotiation_id, day, at, wanted, after, limit, reads.budget, expanded)

@@ -245,4 +245,4 @@ class NegotiationController(Controller):
         # as it stands now, so an append or a correction makes a new key.
         now = reads.log.clock().astimezone(dt.UTC)
         ask = Ask("events", negotiation_id, (types, topic, occurred_from, occurred_to, start, limit), (now,))
-        return await reads.cached(ask, min_position, reads.budget, events_page, negotiation_id, keep, start, limit)
+        return await reads.cached(ask, min_position, events_page, negotiation_id, keep, start, limit)

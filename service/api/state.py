@@ -66,7 +66,7 @@ class StateController(Controller):
         wanted = expansions(expand)
         day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("state", negotiation_id, (day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, reads.budget, state_at, negotiation_id, day, at, legal_basis, reads.budget, wanted)
+        return await reads.cached(ask, min_position, state_at, negotiation_id, day, at, legal_basis, reads.budget, wanted)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -90,7 +90,7 @@ class StateController(Controller):
         wanted = expansions(expand)
         day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("part", negotiation_id, (part, day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, reads.budget, part_at, negotiation_id, part, day, at, legal_basis, reads.budget, wanted)
+        return await reads.cached(ask, min_position, part_at, negotiation_id, part, day, at, legal_basis, reads.budget, wanted)
 
     @get(
         "/{negotiation_id:str}/statements",
@@ -116,7 +116,7 @@ class StateController(Controller):
         day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         filters = {"speaker": speaker, "party": party, "topic": topic}
         ask = Ask("statements", negotiation_id, (day, speaker, party, topic, after, limit), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, reads.budget, statements_page, negotiation_id, day, at, filters, after, limit, reads.budget)
+        return await reads.cached(ask, min_position, statements_page, negotiation_id, day, at, filters, after, limit, reads.budget)
 
     @get(
         "/{negotiation_id:str}/timeline",
@@ -141,7 +141,7 @@ class StateController(Controller):
         after = decode_cursor(cursor)
         _, now = moment(reads.log, None, at, None)  # min_position: checked where the answer is read
         ask = Ask("timeline", negotiation_id, (start, end, after, limit), (now,), at is not None)
-        return await reads.cached(ask, min_position, reads.budget, timeline_page, negotiation_id, start, end, now, after, limit, reads.budget)
+        return await reads.cached(ask, min_position, timeline_page, negotiation_id, start, end, now, after, limit, reads.budget)
 
     @get(
         "/{negotiation_id:str}/diff",
@@ -175,4 +175,4 @@ class StateController(Controller):
         before, after = ((day or now.date(), at or now) for day, at in moments)
         explicit = all(day is not None and at is not None for day, at in moments)
         ask = Ask("diff", negotiation_id, (before[0], after[0], legal_basis, tuple(sorted(wanted))), (before[1], after[1]), explicit)
-        return await reads.cached(ask, min_position, reads.budget, diff_between, negotiation_id, before, after, legal_basis, reads.budget, wanted)
+        return await reads.cached(ask, min_position, diff_between, negotiation_id, before, after, legal_basis, reads.budget, wanted)

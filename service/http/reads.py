@@ -45,23 +45,20 @@ class Reads:
         """`work(store, *args, **kwargs)` on the store this request should read (service/queries/store.py)."""
         return answer(self.sides, min_position, work, *args, mark=self._mark, **kwargs)
 
-    async def cached(
-        self, ask: Ask, min_position: int | None, budget: Budget, work: Callable[..., T], *args: Any, **kwargs: Any
-    ) -> Response[T]:
+    async def cached(self, ask: Ask, min_position: int | None, work: Callable[..., T], *args: Any, **kwargs: Any) -> Response[T]:
         """`work`'s answer as encoded bytes with an ETag from its key, kept in the answer cache; 304 when the client has it.
 
-        A kept answer is found on the event loop (memory only); computing one reads the store, in a worker thread.
+        On the event loop: a kept answer, or one computed from memory (service/queries/answers.py, `answer_now`);
+        any other miss reads the store, in a worker thread.
         Without a cache (PARLEY_ANSWER_CACHE_BYTES=0) the answer is computed and encoded as before, without an ETag.
         """
         answers = self.answers
         if answers is None or not answers.enabled:
             return Response(await anyio.to_thread.run_sync(functools.partial(self.answer, min_position, work, *args, **kwargs)))
-        found = answers.lookup(self.sides, ask, min_position, self._mark)
-        if found is None:
-            found = answers.compute_now(self.sides, ask, min_position, work, *args, mark=self._mark, **kwargs)
+        found = answers.answer_now(self.sides, ask, min_position, work, *args, mark=self._mark, **kwargs)
         if found is None:
             found = await anyio.to_thread.run_sync(
-                functools.partial(answers.get, self.sides, ask, min_position, budget, work, *args, mark=self._mark, **kwargs)
+                functools.partial(answers.get, self.sides, ask, min_position, self.budget, work, *args, mark=self._mark, **kwargs)
             )
         # The key names the events and parameters; the echoed known_at may differ, so the validator is weak.
         headers = {"ETag": f'W/"{found.etag}"', "Cache-Control": _cache_control(found.settled, self.public)}

@@ -186,29 +186,12 @@ class Answers:
             template.etag = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
         return Found(template.fill(echoes), template.etag, self.settled(ask))
 
-    def lookup(
-        self, sides: ReadSides, ask: Ask, min_position: int | None, mark: Callable[[Any], None] = lambda _: None,
-    ) -> Found | None:
-        """The kept answer when this process knows the stream's head and has the answer: memory only, no I/O.
-
-        None means "compute it" (`get`), which may read the store; callers on the event loop send that to a thread.
-        """
-        cuts = self._current(ask.negotiation_id, min_position)
-        if cuts is None:
-            return None
-        key = self._key(ask, cuts)
-        template = self.lru.get(key, count_miss=False)  # a miss is counted where the answer is computed
-        if template is None:
-            return None
-        mark("replica" if sides.has_replica else "primary")
-        return self._found(ask, key, template, _echoes(ask))
-
     def get(
         self, sides: ReadSides, ask: Ask, min_position: int | None, budget: Budget, work: Work, *args: Any,
         mark: Callable[[Any], None] = lambda _: None, **kwargs: Any,
     ) -> Found:
         """The encoded answer of `work(store, *args, **kwargs)`: from the cache, or computed and kept."""
-        found = self.lookup(sides, ask, min_position, mark)
+        found = self.answer_now(sides, ask, min_position, work, *args, mark=mark, **kwargs)  # kept meanwhile?
         if found is not None:
             return found
         echoes = _echoes(ask)
@@ -220,31 +203,42 @@ class Answers:
 
         return answer(sides, min_position, compute, *args, mark=mark, **kwargs)
 
-    def compute_now(
+    def answer_now(
         self, sides: ReadSides, ask: Ask, min_position: int | None, work: Work, *args: Any,
         mark: Callable[[Any], None] = lambda _: None, **kwargs: Any,
     ) -> Found | None:
-        """A miss computed on the calling thread (the event loop) when that costs no I/O worth a thread: the store is
-        an SQLite file (`inline`), this process holds the stream's newest state, and every known_at of the question
-        sees all of it (no refold of an earlier recording time). None: ask `get` in a worker thread."""
-        if not self.inline or sides.has_replica:
-            return None
+        """The answer without leaving the calling thread (the event loop): the kept one, or one computed from memory
+        when that costs no I/O worth a thread — the store is an SQLite file (`inline`), this process holds the
+        stream's newest state, and every known_at of the question sees all of it (no refold of an earlier recording
+        time). None: ask `get`, in a worker thread."""
         cuts = self._current(ask.negotiation_id, min_position)
-        if cuts is None or any(cuts.cut(at) != cuts.state.size for at in ask.known):
+        if cuts is None:
+            return None
+        key = self._key(ask, cuts)
+        echoes = _echoes(ask)
+        template = self.lru.get(key, count_miss=False)  # a miss is counted where the answer is computed
+        if template is not None:
+            mark("replica" if sides.has_replica else "primary")
+            return self._found(ask, key, template, echoes)
+        if not self.inline or sides.has_replica or any(cuts.cut(at) != cuts.state.size for at in ask.known):
             return None
         mark("primary")
-        return self._computed(sides.primary, cuts.state, ask, _echoes(ask), work, *args, **kwargs)
+        return self._found(ask, key, self._fill(sides.primary, cuts.state, key, echoes, work, *args, **kwargs), echoes)
 
     def _computed(self, store: ReadStore, state: State, ask: Ask, echoes: list[bytes], work: Work, *args: Any, **kwargs: Any) -> Found:
-        folded = self._remember(store, state)
-        key = self._key(ask, folded)
+        key = self._key(ask, self._remember(store, state))
+        return self._found(ask, key, self._fill(store, state, key, echoes, work, *args, **kwargs), echoes)
+
+    def _fill(
+        self, store: ReadStore, state: State, key: tuple[Hashable, ...], echoes: list[bytes], work: Work, *args: Any, **kwargs: Any,
+    ) -> _Template:
+        """The template kept under `key`, or `work`'s answer computed from exactly `state`, encoded and kept."""
         template = self.lru.get(key)
         if template is None:
             pinned = dataclasses.replace(store, states=_Pinned(state))
-            body = msgspec.json.encode(work(pinned, *args, **kwargs))
-            template = _Template(body, echoes)
+            template = _Template(msgspec.json.encode(work(pinned, *args, **kwargs)), echoes)
             self.lru.put(key, template)
-        return self._found(ask, key, template, echoes)
+        return template
 
     def _remember(self, store: ReadStore, state: State) -> _Cuts:
         negotiation_id = state.negotiation_id or ""
