@@ -23,7 +23,7 @@ KeyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}
 RANK: dict[str, int] = {"reader": 1, "reporter": 2, "admin": 3}
 KEY_PREFIX = "pk_"
 _CACHE_SECONDS = 1.0
-NOT_CACHED = object()  # what KeyStore.cached answers when it has not refused the secret lately
+NOT_CACHED = object()  # what KeyStore.lookup_now answers when only a read in a worker thread can tell
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -92,7 +92,7 @@ class KeyStore:
     def __init__(self, log: ParleyLog) -> None:
         self._log = log
         self._run = log.run
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._refused: dict[str, float] = {}  # digest -> when it was last refused (time.monotonic)
         self._lock = threading.Lock()
         # On an SQLite file: a connection of its own for `lookup_now`, opened on first use
         self._quick_path = None if is_postgres_env(log.env) else sqlite_file(log.env.get("SQLITE_DBNAME", ""))
@@ -154,7 +154,7 @@ class KeyStore:
                 principal=revoked_by, request_id=f"key-{record.id}", at=now, side_statements=[row],
             )
             with self._lock:
-                self._cache.clear()
+                self._refused.clear()
         return self.get(record.id)
 
     def at_rest(self) -> list[KeyAtRest]:
@@ -167,27 +167,21 @@ class KeyStore:
     def count(self) -> int:
         return int(self._run("SELECT COUNT(*) AS n FROM parley_keys")[0]["n"])
 
-    def cached(self, secret: str) -> Principal | None | object:
-        """None if `secret` was refused less than a second ago, else NOT_CACHED.
-
-        Only refusals are kept: a key that was let in is looked up again on every request, so a revocation in
-        another worker or replica applies at once. A refusal cannot go stale, as no one knows a secret before
-        its key exists, and it spares the store a flood of wrong keys.
-        """
-        with self._lock:
-            hit = self._cache.get(_digest(secret))
-        if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
-            return hit[1]
-        return NOT_CACHED
-
-    def authenticate(self, secret: str) -> Principal | None:
-        rows = self._run(_LOOKUP, (_digest(secret),))
-        return self._answer(secret, rows[0] if rows else None)
-
     def lookup_now(self, secret: str) -> Principal | None | object:
-        """`authenticate` without waiting, for the event loop: on an SQLite file one indexed read on a connection
-        of this store's own (WAL readers never wait for the writer), else (PostgreSQL, an in-memory store, the
-        file busy or unreadable) NOT_CACHED, and the caller asks `authenticate` in a worker thread."""
+        """Who holds `secret`, without waiting, for the event loop; NOT_CACHED when only `authenticate`, in a worker
+        thread, can tell.
+
+        None at once if the secret was refused less than a second ago. Only refusals are kept: a key that was let in
+        is looked up again on every request, so a revocation in another worker or replica applies at once. A refusal
+        cannot go stale, as no one knows a secret before its key exists, and it spares the store a flood of wrong keys.
+        Otherwise, on an SQLite file, one indexed read on a connection of this store's own (WAL readers never wait for
+        the writer); on PostgreSQL, an in-memory store, or the file busy or unreadable, NOT_CACHED.
+        """
+        digest = _digest(secret)
+        with self._lock:
+            refused = self._refused.get(digest)
+        if refused is not None and time.monotonic() - refused < _CACHE_SECONDS:
+            return None
         if self._quick_path is None or not self._quick_lock.acquire(blocking=False):
             return NOT_CACHED
         faults = self._quick_file
@@ -198,7 +192,7 @@ class KeyStore:
                 self._quick_faults = faults.count
                 self._quick = sqlite3.connect(self._quick_path, timeout=0, isolation_level=None, check_same_thread=False)
                 self._quick.row_factory = sqlite3.Row
-            row = self._quick.execute(_LOOKUP, (_digest(secret),)).fetchone()
+            row = self._quick.execute(_LOOKUP, (digest,)).fetchone()
         except sqlite3.Error:
             self._close_quick()
             return NOT_CACHED
@@ -206,20 +200,25 @@ class KeyStore:
             if faults.failing:
                 self._close_quick()  # while the file is faulty, keep no connection open across requests
             self._quick_lock.release()
-        return self._answer(secret, row)
+        return self._answer(digest, row)
+
+    def authenticate(self, secret: str) -> Principal | None:
+        digest = _digest(secret)
+        rows = self._run(_LOOKUP, (digest,))
+        return self._answer(digest, rows[0] if rows else None)
 
     def _close_quick(self) -> None:
         if self._quick is not None:
             self._quick.close()
             self._quick = None
 
-    def _answer(self, secret: str, row: Any) -> Principal | None:
+    def _answer(self, digest: str, row: Any) -> Principal | None:
         if row is not None:
             return Principal(name=row["name"], role=row["role"], key_id=row["id"])
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[_digest(secret)] = (time.monotonic(), None)
+            if len(self._refused) > 10_000:
+                self._refused.clear()
+            self._refused[digest] = time.monotonic()
         return None
 
     def close(self) -> None:

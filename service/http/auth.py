@@ -19,9 +19,7 @@ async def key_principal(keys: KeyStore, secret: str, state: dict[str, Any]) -> P
     asked = state.get("key_lookup")
     if asked is not None and asked[0] == secret:
         return asked[1]  # type: ignore[no-any-return]
-    principal = keys.cached(secret)
-    if principal is NOT_CACHED:
-        principal = keys.lookup_now(secret)
+    principal = keys.lookup_now(secret)
     if principal is NOT_CACHED:
         principal = await anyio.to_thread.run_sync(keys.authenticate, secret)
     state["key_lookup"] = (secret, principal)
