@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 TIMEOUT_SECONDS = 60.0
+CACHE_BYTES = 64 * 1024 * 1024  # the CLI's answer cache on disk (`cache_path`), least recently used first out
 
 
 class RemoteError(Exception):
@@ -93,9 +94,6 @@ def _cached_transport(path: Path) -> httpx.BaseTransport:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     storage = SqliteStorage(database_path=str(path), max_size=CACHE_BYTES)
     return CacheTransport(httpx.HTTPTransport(), storage=storage, rfc=CacheOptions(shared=False))
-
-
-CACHE_BYTES = 64 * 1024 * 1024
 
 
 @contextmanager

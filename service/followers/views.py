@@ -7,7 +7,6 @@ transaction, so a runner that dies resumes exactly where its last batch committe
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -137,6 +136,9 @@ class ViewRunner(Follower):
         super().__init__(log, batch_size=batch_size, refresh_seconds=refresh_seconds)
         self.tables = tables
         self.spec = spec
+        # The rows this runner last wrote per negotiation, by key, so that a batch writes only the rows that changed.
+        # Only while it holds the lease (nobody else writes the view then); forgotten when it follows again.
+        self._written: dict[str, dict[tuple[Any, ...], Row]] = {}
         # the calendar day by the log's clock (UTC), unless a test gives its own
         self.today = today or (lambda: log.clock().astimezone(dt.UTC).date())
 
@@ -146,14 +148,6 @@ class ViewRunner(Follower):
     def reset(self) -> None:
         self._written.clear()
         self.tables.reset(self.spec)
-
-    @functools.cached_property
-    def _written(self) -> dict[str, dict[tuple[Any, ...], Row]]:
-        """The rows this runner last wrote per negotiation, by key: a batch writes only the rows that changed.
-
-        Only while the runner holds its lease (nobody else writes the view then); forgotten when it follows again.
-        """
-        return {}
 
     def _follow_while_leased(self) -> None:
         self._written.clear()  # another process may have written the view since
