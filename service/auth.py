@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mmap
+import os
 import secrets
 import sqlite3
 import threading
@@ -23,6 +25,7 @@ KeyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}
 RANK: dict[str, int] = {"reader": 1, "reporter": 2, "admin": 3}
 KEY_PREFIX = "pk_"
 _CACHE_SECONDS = 1.0
+_TOKEN_BYTES = 16
 NOT_CACHED = object()  # what KeyStore.lookup_now answers when only a read in a worker thread can tell
 
 
@@ -86,6 +89,40 @@ class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     role: Role
 
 
+class RevocationToken:
+    """16 bytes beside an SQLite file (`<database>-keys`, mapped in memory) that every process serving the file
+    shares: a revocation writes new ones after it commits, so each process drops the keys it has let in before
+    its next request, without asking the database on every request."""
+
+    def __init__(self, database: str) -> None:
+        fd = os.open(f"{database}-keys", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < _TOKEN_BYTES:
+                os.ftruncate(fd, _TOKEN_BYTES)
+            self._map = mmap.mmap(fd, _TOKEN_BYTES)
+        finally:
+            os.close(fd)
+
+    def current(self) -> bytes:
+        return self._map[:_TOKEN_BYTES]
+
+    def change(self) -> None:
+        self._map[:_TOKEN_BYTES] = secrets.token_bytes(_TOKEN_BYTES)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def _revocation_token(database: str | None) -> RevocationToken | None:
+    """The file's token; None (each request reads its key) in memory, or where the file beside it cannot be made."""
+    if database is None:
+        return None
+    try:
+        return RevocationToken(database)
+    except OSError:
+        return None
+
+
 class KeyStore:
     """Keys in the parley_keys table of the event store's database."""
 
@@ -93,6 +130,8 @@ class KeyStore:
         self._log = log
         self._run = log.run
         self._refused: dict[str, float] = {}  # digest -> when it was last refused (time.monotonic)
+        # digest -> (the revocation token when it was read, when, who): keys let in, on an SQLite file only
+        self._accepted: dict[str, tuple[bytes, float, Principal]] = {}
         self._lock = threading.Lock()
         # On an SQLite file: a connection of its own for `lookup_now`, opened on first use
         self._quick_path = None if is_postgres_env(log.env) else sqlite_file(log.env.get("SQLITE_DBNAME", ""))
@@ -100,6 +139,7 @@ class KeyStore:
         self._quick_faults = 0  # the file's fault count when the connection was opened
         self._quick_file = file_faults(self._quick_path) if self._quick_path is not None else None
         self._quick_lock = threading.Lock()
+        self._token = _revocation_token(self._quick_path)
 
     def _now(self) -> dt.datetime:
         return self._log.clock().astimezone(dt.UTC)
@@ -153,8 +193,11 @@ class KeyStore:
                 [KeyRevoked(occurred_on=now.date(), key_id=record.id, name=record.name)],
                 principal=revoked_by, request_id=f"key-{record.id}", at=now, side_statements=[row],
             )
+            if self._token is not None:
+                self._token.change()  # after the commit: a process that read the key before it reads it again
             with self._lock:
                 self._refused.clear()
+                self._accepted.clear()
         return self.get(record.id)
 
     def at_rest(self) -> list[KeyAtRest]:
@@ -171,17 +214,23 @@ class KeyStore:
         """Who holds `secret`, without waiting, for the event loop; NOT_CACHED when only `authenticate`, in a worker
         thread, can tell.
 
-        None at once if the secret was refused less than a second ago. Only refusals are kept: a key that was let in
-        is looked up again on every request, so a revocation in another worker or replica applies at once. A refusal
-        cannot go stale, as no one knows a secret before its key exists, and it spares the store a flood of wrong keys.
-        Otherwise, on an SQLite file, one indexed read on a connection of this store's own (WAL readers never wait for
-        the writer); on PostgreSQL, an in-memory store, or the file busy or unreadable, NOT_CACHED.
+        None at once if the secret was refused less than a second ago: a refusal cannot go stale, as no one knows a
+        secret before its key exists, and it spares the store a flood of wrong keys. On an SQLite file a key let in
+        is kept for up to a second, and dropped at once when any process serving the file revokes a key (its
+        RevocationToken changes); otherwise one indexed read on a connection of this store's own (WAL readers never
+        wait for the writer). On PostgreSQL, an in-memory store, or the file busy or unreadable, NOT_CACHED: every
+        request reads the key, so a revocation in another replica applies at once.
         """
         digest = _digest(secret)
+        now = time.monotonic()
+        token = self._token.current() if self._token is not None else b""
         with self._lock:
             refused = self._refused.get(digest)
-        if refused is not None and time.monotonic() - refused < _CACHE_SECONDS:
+            accepted = self._accepted.get(digest)
+        if refused is not None and now - refused < _CACHE_SECONDS:
             return None
+        if accepted is not None and accepted[0] == token and now - accepted[1] < _CACHE_SECONDS:
+            return accepted[2]
         if self._quick_path is None or not self._quick_lock.acquire(blocking=False):
             return NOT_CACHED
         faults = self._quick_file
@@ -200,7 +249,13 @@ class KeyStore:
             if faults.failing:
                 self._close_quick()  # while the file is faulty, keep no connection open across requests
             self._quick_lock.release()
-        return self._answer(digest, row)
+        principal = self._answer(digest, row)
+        if principal is not None and self._token is not None:
+            with self._lock:
+                if len(self._accepted) > 10_000:
+                    self._accepted.clear()
+                self._accepted[digest] = (token, now, principal)  # the token read before the row: see revoke()
+        return principal
 
     def authenticate(self, secret: str) -> Principal | None:
         digest = _digest(secret)
@@ -224,6 +279,8 @@ class KeyStore:
     def close(self) -> None:
         with self._quick_lock:
             self._close_quick()
+        if self._token is not None:
+            self._token.close()
 
 
 _LOOKUP = "SELECT id, name, role FROM parley_keys WHERE key_hash = ? AND revoked_at IS NULL"
