@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request
+from service.http.routes import get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter, RawBody
 

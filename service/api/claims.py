@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get
+from litestar import Controller, Response
+from service.http.routes import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller
+from service.http.routes import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import anyio.to_thread
-from litestar import Controller, get
+from litestar import Controller
+from service.http.routes import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Stream

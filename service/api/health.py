@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import get
+from service.http.routes import get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from litestar import MediaType, Response, get
+from litestar import MediaType, Response
+from service.http.routes import get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST
 

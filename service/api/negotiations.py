@@ -8,7 +8,8 @@ import unicodedata
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response
+from service.http.routes import get, post
 from litestar.di import NamedDependency
 from litestar.params import RawBody
 

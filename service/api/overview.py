@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from litestar import Controller, get
+from litestar import Controller
+from service.http.routes import get
 from litestar.di import NamedDependency
 
 from events.application import ParleyLog

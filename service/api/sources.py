@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response
+from service.http.routes import get, post
 from litestar.di import NamedDependency
 from litestar.params import RawBody
 

@@ -6,7 +6,8 @@ import datetime as dt
 import ipaddress
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request
+from service.http.routes import delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter, RawBody
 

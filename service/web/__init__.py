@@ -14,7 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Controller, MediaType, Response, Router, get
+from litestar import Controller, MediaType, Response, Router
+from service.http.routes import get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter

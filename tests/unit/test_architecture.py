@@ -122,3 +122,16 @@ def test_nothing_in_the_service_reads_the_wall_clock_but_the_one_default() -> No
 def test_the_test_harness_does_not_ship_in_the_package() -> None:
     assert not (ROOT / "service" / "process.py").exists()
     assert (ROOT / "tests" / "support" / "process.py").exists()
+
+
+_LITESTAR_ROUTES = {"get", "post", "put", "patch", "delete", "head", "route"}
+
+
+def test_routes_are_declared_with_the_decorators_that_hand_guards_the_handler_itself() -> None:
+    """litestar's own decorators copy the handler for each guard on every request (service/http/routes.py)."""
+    found = [
+        f"{module}:{imported}" for module, path in _modules() if module != "service.http.routes"
+        for imported, _ in _imports(path)
+        if imported.startswith("litestar.") and imported.rpartition(".")[2] in _LITESTAR_ROUTES
+    ]
+    assert found == []
