@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
 import threading
 import uuid
@@ -25,7 +26,7 @@ from events.errors import (
     VersionConflictError,
     store_unavailable,
 )
-from events.group_commit import GroupCommit
+from events.group_commit import Abandoned, GroupCommit, Pending
 from events.negotiation import Negotiation, correction_targets, decide, fold
 from events.payloads import AUDIT_STREAM, AnyEvent
 from events.records import Recorded, stream_id
@@ -133,6 +134,8 @@ class ParleyLog(Application):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
+        # negotiation -> (its state with the appends this process has in flight, the last of them)
+        self._ahead: dict[str, tuple[Negotiation, Pending]] = {}
         # (negotiation, version) -> where it was stored: a committed event never moves, so once read it is kept
         self._placed: dict[tuple[str, int], Placed] = {}
         self.append_listeners: list[Callable[[int], None]] = []
@@ -174,11 +177,12 @@ class ParleyLog(Application):
             with _translated_store_errors():
                 self._replay_if_seen(appending)
         self._check_sources(events)
-        with self._stream_lock(negotiation_id), _translated_store_errors():
-            # Optimistic: start from the cached state; versions are contiguous per stream, so any
-            # write we have not seen makes the insert collide, and then we catch up and try again.
-            state = self._states.get(negotiation_id) or self._refresh(negotiation_id)
-            for _ in range(MAX_CONFLICT_RETRIES):
+        for _ in range(MAX_CONFLICT_RETRIES):
+            with self._stream_lock(negotiation_id), _translated_store_errors():
+                # Optimistic: start from the state with every append this process has in flight to the stream;
+                # versions are contiguous per stream, so any write we have not seen makes the insert collide,
+                # and then we catch up and try again.
+                state, after = self._ahead_of(negotiation_id, settled=expected_version is not None)
                 current = state.version if state else 0
                 if expected_version is not None and expected_version != current:
                     state = self._refresh(negotiation_id)
@@ -187,9 +191,10 @@ class ParleyLog(Application):
                         raise VersionConflictError(negotiation_id, expected_version, current)
                 located = self._foreign(state, events)
                 if negotiation_id in located.values():
-                    # a target in this very stream that the cached state has not seen: another process appended
-                    # it since; catch up and decide again, rather than refuse an event that exists
-                    state = self._refresh(negotiation_id)
+                    # a target in this very stream that the state has not seen: another process appended it
+                    # since; once ours in flight have landed, catch up and decide again, rather than refuse it
+                    self._ahead_of(negotiation_id, settled=True)
+                    self._refresh(negotiation_id)
                     continue
                 decide(state, negotiation_id, events, located=located)
                 now = self.clock()
@@ -217,30 +222,41 @@ class ParleyLog(Application):
                     )
                     for key, ids in self._keyed(appending, event_keys, records)
                 ]
+                landed = fold(records, state)
+                pending = self._group.submit(
+                    records, idempotency, after=after,
+                    on_commit=functools.partial(self._keep, negotiation_id, landed) if landed is not None else None,
+                )
+                if landed is not None:
+                    self._ahead[negotiation_id] = (landed, pending)
+            # The commit is waited for outside the stream's lock: the next append to the stream is decided on this
+            # one meanwhile, and they may share a commit.
+            with _translated_store_errors():
                 try:
-                    recordings, hashes = self._group.write(records, idempotency)
+                    recordings, hashes = pending.result()
+                except Abandoned:
+                    continue  # the append it was decided on failed: decide again
                 except IntegrityError:
                     # Another writer took this version, or a twin request took this key.
                     if appending is not None:
                         self._replay_if_seen(appending)
                     if event_keys and self.store.seen_keys(event_keys[0].principal, [k.key for k in event_keys]):
                         raise IdempotencyKeyReusedError(event_keys[0].key) from None
-                    state = self._refresh(negotiation_id)
-                    if (state.version if state else 0) == current:
+                    with self._stream_lock(negotiation_id):
+                        self._ahead_of(negotiation_id, settled=True)
+                        state = self._refresh(negotiation_id)
+                    if (state.version if state else 0) <= current:
                         raise  # nobody else wrote: not a version race, a real constraint failure
                     if expected_version is not None:
                         raise VersionConflictError(
                             negotiation_id, expected_version, state.version if state else 0
                         ) from None
                     continue
-                state = fold(records, state)
-                if state is not None:
-                    self._states[negotiation_id] = state
-                positions = [r.notification.id for r in recordings]
-                self._placed.update(
-                    ((negotiation_id, r.originator_version), Placed(p, h)) for r, p, h in zip(records, positions, hashes, strict=True)
-                )
-                return [Appended(*row) for row in zip(records, positions, hashes, strict=True)]
+            positions = [r.notification.id for r in recordings]
+            self._placed.update(
+                ((negotiation_id, r.originator_version), Placed(p, h)) for r, p, h in zip(records, positions, hashes, strict=True)
+            )
+            return [Appended(*row) for row in zip(records, positions, hashes, strict=True)]
         raise VersionConflictError(negotiation_id, -1, -1)  # pragma: no cover - contention beyond reason
 
     def _check_sources(self, events: Sequence[AnyEvent]) -> None:
@@ -301,6 +317,27 @@ class ParleyLog(Application):
         with lock:
             yield
 
+    def _ahead_of(self, negotiation_id: str, *, settled: bool) -> tuple[Negotiation | None, Pending | None]:
+        """(The stream's state with this process's appends in flight, the last of them or None); under its lock.
+
+        `settled`: wait for those in flight to land or fail first, so the state is the committed one.
+        """
+        ahead = self._ahead.get(negotiation_id)
+        if ahead is not None:
+            landed, pending = ahead
+            if settled:
+                pending.done.exception()  # waits; a failure is its own writer's to handle
+            if not pending.done.done():
+                return landed, pending
+            del self._ahead[negotiation_id]
+        return self._states.get(negotiation_id) or self._refresh(negotiation_id), None
+
+    def _keep(self, negotiation_id: str, state: Negotiation) -> None:
+        """The committed state, unless a newer one is already kept (commits and catch-ups can finish in any order)."""
+        kept = self._states.get(negotiation_id)
+        if kept is None or kept.version < state.version:
+            self._states[negotiation_id] = state
+
     def record_system(
         self,
         events: Sequence[Any],
@@ -345,8 +382,8 @@ class ParleyLog(Application):
         newer = self.events.get(stream_id(negotiation_id), gt=cached.version if cached else None)
         state = fold(newer, cached)  # type: ignore[arg-type]
         if state is not None:
-            self._states[negotiation_id] = state
-        return state
+            self._keep(negotiation_id, state)
+        return self._states.get(negotiation_id)
 
     # --- reading -----------------------------------------------------------------------
 

@@ -1,8 +1,12 @@
-"""Group commit: appends to different negotiations that arrive together share one transaction.
+"""Group commit: appends that arrive together share one transaction, in the order they were submitted.
 
 Each request still gets its answer only after the transaction that holds its events has
 committed. A group that fails on a constraint (a version race, a reused key) is written again
 one request at a time, so one request's conflict never fails another's events.
+
+An append may be decided on another that is still waiting to commit (`after`: the same stream's
+previous append), so appends to one stream need not wait for each other's commits. If that one
+fails, this one is not written: it fails with `Abandoned`, and its writer decides again.
 """
 
 from __future__ import annotations
@@ -18,27 +22,62 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 Save = Callable[..., list[Any]]
 
 
-class _Pending:
-    def __init__(self, records: Sequence[Any], idempotency: Sequence[Any]) -> None:
+class Abandoned(Exception):
+    """The append this one was decided on did not commit, so this one was not written."""
+
+
+class Pending:
+    """One request's records on their way to a commit."""
+
+    def __init__(
+        self, records: Sequence[Any], idempotency: Sequence[Any], after: Pending | None, on_commit: Callable[[], None] | None,
+    ) -> None:
         self.records = records
         self.idempotency = idempotency
+        self.after = after
+        self.on_commit = on_commit
         self.done: Future[tuple[list[Any], list[str]]] = Future()
+
+    def result(self) -> tuple[list[Any], list[str]]:
+        """The recordings and chain hashes once committed; raises what the commit raised, or Abandoned."""
+        return self.done.result()
+
+    @property
+    def committed(self) -> bool:
+        return self.done.done() and self.done.exception() is None
+
+    def _orphaned(self) -> bool:
+        """The append it was decided on failed (or was itself abandoned)."""
+        return self.after is not None and self.after.done.done() and self.after.done.exception() is not None
+
+    def _succeed(self, recordings: list[Any], hashes: list[str]) -> None:
+        if self.on_commit is not None:
+            self.on_commit()  # before the writer hears, and in commit order
+        self.done.set_result((recordings, hashes))
 
 
 class GroupCommit:
     def __init__(self, save: Save, *, max_events: int = 2000) -> None:
         self._save = save
         self._max_events = max_events
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
 
     def write(self, records: Sequence[Any], idempotency: Sequence[Any]) -> tuple[list[Any], list[str]]:
         """Store these records (one request's, one stream's) and return their recordings and chain hashes."""
+        return self.submit(records, idempotency).result()
+
+    def submit(
+        self, records: Sequence[Any], idempotency: Sequence[Any], *, after: Pending | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> Pending:
+        """Queue these records for a commit after everything submitted before them; `after`: the append they were
+        decided on (written only if it commits); `on_commit` runs once they have committed, in commit order."""
         self._start()
-        pending = _Pending(records, idempotency)
+        pending = Pending(records, idempotency, after, on_commit)
         self._queue.put(pending)
-        return pending.done.result()
+        return pending
 
     def _start(self) -> None:
         with self._guard:
@@ -64,7 +103,8 @@ class GroupCommit:
                     if not pending.done.done():
                         pending.done.set_exception(error)
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _commit(self, group: list[Pending]) -> None:
+        group = self._without_orphans(group)
         if len(group) > 1:
             hashes: list[str] = []
             try:
@@ -81,10 +121,13 @@ class GroupCommit:
                 start = 0
                 for pending in group:
                     end = start + len(pending.records)
-                    pending.done.set_result((recordings[start:end], hashes[start:end]))
+                    pending._succeed(recordings[start:end], hashes[start:end])
                     start = end
                 return
         for index, pending in enumerate(group):
+            if pending._orphaned():
+                pending.done.set_exception(Abandoned())
+                continue
             hashes = []
             try:
                 recordings = self._save(*pending.records, idempotency=pending.idempotency, hashes=hashes)
@@ -96,4 +139,15 @@ class GroupCommit:
                     waiting.done.set_exception(error)
                 return
             else:
-                pending.done.set_result((recordings, hashes))
+                pending._succeed(recordings, hashes)
+
+    @staticmethod
+    def _without_orphans(group: list[Pending]) -> list[Pending]:
+        """The group less the appends decided on one that failed (and those decided on them): those fail now."""
+        kept = []
+        for pending in group:
+            if pending._orphaned():
+                pending.done.set_exception(Abandoned())
+            else:
+                kept.append(pending)
+        return kept

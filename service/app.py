@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,6 +54,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # litestar runs synchronous handlers on the loop's default executor
+        handlers = ThreadPoolExecutor(settings.threads, thread_name_prefix="parley-handler")
+        asyncio.get_running_loop().set_default_executor(handlers)
         log = open_log(settings, clock)
         app.state.log = log
         metrics.count_appends(log)
@@ -91,6 +96,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
             app.state.key_store.close()
             tables.datastore.close()  # type: ignore[attr-defined]
             log.close()
+            handlers.shutdown(wait=False)
 
     limits = RateLimits(settings, clock)
     app = Litestar(

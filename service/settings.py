@@ -27,6 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     header_read_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0
     body_read_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     max_connections: Annotated[int, msgspec.Meta(ge=16)] = 4096
+    # threads for the synchronous handlers (appends, keys, webhooks admin); an append waits in one for its commit
+    threads: AtLeastOne = 40
     pool_size: AtLeastOne = 2
     pool_max_overflow: NotNegative = 10
     store_timeout: float = 5.0

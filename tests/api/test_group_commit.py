@@ -7,7 +7,10 @@ import datetime as dt
 
 import pytest
 
+from eventsourcing.persistence import IntegrityError
+
 from events.errors import VersionConflictError
+from events.group_commit import Abandoned, GroupCommit
 from events.payloads import DeadlineSet, NegotiationOpened
 from service.stores import open_log
 from service.settings import Settings
@@ -91,3 +94,66 @@ def test_two_writers_on_one_store_race_for_a_stream_and_every_append_lands(datab
     finally:
         first.close()
         second.close()
+
+
+def test_appends_to_one_stream_share_commits_instead_of_waiting_for_each_other(database_url):
+    """Each is decided on the one before it while that one waits for its commit; all land, in order, exactly once."""
+    log = open_log(Settings(database_url=database_url))
+    day = dt.date(2025, 5, 12)
+    commits: list[int] = []
+    try:
+        log.record("one", [NegotiationOpened(occurred_on=day, title="One", parties=("US",))], principal="p", request_id="r")
+        log.append_listeners.append(commits.append)
+
+        def append(i: int) -> int:
+            return log.record("one", [DeadlineSet(occurred_on=day, deadline_id=f"d{i}", title="D", due_on=day)],
+                              principal="p", request_id="r")[0].record.originator_version
+
+        with futures.ThreadPoolExecutor(16) as pool:
+            versions = list(pool.map(append, range(160)))
+        assert sorted(versions) == list(range(2, 162))
+        assert sum(commits) == 160 and len(commits) < 160, commits
+        stored = log.stream("one", after_version=0, limit=1000)[0]
+        assert [a.record.originator_version for a in stored] == list(range(1, 162))
+        assert sorted(a.record.event.deadline_id for a in stored[1:]) == sorted(f"d{i}" for i in range(160))
+        assert log.verify()[0].ok
+    finally:
+        log.close()
+
+
+class _Store:
+    """A hand-written stand-in for the log's save: refuses the records it is told to, keeps the rest in order."""
+
+    def __init__(self, refuse: set[str]) -> None:
+        self.refuse, self.saved = refuse, []
+
+    def __call__(self, *records, idempotency=(), hashes=None):
+        if self.refuse & set(records):
+            raise IntegrityError("taken")
+        self.saved += records
+        return list(records)
+
+
+def test_an_append_decided_on_one_that_fails_is_abandoned_and_never_written():
+    store = _Store(refuse={"a"})
+    group = GroupCommit(store)
+    first = group.submit(["a"], [])
+    second = group.submit(["b"], [], after=first)
+    third = group.submit(["c"], [], after=second)
+    other = group.submit(["x"], [])  # another stream's: not decided on them, written
+    with pytest.raises(IntegrityError):
+        first.result()
+    for abandoned in (second, third):
+        with pytest.raises(Abandoned):
+            abandoned.result()
+    assert other.result()[0] == ["x"] and store.saved == ["x"]
+
+
+def test_an_append_decided_on_one_that_commits_is_written_after_it_and_told_in_order():
+    store, told = _Store(refuse=set()), []
+    group = GroupCommit(store)
+    pendings = []
+    for name in "abc":
+        pendings.append(group.submit([name], [], after=pendings[-1] if pendings else None, on_commit=lambda n=name: told.append(n)))
+    assert [p.result()[0] for p in pendings] == [["a"], ["b"], ["c"]]
+    assert store.saved == ["a", "b", "c"] and told == ["a", "b", "c"]
