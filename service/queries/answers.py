@@ -17,10 +17,9 @@ import bisect
 import dataclasses
 import datetime as dt
 import hashlib
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -67,11 +66,11 @@ class _Template:
         pieces: list[bytes] = []
         slots: list[int] = []
         last = 0
-        if echoes:
-            for match in re.finditer(b"|".join(re.escape(e) for e in dict.fromkeys(echoes)), body):
-                pieces.append(body[last : match.start()])
-                slots.append(echoes.index(match.group()))
-                last = match.end()
+        for start, echo in sorted(_occurrences(body, dict.fromkeys(echoes))):
+            if start >= last:
+                pieces.append(body[last:start])
+                slots.append(echoes.index(echo))
+                last = start + len(echo)
         pieces.append(body[last:])
         self.pieces = tuple(pieces)
         self.slots = tuple(slots)
@@ -85,6 +84,15 @@ class _Template:
         for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
             out += (echoes[slot], piece)
         return b"".join(out)
+
+
+def _occurrences(body: bytes, needles: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Where each needle occurs in body (a regex of them was compiled anew for every `known_at`: now changes)."""
+    for needle in needles:
+        at = body.find(needle)
+        while at != -1:
+            yield at, needle
+            at = body.find(needle, at + len(needle))
 
 
 class AnswerLRU:
