@@ -122,6 +122,18 @@ class IdempotentReplay(Exception):
         self.appended = appended
 
 
+def _landed(pending: Pending, landed: Negotiation | None, records: Sequence[Recorded]) -> tuple[list[Any], list[str]]:
+    """The append's recordings once committed; if it failed, its event ids leave the stream's `types` again (a fold
+    adds to that map in place, and the state it was decided on shares it)."""
+    try:
+        return pending.result()
+    except BaseException:
+        if landed is not None:
+            for record in records:
+                landed.types.pop(record.event_id, None)
+        raise
+
+
 class ParleyLog(Application):
     """Negotiation timelines as streams of immutable events, one stream per negotiation."""
 
@@ -233,7 +245,7 @@ class ParleyLog(Application):
             # one meanwhile, and they may share a commit.
             with _translated_store_errors():
                 try:
-                    recordings, hashes = pending.result()
+                    recordings, hashes = _landed(pending, landed, records)
                 except Abandoned:
                     continue  # the append it was decided on failed: decide again
                 except IntegrityError:

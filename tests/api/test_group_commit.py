@@ -157,3 +157,26 @@ def test_an_append_decided_on_one_that_commits_is_written_after_it_and_told_in_o
         pendings.append(group.submit([name], [], after=pendings[-1] if pendings else None, on_commit=lambda n=name: told.append(n)))
     assert [p.result()[0] for p in pendings] == [["a"], ["b"], ["c"]]
     assert store.saved == ["a", "b", "c"] and told == ["a", "b", "c"]
+
+
+def test_appends_that_lose_a_race_leave_no_event_ids_behind_in_the_stream(database_url):
+    """A failed append was folded ahead of its commit; the ids it named are gone from the stream's state again."""
+    first, second = (open_log(Settings(database_url=database_url)) for _ in range(2))
+    day = dt.date(2025, 5, 12)
+    try:
+        first.record("raced", [NegotiationOpened(occurred_on=day, title="R", parties=("US",))], principal="p", request_id="r")
+
+        def append(job: tuple[int, int]) -> None:
+            writer, i = job
+            (first, second)[writer].record("raced", [DeadlineSet(occurred_on=day, deadline_id=f"w{writer}-{i}", title="D", due_on=day)],
+                                            principal="p", request_id="r")
+
+        with futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(append, [(w, i) for i in range(40) for w in range(2)]))
+        stored = {a.record.event_id for a in first.stream("raced", after_version=0, limit=1000)[0]}
+        assert len(stored) == 81
+        for log in (first, second):
+            assert set(log.negotiation("raced").types) == stored
+    finally:
+        first.close()
+        second.close()
