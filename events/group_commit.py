@@ -42,10 +42,6 @@ class Pending:
         """The recordings and chain hashes once committed; raises what the commit raised, or Abandoned."""
         return self.done.result()
 
-    @property
-    def committed(self) -> bool:
-        return self.done.done() and self.done.exception() is None
-
     def _orphaned(self) -> bool:
         """The append it was decided on failed (or was itself abandoned)."""
         return self.after is not None and self.after.done.done() and self.after.done.exception() is not None
