@@ -129,9 +129,8 @@ class KeyStore:
     def __init__(self, log: ParleyLog) -> None:
         self._log = log
         self._run = log.run
-        self._refused: dict[str, float] = {}  # digest -> when it was last refused (time.monotonic)
-        # digest -> (the revocation token when it was read, when, who): keys let in, on an SQLite file only
-        self._accepted: dict[str, tuple[bytes, float, Principal]] = {}
+        # digest -> (the revocation token read before the row, or None for a refusal; when (time.monotonic); who or None)
+        self._remembered: dict[str, tuple[bytes | None, float, Principal | None]] = {}
         self._lock = threading.Lock()
         # On an SQLite file: a connection of its own for `lookup_now`, opened on first use
         self._quick_path = None if is_postgres_env(log.env) else sqlite_file(log.env.get("SQLITE_DBNAME", ""))
@@ -196,8 +195,7 @@ class KeyStore:
             if self._token is not None:
                 self._token.change()  # after the commit: a process that read the key before it reads it again
             with self._lock:
-                self._refused.clear()
-                self._accepted.clear()
+                self._remembered.clear()
         return self.get(record.id)
 
     def at_rest(self) -> list[KeyAtRest]:
@@ -225,12 +223,9 @@ class KeyStore:
         now = time.monotonic()
         token = self._token.current() if self._token is not None else b""
         with self._lock:
-            refused = self._refused.get(digest)
-            accepted = self._accepted.get(digest)
-        if refused is not None and now - refused < _CACHE_SECONDS:
-            return None
-        if accepted is not None and accepted[0] == token and now - accepted[1] < _CACHE_SECONDS:
-            return accepted[2]
+            remembered = self._remembered.get(digest)
+        if remembered is not None and now - remembered[1] < _CACHE_SECONDS and remembered[0] in (None, token):
+            return remembered[2]  # a refusal, or a key let in since the last revocation
         if self._quick_path is None or not self._quick_lock.acquire(blocking=False):
             return NOT_CACHED
         faults = self._quick_file
@@ -249,32 +244,28 @@ class KeyStore:
             if faults.failing:
                 self._close_quick()  # while the file is faulty, keep no connection open across requests
             self._quick_lock.release()
-        principal = self._answer(digest, row)
-        if principal is not None and self._token is not None:
-            with self._lock:
-                if len(self._accepted) > 10_000:
-                    self._accepted.clear()
-                self._accepted[digest] = (token, now, principal)  # the token read before the row: see revoke()
-        return principal
+        return self._answer(digest, row, token if self._token is not None else None)
 
     def authenticate(self, secret: str) -> Principal | None:
         digest = _digest(secret)
         rows = self._run(_LOOKUP, (digest,))
-        return self._answer(digest, rows[0] if rows else None)
+        return self._answer(digest, rows[0] if rows else None, None)
 
     def _close_quick(self) -> None:
         if self._quick is not None:
             self._quick.close()
             self._quick = None
 
-    def _answer(self, digest: str, row: Any) -> Principal | None:
-        if row is not None:
-            return Principal(name=row["name"], role=row["role"], key_id=row["id"])
-        with self._lock:
-            if len(self._refused) > 10_000:
-                self._refused.clear()
-            self._refused[digest] = time.monotonic()
-        return None
+    def _answer(self, digest: str, row: Any, token: bytes | None) -> Principal | None:
+        """Who the row says holds the key; a refusal is remembered, and an acceptance too when `token` (the
+        revocation token read before the row: see revoke()) is given."""
+        principal = Principal(name=row["name"], role=row["role"], key_id=row["id"]) if row is not None else None
+        if principal is None or token is not None:
+            with self._lock:
+                if len(self._remembered) > 10_000:
+                    self._remembered.clear()
+                self._remembered[digest] = (None if principal is None else token, time.monotonic(), principal)
+        return principal
 
     def close(self) -> None:
         with self._quick_lock:
