@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from projections.state import (
 from projections.truce import truces
 
 _DAY = dt.timedelta(days=1)
+_UNREAD = object()
 
 
 @dataclasses.dataclass(eq=False)
@@ -160,6 +160,9 @@ class MeasureHistory:
         self._scope = seen
         self._latest = latest
         self._acts: _Walk | None = None
+        self._legal_basis: object = _UNREAD
+        self._name: object = _UNREAD
+        self._scope_given: object = _UNREAD
 
     @property
     def latest(self) -> MeasureChanged:
@@ -184,17 +187,25 @@ class MeasureHistory:
         found = self._scope.latest(facet)
         return getattr(found.event, field) if found is not None else None
 
-    @functools.cached_property
+    # Plain properties over a slot, not functools.cached_property: before Python 3.12 it takes a lock on every
+    # first read, and every history is new per view, so every read in an answer was a first one.
+    @property
     def legal_basis(self) -> str | None:
-        return self._given(self._index.based, "legal_basis")  # type: ignore[no-any-return]
+        if self._legal_basis is _UNREAD:
+            self._legal_basis = self._given(self._index.based, "legal_basis")
+        return self._legal_basis  # type: ignore[return-value]
 
-    @functools.cached_property
+    @property
     def name(self) -> str | None:
-        return self._given(self._index.named, "name")  # type: ignore[no-any-return]
+        if self._name is _UNREAD:
+            self._name = self._given(self._index.named, "name")
+        return self._name  # type: ignore[return-value]
 
-    @functools.cached_property
+    @property
     def scope(self) -> str | None:
-        return self._given(self._index.scoped, "scope")  # type: ignore[no-any-return]
+        if self._scope_given is _UNREAD:
+            self._scope_given = self._given(self._index.scoped, "scope")
+        return self._scope_given  # type: ignore[return-value]
 
     @property
     def max_lead(self) -> int:
@@ -246,8 +257,7 @@ class MeasureHistory:
         return tuple(found)
 
 
-@dataclasses.dataclass(frozen=True)
-class Ruling:
+class Ruling(Struct, frozen=True, kw_only=True):
     """What applies to a measure on a day: a change (or the rate its suspension brings back), since, until, and why."""
 
     change: Fact[MeasureChanged]
@@ -404,8 +414,7 @@ def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook,
     return days
 
 
-@dataclasses.dataclass(frozen=True)
-class Lifecycle:
+class Lifecycle(Struct, frozen=True):
     """Where a measure stands on a day: in force (or suspended, removed, invalidated) by a ruling, announced for a
     later date, threatened, or expired when everything that applied ran out."""
 

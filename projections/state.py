@@ -24,6 +24,7 @@ import bisect
 import dataclasses
 import datetime as dt
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -402,7 +403,7 @@ class Fact(Generic[E]):
 
 def because_of(*groups: Iterable[str]) -> tuple[str, ...]:
     """Event ids in first-seen order, each once."""
-    return tuple(dict.fromkeys(i for group in groups for i in group))
+    return tuple(dict.fromkeys(groups[0] if len(groups) == 1 else itertools.chain.from_iterable(groups)))
 
 
 def first_given(facts: Iterable[Fact], field: str) -> Any:
