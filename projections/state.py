@@ -128,6 +128,8 @@ class _Original:
 @dataclasses.dataclass(eq=False)
 class _Ledger:
     records: list[Recorded] = dataclasses.field(default_factory=list)
+    # event id -> its position in `records`
+    where: dict[str, int] = dataclasses.field(default_factory=dict)
     # positions in `records`, ascending, so a state of size n reads the entries below n
     by_type: dict[type[Event], list[int]] = dataclasses.field(default_factory=dict)
     revisions: dict[str, list[int]] = dataclasses.field(default_factory=dict)
@@ -152,6 +154,20 @@ class State:
     def records(self) -> list[Recorded]:
         return self._ledger.records[: self.size]
 
+    def recorded(self, event_id: str) -> Recorded | None:
+        """The record of one event of this state, by its id (None: not in it)."""
+        position = self._ledger.where.get(event_id)
+        return self._ledger.records[position] if position is not None and position < self.size else None
+
+    def last_version(self, known_at: dt.datetime) -> int:
+        """The version of the last event recorded by known_at (0: none)."""
+        ledger = self._ledger
+        cut = bisect.bisect_right(ledger.high_water, known_at, 0, self.size)
+        if not ledger.late or ledger.late[0] >= self.size:
+            return ledger.records[cut - 1].originator_version if cut else 0
+        # recording times went back: what was known at a time is not a prefix
+        return max((r.originator_version for r in self.records if r.recorded_at <= known_at), default=0)
+
 
 def evolve(state: State, recorded: Recorded) -> State:
     if state.negotiation_id not in (None, recorded.negotiation_id):
@@ -165,6 +181,7 @@ def evolve(state: State, recorded: Recorded) -> State:
     position = len(ledger.records)
     _watch_clock(ledger, position, recorded.recorded_at)
     ledger.records.append(recorded)
+    ledger.where[recorded.event_id] = position
     event = recorded.event
     if isinstance(event, (EventCorrected, EventRetracted)):
         ledger.revisions.setdefault(event.target, []).append(position)

@@ -54,7 +54,7 @@ def because_events(
     wanted = dict.fromkeys(because_ids(tree))
     found = {r.event_id: r for r in records if r.event_id in wanted}
     missing = [i for i in wanted if i not in (sources or {})]
-    graded = {**(sources or {}), **(sources_behind(found.values(), missing, registry) if missing else {})}
+    graded = {**(sources or {}), **(sources_behind(found.get, missing, registry) if missing else {})}
     return {
         event_id: BecauseEvent(
             event_id=event_id,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -109,19 +110,45 @@ class SourceRegistry:
 # --- the sources behind an answer ------------------------------------------------------------
 
 
-_CONTAINERS = (dict, list, tuple)
+_CONTAINERS = (dict, list, tuple, msgspec.Struct)
+# Types whose values never hold a `because`: a Struct field of only these is not visited.
+_SCALARS = (
+    msgspec.inspect.StrType, msgspec.inspect.IntType, msgspec.inspect.FloatType, msgspec.inspect.BoolType,
+    msgspec.inspect.NoneType, msgspec.inspect.DateType, msgspec.inspect.DateTimeType, msgspec.inspect.LiteralType,
+    msgspec.inspect.EnumType,
+)
 
 
 class _Ids(tuple[Any, ...]):
     """A `because` list met on the walk: its ids come out where it stands."""
 
 
-def because_ids(tree: Any) -> list[str]:
-    """Every event id under a `because` key anywhere in a JSON tree, in document order.
+def _scalar(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return all(_scalar(member) for member in info.types)
+    return isinstance(info, _SCALARS)
 
-    A walk with its own stack that never visits a scalar: a /state answer is hundreds of nested values,
-    and a generator per value cost more than the rest of the sources map.
+
+@functools.cache
+def _walked_fields(kind: type[msgspec.Struct]) -> tuple[tuple[str, bool], ...]:
+    """A Struct's fields that may hold a `because`, in encoding order: (attribute, whether it is a `because` list)."""
+    try:
+        fields = msgspec.inspect.type_info(kind).fields  # type: ignore[attr-defined]
+    except (NameError, TypeError):  # an annotation that does not resolve: visit every field
+        return tuple((f.name, f.encode_name == "because") for f in msgspec.structs.fields(kind))
+    return tuple((f.name, f.encode_name == "because") for f in fields if f.encode_name == "because" or not _scalar(f.type))
+
+
+def because_ids(tree: Any) -> list[str]:
+    """Every event id under a `because` key anywhere in an answer, in document order: a JSON tree, or the msgspec
+    Structs it is encoded from (then only the fields whose types can hold one are visited).
+
+    A JSON tree is walked with its own stack that never visits a scalar: a /state answer is hundreds of nested
+    values, and a generator per value cost more than the rest of the sources map. Structs nest only as deep as
+    their types do, so they are walked by recursion, which costs less again.
     """
+    if isinstance(tree, msgspec.Struct):
+        return _struct_ids(tree, [])
     found: list[str] = []
     stack = [tree] if isinstance(tree, _CONTAINERS) else []
     while stack:
@@ -129,9 +156,12 @@ def because_ids(tree: Any) -> list[str]:
         if type(node) is _Ids:
             found += [i for i in node if isinstance(i, str)]
             continue
+        if isinstance(node, msgspec.Struct):
+            _struct_ids(node, found)
+            continue
         if isinstance(node, dict):
             children = [
-                _Ids(value) if key == "because" and not isinstance(value, dict) else value
+                _Ids(value) if key == "because" and not isinstance(value, (dict, msgspec.Struct)) else value
                 for key, value in node.items()
                 if isinstance(value, _CONTAINERS)
             ]
@@ -139,6 +169,24 @@ def because_ids(tree: Any) -> list[str]:
             children = [item for item in node if isinstance(item, _CONTAINERS)]
         children.reverse()
         stack += children
+    return found
+
+
+def _struct_ids(node: msgspec.Struct, found: list[str]) -> list[str]:
+    for name, because in _walked_fields(type(node)):
+        value = getattr(node, name)
+        if because and isinstance(value, (list, tuple)):
+            found += [i for i in value if isinstance(i, str)]
+        elif isinstance(value, msgspec.Struct):
+            _struct_ids(value, found)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                if isinstance(item, msgspec.Struct):
+                    _struct_ids(item, found)
+                elif isinstance(item, _CONTAINERS):
+                    found += because_ids(item)
+        elif isinstance(value, dict):
+            found += because_ids(value)
     return found
 
 
@@ -165,14 +213,17 @@ def _graded(source: Source, registered: dict[str, SourceRecord]) -> SourceOut:
 
 
 def sources_behind(
-    records: Iterable[Recorded], event_ids: Iterable[str], registry: SourceRegistry
+    recorded: Callable[[str], Recorded | None], event_ids: Iterable[str], registry: SourceRegistry
 ) -> dict[str, SourceOut | None]:
-    """Each event id's source as it was recorded (None: the event names none), graded from the registry."""
+    """Each event id's source as it was recorded (None: the event names none), graded from the registry.
+
+    `recorded` finds an event's record by its id (None: unknown).
+    """
     wanted = dict.fromkeys(event_ids)
     stated: dict[str, Source | None] = {}
-    for recorded in records:
-        if recorded.event_id in wanted:
-            stated[recorded.event_id] = _stated(recorded)
+    for event_id in wanted:
+        if (found := recorded(event_id)) is not None:
+            stated[event_id] = _stated(found)
     registered = registry.known(s.id for s in stated.values() if s is not None and s.id)
     return {i: _graded(s, registered) if (s := stated.get(i)) is not None else None for i in wanted}
 

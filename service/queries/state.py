@@ -103,10 +103,9 @@ def moment(log: ParleyLog, as_of: dt.date | None, known_at: dt.datetime | None, 
 
 
 def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
-    versions = [r.originator_version for r in state.records if r.recorded_at <= known_at]
-    if not versions:
+    last = state.last_version(known_at)
+    if not last:
         return 0
-    last = max(versions)
     return log.placed(state.negotiation_id or "", [last])[last].position
 
 
@@ -127,7 +126,7 @@ def state_at(
     )
     limit.check()
     tree = msgspec.to_builtins(answer)
-    sources, corroboration = _sourced(state, log, tree)
+    sources, corroboration = _sourced(state, log, answer, tree)
     expanded = because_events(state.records, tree, SourceRegistry(log), sources) if "because" in expand else None
     return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration, because_events=expanded)
 
@@ -145,7 +144,7 @@ def part_at(
     value = PARTS[part](seen, legal_basis)
     limit.check()
     tree = {part: msgspec.to_builtins(value)}
-    sources, corroboration = _sourced(state, log, tree)
+    sources, corroboration = _sourced(state, log, value, tree)
     expanded = because_events(state.records, tree, SourceRegistry(log), sources) if "because" in expand else None
     return {
         "as_of": as_of,
@@ -160,10 +159,11 @@ def part_at(
 
 
 def _sourced(
-    state: State, log: ParleyLog, tree: dict[str, Any]
+    state: State, log: ParleyLog, answer: Any, tree: dict[str, Any]
 ) -> tuple[dict[str, SourceOut | None], dict[str, Corroboration]]:
-    """The sources behind every `because` of an answer, and how many independent ones each listed value has."""
-    sources = sources_behind(state.records, because_ids(tree), SourceRegistry(log))
+    """The sources behind every `because` of an answer (its Structs, walked by type), and how many independent ones
+    each listed value of its JSON tree has."""
+    sources = sources_behind(state.recorded, because_ids(answer), SourceRegistry(log))
     corroboration = {path: independent(item["because"], sources) for path, item in listed_values(tree) if item.get("because")}
     return sources, corroboration
 

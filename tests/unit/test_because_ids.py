@@ -1,9 +1,18 @@
-"""because_ids walks a JSON answer without recursion and keeps document order."""
+"""because_ids walks a JSON answer without recursion, or the Structs it is encoded from, and keeps document order."""
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.resources
+import uuid
 from typing import Any
 
+import msgspec
+import pytest
+
+from events.payloads import AnyEvent
+from events.records import Recorded
+from projections import fold, registry, view
 from service.queries.sources import because_ids
 
 
@@ -50,3 +59,47 @@ def test_a_tree_deeper_than_the_recursion_limit_is_walked() -> None:
         tree = {"because": [f"d{depth}"], "inner": [tree]}
     ids = because_ids(tree)
     assert ids[0] == "d4999" and ids[-1] == "leaf" and len(ids) == 5001
+
+
+class _Line(msgspec.Struct, frozen=True, kw_only=True):
+    rate: float
+    why: tuple[str, ...] = msgspec.field(name="because", default=())
+
+
+class _Answer(msgspec.Struct, frozen=True, kw_only=True):
+    note: str | None
+    lines: tuple[_Line, ...]
+    by_id: dict[str, _Line]
+    loose: list[Any]
+    because: tuple[str, ...]
+
+
+def test_an_answer_walked_as_structs_gives_the_ids_of_its_json_in_the_same_order() -> None:
+    answer = _Answer(
+        note="because", lines=(_Line(rate=1, why=("a", "b")), _Line(rate=2)), by_id={"x": _Line(rate=3, why=("c",))},
+        loose=[{"because": ["d"]}, _Line(rate=4, why=("e", "a")), [[{"because": ("f",)}]]], because=("g",),
+    )
+    assert because_ids(answer) == because_ids(msgspec.to_builtins(answer)) == ["a", "b", "c", "d", "e", "a", "f", "g"]
+
+
+@pytest.mark.parametrize("dataset", ["us-china-trade-2025", "us-eu-trade-2025"])
+def test_every_part_of_the_shipped_records_walked_as_structs_gives_the_ids_of_its_json(dataset: str) -> None:
+    text = importlib.resources.files("events.datasets").joinpath(f"{dataset}.jsonl").read_text(encoding="utf-8")
+    events = [msgspec.json.decode(line, type=AnyEvent) for line in text.splitlines() if line.strip()]
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    state = fold(
+        Recorded(
+            originator_id=uuid.UUID(int=1), originator_version=n, event_id=f"e{n}", negotiation_id=dataset,
+            recorded_at=start + dt.timedelta(seconds=n), recorded_by="test", request_id="test", event=event,
+        )
+        for n, event in enumerate(events, start=1)
+    )
+    first = min(e.occurred_on for e in events)
+    walked = 0
+    for day in range(0, (max(e.occurred_on for e in events) - first).days + 60, 5):
+        seen = view(state, first + dt.timedelta(days=day), start + dt.timedelta(days=1))
+        for name, model in registry.parts().items():
+            value = model.answer(seen, None)
+            assert because_ids(value) == because_ids(msgspec.to_builtins(value)), (name, day)
+            walked += len(because_ids(value))
+    assert walked > 1000  # the answers do name their events
