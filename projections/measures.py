@@ -43,8 +43,11 @@ class MeasureIndex:
     until: dict[str, Sorted] = dataclasses.field(default_factory=dict)
     # deadlines a suspension with its own rate on lapse runs until (ever: a superset for any prefix)
     lapse_until: set[str] = dataclasses.field(default_factory=set)
+    # whether any change (ever) is a tariff, and whether any is of another kind
+    tariff: bool = False
+    other: bool = False
     # the most days any act was announced ahead of its start: how far back one may still take over
-    max_lead: int = 0
+    max_lead: dt.timedelta = dt.timedelta(0)
 
 
 def _file(measure: MeasureIndex, version: Version) -> None:
@@ -56,9 +59,13 @@ def _file(measure: MeasureIndex, version: Version) -> None:
         return
     key = sort_key(event.occurred_on, fact.version, event.effective_from or event.occurred_on)
     measure.changes.add(key, version)
+    if event.kind == "tariff":
+        measure.tariff = True
+    else:
+        measure.other = True
     if event.status in ACTS:
         if event.effective_from is not None:
-            measure.max_lead = max(measure.max_lead, (event.effective_from - event.occurred_on).days)
+            measure.max_lead = max(measure.max_lead, event.effective_from - event.occurred_on)
         measure.acts.add(key, version)
         if event.status == "suspended" and event.effective_until is not None:
             measure.lapsable.add(key, version)
@@ -208,7 +215,8 @@ class MeasureHistory:
         return self._scope_given  # type: ignore[return-value]
 
     @property
-    def max_lead(self) -> int:
+    def lead(self) -> dt.timedelta:
+        """The most days any act was announced ahead of its start."""
         return self._index.max_lead
 
     def ends_with(self, deadline_id: str) -> bool:
@@ -276,16 +284,20 @@ class Ruling(Struct, frozen=True, kw_only=True):
         return counts(self.status, self.rate_pct)
 
 
-def measure_histories(view: View) -> dict[str, MeasureHistory]:
-    return memo(view, "measure_histories", lambda: _measure_histories(view))
+def measure_histories(view: View, tariffs: bool) -> dict[str, MeasureHistory]:
+    """The measures known on as_of that are (True) or are not (False) tariffs: the kind of their latest change."""
+    return memo(view, f"measure_histories:{tariffs}", lambda: _measure_histories(view, tariffs))
 
 
-def _measure_histories(view: View) -> dict[str, MeasureHistory]:
+def _measure_histories(view: View, tariffs: bool) -> dict[str, MeasureHistory]:
     seen = scope(view)
     found = {}
     for measure_id, index in sorted(seen.entities.of("measures").items()):
+        # a measure none of whose changes (ever) is of the kind asked for is not read
+        if not (index.tariff if tariffs else index.other):
+            continue
         latest = seen.latest(index.changes)
-        if latest is not None:
+        if latest is not None and (latest.event.kind == "tariff") == tariffs:
             found[measure_id] = MeasureHistory(measure_id, index, seen, latest)
     return found
 
@@ -337,7 +349,12 @@ def _held_off(
     why: tuple[str, ...], ended: list[tuple[dt.date, tuple[str, ...]]], lapsed: bool,
 ) -> Ruling:
     # A stronger change that ran out after this one started delays when this one took over.
-    overtaken = [(e, b) for e, b in ended if e >= start]
+    overtaken = [(e, b) for e, b in ended if e >= start] if ended else ()
+    if not overtaken:  # the usual case, without the generators below
+        return Ruling(
+            change=fact, status=status, rate_pct=rate, starts=start, since=start, until=end,
+            because=because_of(fact.because, why) if why else fact.because, lapsed=lapsed,
+        )
     return Ruling(
         change=fact,
         status=status,
@@ -398,7 +415,7 @@ def _scheduled_days(history: MeasureHistory, as_of: dt.date, book: DeadlineBook,
     """
     days = history.lapse_days(as_of, book, lapses)
     horizon = as_of  # candidates must start after as_of and after every end seen so far
-    lead = dt.timedelta(days=history.max_lead)
+    lead = history.lead
     for fact in history.acts:
         if fact.occurred_on + lead <= horizon:
             break
@@ -492,10 +509,8 @@ def measures(view: View) -> MeasuresView:
     book = deadline_book(view)
     lapses = lapse_rates(view)
     found: list[MeasureView] = []
-    for history in measure_histories(view).values():
+    for history in measure_histories(view, tariffs=False).values():
         latest = history.latest
-        if latest.kind == "tariff":
-            continue
         stage = lifecycle(history, view.as_of, book, lapses)
         lapse_rate, points = suspension_terms(stage, lapses)
         found.append(

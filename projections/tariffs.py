@@ -113,7 +113,7 @@ def _rate(history: MeasureHistory, applying: Ruling, on: dt.date, lapses: LapseR
         lapse_rate_pct=terms[0],
         suspended_points=terms[1],
         exemptions=exemptions,
-        because=because_of(applying.because, *(e.because for e in exemptions)),
+        because=because_of(applying.because, *(e.because for e in exemptions)) if exemptions else applying.because,
     )
 
 
@@ -183,9 +183,9 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
     lapses = lapse_rates(view)
     known_parties = parties(view)
     directions: dict[tuple[str, str], list[MeasureHistory]] = {}
-    for history in measure_histories(view).values():
+    for history in measure_histories(view, tariffs=True).values():
         latest = history.latest
-        if latest.kind == "tariff" and _matches(history.legal_basis, legal_basis):
+        if _matches(history.legal_basis, legal_basis):
             for target in _targets(latest.imposed_by, latest.applies_to, known_parties):
                 directions.setdefault((latest.imposed_by, target), []).append(history)
     running = [
