@@ -122,6 +122,13 @@ class Sorted:
         count = bisect.bisect_left(self._created, cut)
         if not count:
             return
+        items = self._items
+        if count < LEAF:  # no complete leaf: the few keys, sorted, are the only run
+            for key in sorted((k for k in self._keys[:count] if k < limit), reverse=True):
+                version = items[key & _INDEX_MASK]
+                if cut <= version.superseded:
+                    yield version
+            return
         # (-key, run, position): the greatest key not yet yielded from each run, on a heap.
         heap = []
         runs = []
@@ -136,7 +143,6 @@ class Sorted:
             if tail:
                 heap.append((-tail[-1], len(runs), len(tail) - 1))
                 runs.append(tail)
-        items = self._items
         if len(heap) == 1:
             run = runs[0]
             for i in range(heap[0][2], -1, -1):

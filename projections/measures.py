@@ -26,6 +26,8 @@ from projections.truce import truces
 
 _DAY = dt.timedelta(days=1)
 _UNREAD = object()
+# A measure with at most this many acts has its visible ones read in one go (see MeasureHistory.acts).
+_READ_WHOLE = 8
 
 
 @dataclasses.dataclass(eq=False)
@@ -166,7 +168,7 @@ class MeasureHistory:
         self._index = index
         self._scope = seen
         self._latest = latest
-        self._acts: _Walk | None = None
+        self._acts: _Walk | list[Fact[MeasureChanged]] | None = None
         self._legal_basis: object = _UNREAD
         self._name: object = _UNREAD
         self._scope_given: object = _UNREAD
@@ -187,7 +189,9 @@ class MeasureHistory:
     @property
     def acts(self) -> Iterable[Fact[MeasureChanged]]:
         if self._acts is None:
-            self._acts = _Walk(self._scope.descending(self._index.acts))
+            walk = self._scope.descending(self._index.acts)
+            # a short history is read whole at once: cheaper than a lazy walk, which pays per fact
+            self._acts = list(walk) if len(self._index.acts) <= _READ_WHOLE else _Walk(walk)
         return self._acts
 
     def _given(self, facet: Sorted, field: str) -> Any:
@@ -304,15 +308,14 @@ def _measure_histories(view: View, tariffs: bool) -> dict[str, MeasureHistory]:
 
 def _end(change: MeasureChanged, book: DeadlineBook, on: dt.date) -> tuple[dt.date | None, tuple[str, ...]]:
     """The last day the change applies, as known on `on`; a suspension follows its deadline's extensions."""
-    ends = [change.effective_until] if change.effective_until else []
-    because: tuple[str, ...] = ()
-    if change.until_deadline:
-        due = book.due(change.until_deadline, on)
-        # An unrecorded deadline cannot end the change.
-        if due is not None:
-            ends.append(due.last_day)
-            because = due.because
-    return min(ends, default=None), because
+    until = change.effective_until
+    if not change.until_deadline:
+        return until, ()
+    due = book.due(change.until_deadline, on)
+    if due is None:  # an unrecorded deadline cannot end the change
+        return until, ()
+    last = due.last_day
+    return (min(until, last) if until is not None else last), due.because
 
 
 def ruling(history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates) -> Ruling | None:
