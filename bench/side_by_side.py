@@ -17,12 +17,16 @@ for --seconds:
     Parley revalidation               GET .../state/tariffs?as_of=D (popular D) with If-None-Match: its ETag
     Parley events?limit=100           GET .../events?limit=100
     Parley timeline                   GET .../timeline
+    Parley tariffs, all misses        GET .../state/tariffs?as_of=D, D uniform over the record, served by a second
+                                      `parley serve` whose answer cache keeps nothing (PARLEY_ANSWER_CACHE_BYTES=1):
+                                      every answer is folded, sourced and encoded for its request
+    Parley /state, all misses         the same for GET .../state?as_of=D
 
 and prints for each: req/s, p50/p99, errors, the ratio to the peer and to the trivial route, and the
 server's CPU per request (utime+stime of the server and its workers from /proc, before and after).
 Then it runs `python -m bench.load --seconds 20 --skip-postgres` and prints what it printed. Run:
 
-    .venv/bin/python -m bench.side_by_side                 # 10 s a case, about 3 minutes in all
+    .venv/bin/python -m bench.side_by_side                 # 10 s a case, about 3.5 minutes in all
     .venv/bin/python -m bench.side_by_side --seconds 2 --skip-load   # a smoke run
 """
 
@@ -55,6 +59,8 @@ PEER_URL = os.environ.get("PARLEY_BENCH_PEER_URL", "postgresql://postgres@127.0.
 NEGOTIATION = "us-china-trade-2025"
 BASE = f"/v1/negotiations/{NEGOTIATION}"
 SERVED = {"PARLEY_LOG_LEVEL": "warning", "PARLEY_RATE_LIMIT": "0"}
+# an answer cache that keeps nothing: every answer is computed on its request, as the cache's misses are
+MISSES = {"PARLEY_ANSWER_CACHE_BYTES": "1"}
 CONNECTIONS = 16
 POPULAR = 20
 
@@ -65,7 +71,7 @@ Request = tuple[str, dict[str, str]]
 @dataclass
 class Case:
     name: str
-    server: str  # "trivial" | "peer" | "parley"
+    server: str  # "trivial" | "peer" | "parley" | "parley-miss"
     requests: Callable[[random.Random], Request]
     expect: int = 200
     note: str = ""
@@ -206,6 +212,10 @@ def cases(days: list[dt.date], popular: list[str], etags: dict[str, str | None])
              note="304 expected" if supported else "not supported (200 with body)"),
         Case("Parley /events?limit=100", "parley", lambda rng: (f"{BASE}/events?limit=100", {})),
         Case("Parley /timeline", "parley", lambda rng: (f"{BASE}/timeline", {})),
+        Case("Parley /state/tariffs, all misses", "parley-miss", lambda rng: (f"{BASE}/state/tariffs?as_of={rng.choice(every)}", {}),
+             note="any day of the record; a cache that keeps nothing"),
+        Case("Parley /state, all misses", "parley-miss", lambda rng: (f"{BASE}/state?as_of={rng.choice(every)}", {}),
+             note="the same"),
     ]
 
 
@@ -287,8 +297,12 @@ def main() -> None:
             servers = {"trivial": (trivial_url, trivial.pid), "peer": (peer_url, peer.pid), "parley": (parley_url, parley.pid)}
             rates: dict[str, float] = {}
             for case in all_cases:
+                if case.server not in servers:  # served last, by itself: the first Parley has stopped
+                    stop_server(parley)
+                    parley, url = start_server(store, workdir / "parley-miss.log", env={**SERVED, **MISSES}, workers=1)
+                    servers[case.server] = (url, parley.pid)
                 url, pid = servers[case.server]
-                auth = {"Authorization": f"Bearer {key}"} if case.server == "parley" else {}
+                auth = {"Authorization": f"Bearer {key}"} if case.server.startswith("parley") else {}
                 result = drive(url, pid, case, args.seconds, auth, backends if case.server == "peer" else ())
                 rates.setdefault(case.server, result.rate)
                 say(row(case, result, rates.get("peer"), rates.get("trivial")))
