@@ -111,7 +111,7 @@ class SourceRegistry:
 
 
 _CONTAINERS = (dict, list, tuple, msgspec.Struct)
-# Types whose values never hold a `because`: a Struct field of only these is not visited.
+# Types whose values never hold a `because`: a Struct field that can hold only these is not visited.
 _SCALARS = (
     msgspec.inspect.StrType, msgspec.inspect.IntType, msgspec.inspect.FloatType, msgspec.inspect.BoolType,
     msgspec.inspect.NoneType, msgspec.inspect.DateType, msgspec.inspect.DateTimeType, msgspec.inspect.LiteralType,
@@ -123,20 +123,34 @@ class _Ids(tuple[Any, ...]):
     """A `because` list met on the walk: its ids come out where it stands."""
 
 
-def _scalar(info: msgspec.inspect.Type) -> bool:
+def _may_hold(info: msgspec.inspect.Type, seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a value of this type can hold a `because` list anywhere (True where the type does not say)."""
+    if isinstance(info, _SCALARS):
+        return False
     if isinstance(info, msgspec.inspect.UnionType):
-        return all(_scalar(member) for member in info.types)
-    return isinstance(info, _SCALARS)
+        return any(_may_hold(member, seen) for member in info.types)
+    if isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType, msgspec.inspect.FrozenSetType, msgspec.inspect.VarTupleType)):
+        return _may_hold(info.item_type, seen)
+    if isinstance(info, msgspec.inspect.TupleType):
+        return any(_may_hold(item, seen) for item in info.item_types)
+    if isinstance(info, msgspec.inspect.DictType):
+        return _may_hold(info.key_type, seen) or _may_hold(info.value_type, seen)
+    if isinstance(info, msgspec.inspect.StructType):
+        if info.cls in seen:
+            return True
+        return any(f.encode_name == "because" or _may_hold(f.type, seen | {info.cls}) for f in info.fields)
+    return True
 
 
 @functools.cache
 def _walked_fields(kind: type[msgspec.Struct]) -> tuple[tuple[str, bool], ...]:
-    """A Struct's fields that may hold a `because`, in encoding order: (attribute, whether it is a `because` list)."""
+    """A Struct's fields that may hold a `because`, at any depth, in encoding order: (attribute, whether it is a
+    `because` list)."""
     try:
         fields = msgspec.inspect.type_info(kind).fields  # type: ignore[attr-defined]
     except (NameError, TypeError):  # an annotation that does not resolve: visit every field
         return tuple((f.name, f.encode_name == "because") for f in msgspec.structs.fields(kind))
-    return tuple((f.name, f.encode_name == "because") for f in fields if f.encode_name == "because" or not _scalar(f.type))
+    return tuple((f.name, f.encode_name == "because") for f in fields if f.encode_name == "because" or _may_hold(f.type))
 
 
 def because_ids(tree: Any) -> list[str]:
@@ -228,12 +242,16 @@ def sources_behind(
     return {i: _graded(s, registered) if (s := stated.get(i)) is not None else None for i in wanted}
 
 
-def independent(event_ids: Iterable[str], sources: dict[str, SourceOut | None]) -> Corroboration:
-    """The distinct sources among these events; two or more corroborate the value they explain."""
-    keys = dict.fromkeys(s.id or s.name.casefold() for i in event_ids if (s := sources.get(i)) is not None)
-    return Corroboration(sources=list(keys), corroborated=len(keys) >= 2)
+def independence_keys(sources: dict[str, SourceOut | None]) -> dict[str, str]:
+    """Each sourced event id's source as independence counts it: its registered id, else its name, case-blind."""
+    return {i: s.id or s.name.casefold() for i, s in sources.items() if s is not None}
 
 
+def independent(event_ids: Iterable[str], keys: dict[str, str]) -> Corroboration:
+    """The distinct sources among these events (`keys`: independence_keys); two or more corroborate the value they
+    explain."""
+    found = list(dict.fromkeys(keys[i] for i in event_ids if i in keys))
+    return Corroboration(sources=found, corroborated=len(found) >= 2)
 
 
 def sources_page(store: ReadStore, after: str, limit: int) -> Page:

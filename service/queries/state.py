@@ -22,6 +22,7 @@ from service.queries.sources import (
     SourceOut,
     SourceRegistry,
     because_ids,
+    independence_keys,
     independent,
     sources_behind,
 )
@@ -164,7 +165,8 @@ def _sourced(
     """The sources behind every `because` of an answer (its Structs, walked by type), and how many independent ones
     each listed value of its JSON tree has."""
     sources = sources_behind(state.recorded, because_ids(answer), SourceRegistry(log))
-    corroboration = {path: independent(item["because"], sources) for path, item in listed_values(tree) if item.get("because")}
+    keys = independence_keys(sources)
+    corroboration = {path: independent(item["because"], keys) for path, item in listed_values(tree) if item.get("because")}
     return sources, corroboration
 
 
