@@ -169,10 +169,11 @@ class Sorted:
             return None
         # The greatest candidate of each run; only a superseded one needs the full walk.
         best = -1
-        for run in self._runs(count):
-            top = bisect.bisect_left(run, limit)
-            if top and run[top - 1] > best:
-                best = run[top - 1]
+        if count >= LEAF:
+            for run in self._runs(count):
+                top = bisect.bisect_left(run, limit)
+                if top and run[top - 1] > best:
+                    best = run[top - 1]
         for key in self._keys[count // LEAF * LEAF : count]:
             if best < key < limit:
                 best = key

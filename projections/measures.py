@@ -189,9 +189,9 @@ class MeasureHistory:
     @property
     def acts(self) -> Iterable[Fact[MeasureChanged]]:
         if self._acts is None:
-            walk = self._scope.descending(self._index.acts)
             # a short history is read whole at once: cheaper than a lazy walk, which pays per fact
-            self._acts = list(walk) if len(self._index.acts) <= _READ_WHOLE else _Walk(walk)
+            acts = self._index.acts
+            self._acts = self._scope.all_descending(acts) if len(acts) <= _READ_WHOLE else _Walk(self._scope.descending(acts))
         return self._acts
 
     def _given(self, facet: Sorted, field: str) -> Any:
@@ -239,7 +239,7 @@ class MeasureHistory:
             due = book.due(deadline_id, as_of)
             if due is not None and due.lapses_on > as_of:
                 days.add(due.lapses_on)
-        for fact in self._scope.descending(self._index.lapsable):
+        for fact in self._scope.descending(self._index.lapsable) if len(self._index.lapsable) else ():
             end = _end(fact.event, book, as_of)[0]
             if end is not None and end + _DAY > as_of:
                 days.add(max(starts_on(fact.event), end + _DAY))
@@ -247,9 +247,9 @@ class MeasureHistory:
 
     def exemptions(self, on: dt.date) -> tuple[Exemption, ...]:
         """The exemptions granted by as_of that apply on `on`, the latest grant of each exemption id."""
-        latest: dict[str, Fact[ExemptionGranted]] = {}
         if not len(self._index.exemptions):
             return ()
+        latest: dict[str, Fact[ExemptionGranted]] = {}
         for fact in self._scope.world_order(self._index.exemptions):
             latest[fact.event.exemption_id] = fact
         found = []

@@ -362,6 +362,10 @@ class Scope:
             for found in index.below(self.cut, self.limit):
                 yield found.fact
 
+    def all_descending(self, index: Sorted) -> list[Fact]:
+        """Every fact occurring by as_of, greatest first, at once."""
+        return [found.fact for found in index.below(self.cut, self.limit)]
+
     def latest_known(self, index: Sorted) -> Fact | None:
         """The greatest fact visible to the cut, whenever it occurred: as_of does not apply."""
         found = index.first(self.cut, _ANY_DAY)
