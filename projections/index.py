@@ -150,6 +150,25 @@ class Sorted:
                 if cut <= version.superseded:
                     yield version
             return
+        if len(heap) == 2:  # the usual case: the one sorted run of every leaf and the tail
+            one, two = runs
+            i, j = heap[0][2], heap[1][2]
+            while i >= 0 and j >= 0:
+                if one[i] > two[j]:
+                    key = one[i]
+                    i -= 1
+                else:
+                    key = two[j]
+                    j -= 1
+                version = items[key & _INDEX_MASK]
+                if cut <= version.superseded:
+                    yield version
+            rest, k = (one, i) if i >= 0 else (two, j)
+            for i in range(k, -1, -1):
+                version = items[rest[i] & _INDEX_MASK]
+                if cut <= version.superseded:
+                    yield version
+            return
         heapq.heapify(heap)
         while heap:
             key, source, position = heap[0]
