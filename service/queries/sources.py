@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
@@ -142,15 +143,37 @@ def _may_hold(info: msgspec.inspect.Type, seen: frozenset[type] = frozenset()) -
     return True
 
 
+# How a Struct field is walked: a `because` of strings (its ids are taken as they are), any other `because`
+# (its strings are taken), a tuple or list of Structs (each is walked), anything else that may hold one.
+_IDS, _BECAUSE, _STRUCTS, _ANY = range(4)
+
+
+def _is_str_sequence(info: msgspec.inspect.Type) -> bool:
+    return isinstance(info, (msgspec.inspect.VarTupleType, msgspec.inspect.ListType)) and isinstance(info.item_type, msgspec.inspect.StrType)
+
+
+def _is_struct_sequence(info: msgspec.inspect.Type) -> bool:
+    return isinstance(info, (msgspec.inspect.VarTupleType, msgspec.inspect.ListType)) and isinstance(info.item_type, msgspec.inspect.StructType)
+
+
 @functools.cache
-def _walked_fields(kind: type[msgspec.Struct]) -> tuple[tuple[str, bool], ...]:
-    """A Struct's fields that may hold a `because`, at any depth, in encoding order: (attribute, whether it is a
-    `because` list)."""
+def _walked_fields(kind: type[msgspec.Struct]) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
+    """A Struct's fields that may hold a `because`, at any depth, in encoding order: one getter of all their values,
+    and how each is walked."""
     try:
         fields = msgspec.inspect.type_info(kind).fields  # type: ignore[attr-defined]
     except (NameError, TypeError):  # an annotation that does not resolve: visit every field
-        return tuple((f.name, f.encode_name == "because") for f in msgspec.structs.fields(kind))
-    return tuple((f.name, f.encode_name == "because") for f in fields if f.encode_name == "because" or _may_hold(f.type))
+        plan = [(f.name, _BECAUSE if f.encode_name == "because" else _ANY) for f in msgspec.structs.fields(kind)]
+    else:
+        plan = [
+            (f.name, (_IDS if _is_str_sequence(f.type) else _BECAUSE) if f.encode_name == "because"
+             else _STRUCTS if _is_struct_sequence(f.type) else _ANY)
+            for f in fields
+            if f.encode_name == "because" or _may_hold(f.type)
+        ]
+    names = [name for name, _ in plan]
+    getter = operator.attrgetter(*names) if len(names) > 1 else (lambda node: (getattr(node, names[0]),)) if names else (lambda node: ())
+    return getter, tuple(how for _, how in plan)
 
 
 def because_ids(tree: Any) -> list[str]:
@@ -187,9 +210,15 @@ def because_ids(tree: Any) -> list[str]:
 
 
 def _struct_ids(node: msgspec.Struct, found: list[str]) -> list[str]:
-    for name, because in _walked_fields(type(node)):
-        value = getattr(node, name)
-        if because and isinstance(value, (list, tuple)):
+    getter, walks = _walked_fields(type(node))
+    for value, how in zip(getter(node), walks):
+        if how == _IDS:
+            if value:
+                found += value
+        elif how == _STRUCTS:
+            for item in value or ():
+                _struct_ids(item, found)
+        elif how == _BECAUSE and isinstance(value, (list, tuple)):
             found += [i for i in value if isinstance(i, str)]
         elif isinstance(value, msgspec.Struct):
             _struct_ids(value, found)
