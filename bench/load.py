@@ -4,8 +4,10 @@
 random date, sometimes known_at), 15% event-list reads and 5% appends to a served `parley serve`
 holding the shipped dataset, on SQLite and on PostgreSQL. Prints throughput, p50/p99 latency
 per kind, errors (any status other than the expected 200/201, or a dropped connection) and the
-server's peak RSS; then the same connections hit one trivial litestar route served the same way,
-and the mix's throughput is printed as a ratio of that baseline. Run:
+server's peak RSS. The same connections hit one trivial litestar route served the same way just
+before and just after the mix, and the mix's throughput is printed as a ratio of the two baselines'
+mean (a shared host's speed drifts: one baseline after the mix once met a machine 1.5 times faster
+than the mix had). Run:
 
     .venv/bin/python -m bench.load                 # 2 minutes each, both stores
     .venv/bin/python -m bench.load --seconds 10    # a smoke run
@@ -187,6 +189,9 @@ def start_baseline(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def measure(name: str, url: str, workdir: Path, seconds: float, connections: int) -> list[str]:
     subprocess.run([sys.executable, "-m", "service", "demo", "load", "--database", url], check=True, capture_output=True)
     key = create_key(url, f"load-{uuid.uuid4().hex[:6]}", "reporter")
+    # the baseline runs just before and just after the mix (Parley stopped), so that a machine whose speed drifts
+    # (a shared host) is measured on both sides of it
+    before = baseline(workdir, key, seconds, connections)
     process, base_url = start_server(url, workdir / f"{name}.log", env=SERVED)
     try:
         prepare(base_url, key)
@@ -194,12 +199,8 @@ def measure(name: str, url: str, workdir: Path, seconds: float, connections: int
             tally = drive(base_url, key, seconds, connections)
     finally:
         stop_server(process)
-    baseline_process, baseline_url = start_baseline(workdir)
-    try:
-        base = drive(baseline_url, key, seconds, connections, baseline=True)
-    finally:
-        stop_server(baseline_process)
-    rate, base_rate = tally.count / seconds, base.count / seconds
+    after = baseline(workdir, key, seconds, connections)
+    rate, base_rate = tally.count / seconds, (before.count + after.count) / (2 * seconds)
     everything = [x for values in tally.latencies.values() for x in values]
     lines = [
         f"{name}: {connections} connections, {seconds:.0f} s: {rate:,.0f} req/s, p50 {percentile(everything, 0.5) * 1000:.1f} ms, "
@@ -211,11 +212,22 @@ def measure(name: str, url: str, workdir: Path, seconds: float, connections: int
             f"  {kind:<7} {len(values) / seconds:>8,.0f} req/s  {len(values) / max(tally.count, 1):>4.0%}  p50 {percentile(values, 0.5) * 1000:7.1f} ms"
             f"  p99 {percentile(values, 0.99) * 1000:7.1f} ms  errors {tally.errors.get(kind, 0)}"
         )
+    pings = before.latencies["ping"] + after.latencies["ping"]
     lines.append(
-        f"  baseline (trivial litestar route, same server): {base_rate:,.0f} req/s, p50 {percentile(base.latencies['ping'], 0.5) * 1000:.1f} ms, "
-        f"errors {base.error_count}; mix/baseline = {rate / base_rate:.3f}"
+        f"  baseline (trivial litestar route, same server), before and after the mix: {before.count / seconds:,.0f} and "
+        f"{after.count / seconds:,.0f} req/s, p50 {percentile(pings, 0.5) * 1000:.1f} ms, "
+        f"errors {before.error_count + after.error_count}; mix/baseline (their mean) = {rate / base_rate:.3f}"
     )
     return lines
+
+
+def baseline(workdir: Path, key: str, seconds: float, connections: int) -> Tally:
+    """The same connections against the trivial route, served as Parley is (its own server, started and stopped)."""
+    process, url = start_baseline(workdir)
+    try:
+        return drive(url, key, seconds, connections, baseline=True)
+    finally:
+        stop_server(process)
 
 
 def main() -> None:
