@@ -40,5 +40,5 @@ def claims_page(
     items, more = world_page(first, after, limit)
     expanded = None
     if "because" in expand:
-        expanded = because_events(state.records, msgspec.to_builtins(items), SourceRegistry(store.log))
+        expanded = because_events(state, msgspec.to_builtins(items), SourceRegistry(store.log))
     return ClaimsPage(items=items, next=more, because_events=expanded)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from events.describe import Description, describe
 from events.errors import InvalidQueryError
-from events.records import Recorded
+from projections import State
 from service.queries.sources import SourceOut, SourceRegistry, because_ids, sources_behind
 
 # What `expand` may name; one today, a comma list so a later expansion adds a word, not a parameter.
@@ -45,16 +44,16 @@ def expansions(value: str | None) -> frozenset[str]:
 
 
 def because_events(
-    records: Iterable[Recorded], tree: Any, registry: SourceRegistry, sources: dict[str, SourceOut | None] | None = None,
+    state: State, tree: Any, registry: SourceRegistry, sources: dict[str, SourceOut | None] | None = None,
 ) -> dict[str, BecauseEvent]:
     """Every event id in any `because` of a JSON tree, in document order, as a BecauseEvent.
 
     `sources` are the graded sources already found for these ids (state answers have them); else they are looked up.
     """
     wanted = dict.fromkeys(because_ids(tree))
-    found = {r.event_id: r for r in records if r.event_id in wanted}
+    found = {i: recorded for i in wanted if (recorded := state.recorded(i)) is not None}
     missing = [i for i in wanted if i not in (sources or {})]
-    graded = {**(sources or {}), **(sources_behind(found.get, missing, registry) if missing else {})}
+    graded = {**(sources or {}), **(sources_behind(state.recorded, missing, registry) if missing else {})}
     return {
         event_id: BecauseEvent(
             event_id=event_id,

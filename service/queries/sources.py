@@ -148,12 +148,9 @@ def _may_hold(info: msgspec.inspect.Type, seen: frozenset[type] = frozenset()) -
 _IDS, _BECAUSE, _STRUCTS, _ANY = range(4)
 
 
-def _is_str_sequence(info: msgspec.inspect.Type) -> bool:
-    return isinstance(info, (msgspec.inspect.VarTupleType, msgspec.inspect.ListType)) and isinstance(info.item_type, msgspec.inspect.StrType)
-
-
-def _is_struct_sequence(info: msgspec.inspect.Type) -> bool:
-    return isinstance(info, (msgspec.inspect.VarTupleType, msgspec.inspect.ListType)) and isinstance(info.item_type, msgspec.inspect.StructType)
+def _sequence_of(info: msgspec.inspect.Type, item: type[msgspec.inspect.Type]) -> bool:
+    """Whether the type is a tuple or list of `item` (StrType, StructType, ...)."""
+    return isinstance(info, (msgspec.inspect.VarTupleType, msgspec.inspect.ListType)) and isinstance(info.item_type, item)
 
 
 @functools.cache
@@ -166,14 +163,16 @@ def _walked_fields(kind: type[msgspec.Struct]) -> tuple[Callable[[Any], tuple[An
         plan = [(f.name, _BECAUSE if f.encode_name == "because" else _ANY) for f in msgspec.structs.fields(kind)]
     else:
         plan = [
-            (f.name, (_IDS if _is_str_sequence(f.type) else _BECAUSE) if f.encode_name == "because"
-             else _STRUCTS if _is_struct_sequence(f.type) else _ANY)
+            (f.name, (_IDS if _sequence_of(f.type, msgspec.inspect.StrType) else _BECAUSE) if f.encode_name == "because"
+             else _STRUCTS if _sequence_of(f.type, msgspec.inspect.StructType) else _ANY)
             for f in fields
             if f.encode_name == "because" or _may_hold(f.type)
         ]
     names = [name for name, _ in plan]
-    getter = operator.attrgetter(*names) if len(names) > 1 else (lambda node: (getattr(node, names[0]),)) if names else (lambda node: ())
-    return getter, tuple(how for _, how in plan)
+    if len(names) > 1:
+        return operator.attrgetter(*names), tuple(how for _, how in plan)
+    # attrgetter of one name gives the value itself, not a tuple of it
+    return (lambda node: tuple(getattr(node, name) for name in names)), tuple(how for _, how in plan)
 
 
 def because_ids(tree: Any) -> list[str]:

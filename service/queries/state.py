@@ -128,7 +128,7 @@ def state_at(
     limit.check()
     tree = msgspec.to_builtins(answer)
     sources, corroboration = _sourced(state, log, answer, tree)
-    expanded = because_events(state.records, tree, SourceRegistry(log), sources) if "because" in expand else None
+    expanded = because_events(state, tree, SourceRegistry(log), sources) if "because" in expand else None
     return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration, because_events=expanded)
 
 
@@ -146,7 +146,7 @@ def part_at(
     limit.check()
     tree = {part: msgspec.to_builtins(value)}
     sources, corroboration = _sourced(state, log, value, tree)
-    expanded = because_events(state.records, tree, SourceRegistry(log), sources) if "because" in expand else None
+    expanded = because_events(state, tree, SourceRegistry(log), sources) if "because" in expand else None
     return {
         "as_of": as_of,
         "known_at": known_at,
@@ -307,9 +307,10 @@ def diff_between(
     changes = changes_between(_diffable(first), _diffable(second))
     expanded = None
     if "because" in expand:
-        records = store.states.state(negotiation_id, limit).records
         sources = {**first.sources, **second.sources}
-        expanded = because_events(records, msgspec.to_builtins(changes), SourceRegistry(store.log), sources)
+        expanded = because_events(
+            store.states.state(negotiation_id, limit), msgspec.to_builtins(changes), SourceRegistry(store.log), sources
+        )
     return DiffOut(
         before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),
         after=Moment(as_of=second.as_of, known_at=second.known_at, position=second.position),
