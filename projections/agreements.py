@@ -58,5 +58,6 @@ registry.register(registry.ReadModel(
     entity=lambda event: event.agreement_id,
     id_field="agreement_id",
     listed=lambda part: part["agreements"],
+    items=lambda part: part.agreements,
     order=70,
 ))

@@ -204,5 +204,6 @@ registry.register(registry.ReadModel(
     file=DeadlineIndex.file,
     id_field="deadline_id",
     listed=lambda part: [{**d, "passed": False} for d in part["upcoming"]] + [{**d, "passed": True} for d in part["passed"]],
+    items=lambda part: (*part.upcoming, *part.passed),
     order=40,
 ))

@@ -121,5 +121,6 @@ registry.register(registry.ReadModel(
     entity=lambda event: event.issue_id,  # None: a demand or concession about a measure, not an issue
     id_field="issue_id",
     listed=lambda part: part["issues"],
+    items=lambda part: part.issues,
     order=50,
 ))

@@ -552,5 +552,6 @@ registry.register(registry.ReadModel(
     file=_file,
     id_field="measure_id",
     listed=lambda part: part["measures"],
+    items=lambda part: part.measures,
     order=30,
 ))

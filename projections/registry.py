@@ -46,6 +46,8 @@ class ReadModel:
     # the field naming each listed item's stable id, and where the list is in the part's JSON (for diffs)
     id_field: str | None = None
     listed: Callable[[Any], Any] = _as_is
+    # the same items in the typed part (its Struct), for corroboration; the part itself when it is one value
+    items: Callable[[Any], Any] = _as_is
     # where the part comes in a state answer
     order: int = 100
 

@@ -60,5 +60,6 @@ registry.register(registry.ReadModel(
     entity=lambda event: event.round_id,
     id_field="round_id",
     listed=lambda part: part["rounds"],
+    items=lambda part: part.rounds,
     order=60,
 ))

@@ -236,5 +236,6 @@ registry.register(registry.ReadModel(
     answer=lambda view, legal_basis: tariff_schedule(view, legal_basis=legal_basis),
     answer_type=TariffScheduleView,
     listed=lambda part: part["directions"],
+    items=lambda part: part.directions,
     order=20,
 ))

@@ -23,9 +23,9 @@ from service.queries.state import (
     TimelinePage,
     diff_between,
     diff_moments,
+    encoded_part_at,
+    encoded_state_at,
     moment,
-    part_at,
-    state_at,
     statements_page,
     timeline_page,
 )
@@ -67,7 +67,7 @@ class StateController(Controller):
         wanted = expansions(expand)
         day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("state", negotiation_id, (day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, state_at, negotiation_id, day, at, legal_basis, reads.budget, wanted)
+        return await reads.cached(ask, min_position, encoded_state_at, negotiation_id, day, at, legal_basis, reads.budget, wanted)
 
     @get(
         "/{negotiation_id:str}/state/{part:str}",
@@ -91,7 +91,7 @@ class StateController(Controller):
         wanted = expansions(expand)
         day, at = moment(reads.log, parse_date(as_of, "as_of"), parse_timestamp(known_at, "known_at"), None)  # min_position: checked where the answer is read
         ask = Ask("part", negotiation_id, (part, day, legal_basis, tuple(sorted(wanted))), (at,), as_of is not None and known_at is not None)
-        return await reads.cached(ask, min_position, part_at, negotiation_id, part, day, at, legal_basis, reads.budget, wanted)
+        return await reads.cached(ask, min_position, encoded_part_at, negotiation_id, part, day, at, legal_basis, reads.budget, wanted)
 
     @get(
         "/{negotiation_id:str}/statements",

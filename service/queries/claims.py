@@ -10,7 +10,7 @@ from projections.claims import CLAIM_STATUSES, ClaimStatus, SubjectView, claims
 from projections.state import UNLIMITED, Budget, view
 from service.queries.params import choice, world_key, world_page
 from service.queries.reasons import NOT_EXPANDED, BecauseEvent, because_events
-from service.queries.sources import SourceRegistry
+from service.queries.sources import SourceRegistry, because_ids
 from service.queries.store import ReadStore
 
 
@@ -40,5 +40,5 @@ def claims_page(
     items, more = world_page(first, after, limit)
     expanded = None
     if "because" in expand:
-        expanded = because_events(state, msgspec.to_builtins(items), SourceRegistry(store.log))
+        expanded = because_events(state, because_ids(msgspec.to_builtins(items)), SourceRegistry(store.log))
     return ClaimsPage(items=items, next=more, because_events=expanded)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable
 
 import msgspec
 
 from events.describe import Description, describe
 from events.errors import InvalidQueryError
 from projections import State
-from service.queries.sources import SourceOut, SourceRegistry, because_ids, sources_behind
+from service.queries.sources import SourceOut, SourceRegistry, sources_behind
 
 # What `expand` may name; one today, a comma list so a later expansion adds a word, not a parameter.
 EXPANSIONS: tuple[str, ...] = ("because",)
@@ -44,13 +44,13 @@ def expansions(value: str | None) -> frozenset[str]:
 
 
 def because_events(
-    state: State, tree: Any, registry: SourceRegistry, sources: dict[str, SourceOut | None] | None = None,
+    state: State, ids: Iterable[str], registry: SourceRegistry, sources: dict[str, SourceOut | None] | None = None,
 ) -> dict[str, BecauseEvent]:
-    """Every event id in any `because` of a JSON tree, in document order, as a BecauseEvent.
+    """These event ids (those of an answer's `because` lists: `because_ids`), each once in their order, as BecauseEvents.
 
     `sources` are the graded sources already found for these ids (state answers have them); else they are looked up.
     """
-    wanted = dict.fromkeys(because_ids(tree))
+    wanted = dict.fromkeys(ids)
     found = {i: recorded for i in wanted if (recorded := state.recorded(i)) is not None}
     missing = [i for i in wanted if i not in (sources or {})]
     graded = {**(sources or {}), **(sources_behind(state.recorded, missing, registry) if missing else {})}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
+import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
@@ -232,6 +233,34 @@ def _struct_ids(node: msgspec.Struct, found: list[str]) -> list[str]:
     return found
 
 
+# A `because` key with a non-empty list, as msgspec encodes it (no spaces), up to the first `]`; a key whose name
+# only ends in `"because` has a backslash before that quote.
+_ENCODED_BECAUSE = re.compile(rb'"because":\[([^\]]+)\]')
+_ESCAPED_BECAUSE = b'\\"because":['
+_IDS_DECODER = msgspec.json.Decoder(list[str])
+
+
+def encoded_because_ids(encoded: bytes) -> list[str] | None:
+    """Every event id under a `because` key of an encoded JSON answer, in document order, read off the bytes; None
+    when a `because` there is not a plain list of strings (walk the value with `because_ids` then).
+
+    A quote inside a string is escaped, so `"because":[` not after a backslash is always a key. Each list is read up
+    to its first `]` and the lists are decoded as one, joined by newlines: a list cut inside a string (at a `]` in
+    it) leaves that newline inside a string, where JSON forbids it, and a list holding anything but strings (a
+    number, a map, a nested list) does not decode as strings; either way the answer is None, so the ids found are
+    exactly those `because_ids` finds in the decoded tree.
+    """
+    lists = _ENCODED_BECAUSE.findall(encoded)
+    if not lists:
+        return []
+    if _ESCAPED_BECAUSE in encoded:
+        return None
+    try:
+        return _IDS_DECODER.decode(b"[" + b",\n".join(lists) + b"]")
+    except msgspec.DecodeError:
+        return None
+
+
 def _stated(recorded: Recorded) -> Source | None:
     event = recorded.event
     if isinstance(event, EventCorrected):
@@ -278,7 +307,7 @@ def independence_keys(sources: dict[str, SourceOut | None]) -> dict[str, str]:
 def independent(event_ids: Iterable[str], keys: dict[str, str]) -> Corroboration:
     """The distinct sources among these events (`keys`: independence_keys); two or more corroborate the value they
     explain."""
-    found = list(dict.fromkeys(keys[i] for i in event_ids if i in keys))
+    found = list(dict.fromkeys([keys[i] for i in event_ids if i in keys]))
     return Corroboration(sources=found, corroborated=len(found) >= 2)
 
 

@@ -6,6 +6,8 @@ Plain functions over a read store; they raise domain errors (events/errors.py), 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +24,7 @@ from service.queries.sources import (
     SourceOut,
     SourceRegistry,
     because_ids,
+    encoded_because_ids,
     independence_keys,
     independent,
     sources_behind,
@@ -87,6 +90,8 @@ class TimelinePage(msgspec.Struct, frozen=True, kw_only=True):
 
 # part name -> (view, legal_basis) -> the part, in answer order
 PARTS: dict[str, Callable[[View, str | None], Any]] = {name: model.answer for name, model in registry.parts().items()}  # type: ignore[misc]
+# part name -> the typed part -> its listed values (or the part itself, one value)
+_ITEMS: dict[str, Callable[[Any], Any]] = {name: model.items for name, model in registry.parts().items()}
 
 
 # --- time parameters ------------------------------------------------------------------------
@@ -110,26 +115,78 @@ def _position(log: ParleyLog, state: State, known_at: dt.datetime) -> int:
     return log.placed(state.negotiation_id or "", [last])[last].position
 
 
+class _Sourced(msgspec.Struct, frozen=True, kw_only=True):
+    """What a state answer says about its parts: when it is about, and the sources behind them."""
+
+    as_of: dt.date
+    known_at: dt.datetime
+    position: int
+    coverage: CoverageView
+    sources: dict[str, SourceOut | None]
+    corroboration: dict[str, Corroboration]
+    because_events: dict[str, BecauseEvent] | None
+
+
+def _answered(
+    store: ReadStore, negotiation_id: str, parts: tuple[str, ...], as_of: dt.date, known_at: dt.datetime,
+    legal_basis: str | None, limit: Budget, expand: frozenset[str],
+) -> tuple[dict[str, Any], dict[str, bytes], _Sourced]:
+    """These parts on as_of, as known at known_at, each typed and encoded, and the sources behind them.
+
+    The ids behind the answer (its coverage's, then its parts') are read off each part's encoded bytes (the bytes an
+    HTTP answer is made of anyway), else walked in its Structs; corroboration reads each listed value's `because`
+    off the Structs.
+    """
+    log = store.log
+    state = store.states.state(negotiation_id, limit)
+    seen = view(state, as_of, known_at, limit)
+    values: dict[str, Any] = {}
+    for part in parts:
+        limit.check()
+        values[part] = PARTS[part](seen, legal_basis)
+    limit.check()
+    encoded = {part: _ENCODE(value) for part, value in values.items()}
+    covered = coverage(seen)
+    ids = because_ids(covered)  # the answer's coverage comes first, and names its events too
+    for part, value in values.items():
+        found = encoded_because_ids(encoded[part])
+        ids += found if found is not None else because_ids(value)
+    graded_by = SourceRegistry(log)
+    sources = sources_behind(state.recorded, ids, graded_by)
+    keys = independence_keys(sources)
+    corroboration = {path: independent(because, keys) for path, because in listed_reasons(values) if because}
+    sourced = _Sourced(
+        as_of=as_of, known_at=known_at, position=_position(log, state, known_at), coverage=covered, sources=sources,
+        corroboration=corroboration, because_events=because_events(state, ids, graded_by, sources) if "because" in expand else None,
+    )
+    return values, encoded, sourced
+
+
+_ENCODE = msgspec.json.Encoder().encode
+_SOURCED_FIELDS = _Sourced.__struct_fields__
+# A state answer with its parts already encoded (msgspec.Raw): the fields of StateOut, in its order.
+_StateEncoded = msgspec.defstruct(
+    "_StateEncoded", [(name, Any) for name in StateOut.__struct_fields__], frozen=True, kw_only=True, module=__name__,
+)
+
+
 def state_at(
     store: ReadStore, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None, limit: Budget = UNLIMITED,
     expand: frozenset[str] = NOT_EXPANDED,
 ) -> StateOut:
     """Every read model on as_of, as known at known_at, with the sources behind each value (and, expanded, the events)."""
-    log = store.log
-    state = store.states.state(negotiation_id, limit)
-    seen = view(state, as_of, known_at, limit)
-    parts: dict[str, Any] = {}
-    for part, build in PARTS.items():
-        limit.check()
-        parts[part] = build(seen, legal_basis)
-    answer = StateOut(
-        as_of=as_of, known_at=known_at, position=_position(log, state, known_at), coverage=coverage(seen), **parts
-    )
-    limit.check()
-    tree = msgspec.to_builtins(answer)
-    sources, corroboration = _sourced(state, log, answer, tree)
-    expanded = because_events(state, tree, SourceRegistry(log), sources) if "because" in expand else None
-    return msgspec.structs.replace(answer, sources=sources, corroboration=corroboration, because_events=expanded)
+    values, _, sourced = _answered(store, negotiation_id, tuple(PARTS), as_of, known_at, legal_basis, limit, expand)
+    return StateOut(**values, **{name: getattr(sourced, name) for name in _SOURCED_FIELDS})
+
+
+def encoded_state_at(
+    store: ReadStore, negotiation_id: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None, limit: Budget = UNLIMITED,
+    expand: frozenset[str] = NOT_EXPANDED,
+) -> msgspec.Raw:
+    """`state_at`'s answer as JSON (what the HTTP route sends), its parts encoded once."""
+    _, encoded, sourced = _answered(store, negotiation_id, tuple(PARTS), as_of, known_at, legal_basis, limit, expand)
+    parts = {name: msgspec.Raw(body) for name, body in encoded.items()}
+    return msgspec.Raw(_ENCODE(_StateEncoded(**parts, **{name: getattr(sourced, name) for name in _SOURCED_FIELDS})))
 
 
 def part_at(
@@ -137,37 +194,27 @@ def part_at(
     limit: Budget = UNLIMITED, expand: frozenset[str] = NOT_EXPANDED,
 ) -> dict[str, Any]:
     """One read model on as_of, as known at known_at, shaped as StateOut; UnknownPartError names the parts."""
+    return _part(store, negotiation_id, part, as_of, known_at, legal_basis, limit, expand, encoded=False)
+
+
+def encoded_part_at(
+    store: ReadStore, negotiation_id: str, part: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None,
+    limit: Budget = UNLIMITED, expand: frozenset[str] = NOT_EXPANDED,
+) -> dict[str, Any]:
+    """`part_at`'s answer with the part already encoded (what the HTTP route sends)."""
+    return _part(store, negotiation_id, part, as_of, known_at, legal_basis, limit, expand, encoded=True)
+
+
+def _part(
+    store: ReadStore, negotiation_id: str, part: str, as_of: dt.date, known_at: dt.datetime, legal_basis: str | None,
+    limit: Budget, expand: frozenset[str], *, encoded: bool,
+) -> dict[str, Any]:
     if part not in PARTS:
         raise UnknownPartError(part, tuple(PARTS))
-    log = store.log
-    state = store.states.state(negotiation_id, limit)
-    seen = view(state, as_of, known_at, limit)
-    value = PARTS[part](seen, legal_basis)
-    limit.check()
-    tree = {part: msgspec.to_builtins(value)}
-    sources, corroboration = _sourced(state, log, value, tree)
-    expanded = because_events(state, tree, SourceRegistry(log), sources) if "because" in expand else None
-    return {
-        "as_of": as_of,
-        "known_at": known_at,
-        "position": _position(log, state, known_at),
-        "coverage": coverage(seen),
-        part: value,
-        "sources": sources,
-        "corroboration": corroboration,
-        "because_events": expanded,
-    }
-
-
-def _sourced(
-    state: State, log: ParleyLog, answer: Any, tree: dict[str, Any]
-) -> tuple[dict[str, SourceOut | None], dict[str, Corroboration]]:
-    """The sources behind every `because` of an answer (its Structs, walked by type), and how many independent ones
-    each listed value of its JSON tree has."""
-    sources = sources_behind(state.recorded, because_ids(answer), SourceRegistry(log))
-    keys = independence_keys(sources)
-    corroboration = {path: independent(item["because"], keys) for path, item in listed_values(tree) if item.get("because")}
-    return sources, corroboration
+    values, bodies, sourced = _answered(store, negotiation_id, (part,), as_of, known_at, legal_basis, limit, expand)
+    head = {name: getattr(sourced, name) for name in ("as_of", "known_at", "position", "coverage")}
+    tail = {name: getattr(sourced, name) for name in ("sources", "corroboration", "because_events")}
+    return {**head, part: msgspec.Raw(bodies[part]) if encoded else values[part], **tail}
 
 
 def listed_values(tree: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -177,6 +224,28 @@ def listed_values(tree: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield part, value
         else:
             yield from ((f"{part}.{_stable_id(item)}", item) for item in value)
+
+
+def listed_reasons(parts: dict[str, Any]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Each value the typed parts of a state answer list, by the path `listed_values` gives it, with its `because`."""
+    for part, value in parts.items():
+        items = _ITEMS[part](value)
+        if isinstance(items, msgspec.Struct):
+            yield part, _reasons_of(type(items))(items)
+            continue
+        kind, reasons = None, None
+        for item in items:
+            if type(item) is not kind:  # the items of a list are usually of one type
+                kind = type(item)
+                reasons = _reasons_of(kind) if isinstance(item, msgspec.Struct) else None
+            yield f"{part}.{_stable_id(item)}", reasons(item) if reasons is not None else ()
+
+
+@functools.cache
+def _reasons_of(kind: type[msgspec.Struct]) -> Callable[[Any], tuple[str, ...]]:
+    """How to read the `because` of a Struct of this type (nothing, if it has none)."""
+    field = _encoded_as(kind).get("because")
+    return operator.attrgetter(field) if field is not None else (lambda _: ())
 
 
 # --- paging in world order -------------------------------------------------------------------
@@ -238,6 +307,9 @@ _ID_FIELDS = tuple(dict.fromkeys((
 
 
 def _stable_id(item: Any) -> str | None:
+    """An item's stable id: of a JSON object, or of the Struct it is encoded from (by its fields' JSON names)."""
+    if isinstance(item, msgspec.Struct):
+        return _struct_id(item)
     if not isinstance(item, dict):
         return None
     for field in _ID_FIELDS:
@@ -249,6 +321,36 @@ def _stable_id(item: Any) -> str | None:
     if isinstance(item.get("imposed_by"), str) and isinstance(item.get("applies_to"), str):
         return f"{item['imposed_by']}->{item['applies_to']}"
     return None
+
+
+def _struct_id(item: msgspec.Struct) -> str | None:
+    """_stable_id of the JSON object a Struct encodes to, read off the Struct."""
+    candidates, started, direction = _id_plan(type(item))
+    for field, name in candidates:
+        if isinstance(value := getattr(item, name), str):
+            if field == "measure_id" and started is not None:
+                return f"{value}@{getattr(item, started)}"
+            return value
+    if direction is not None:
+        imposed_by, applies_to = getattr(item, direction[0]), getattr(item, direction[1])
+        if isinstance(imposed_by, str) and isinstance(applies_to, str):
+            return f"{imposed_by}->{applies_to}"
+    return None
+
+
+@functools.cache
+def _id_plan(kind: type[msgspec.Struct]) -> tuple[tuple[tuple[str, str], ...], str | None, tuple[str, str] | None]:
+    """For a Struct type: its id fields in _ID_FIELDS order (JSON name, attribute), its `effective_from` attribute,
+    and its (`imposed_by`, `applies_to`) attributes, each where it has them."""
+    names = _encoded_as(kind)
+    direction = (names["imposed_by"], names["applies_to"]) if "imposed_by" in names and "applies_to" in names else None
+    return tuple((field, names[field]) for field in _ID_FIELDS if field in names), names.get("effective_from"), direction
+
+
+@functools.cache
+def _encoded_as(kind: type[msgspec.Struct]) -> dict[str, str]:
+    """A Struct's fields by the names they are encoded with."""
+    return {field.encode_name: field.name for field in msgspec.structs.fields(kind)}
 
 
 def _by_id(value: Any) -> dict[str, Any] | None:
@@ -309,7 +411,7 @@ def diff_between(
     if "because" in expand:
         sources = {**first.sources, **second.sources}
         expanded = because_events(
-            store.states.state(negotiation_id, limit), msgspec.to_builtins(changes), SourceRegistry(store.log), sources
+            store.states.state(negotiation_id, limit), because_ids(msgspec.to_builtins(changes)), SourceRegistry(store.log), sources
         )
     return DiffOut(
         before=Moment(as_of=first.as_of, known_at=first.known_at, position=first.position),

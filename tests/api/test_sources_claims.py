@@ -7,8 +7,12 @@ import importlib.resources
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
+from service.queries.reasons import NOT_EXPANDED
+from service.queries.state import part_at, state_at
+from service.queries.store import ReadStore
 from tests.api.conftest import deadline, measure
 
 TALKS = "us-china-trade-2025"
@@ -163,6 +167,22 @@ def load_dataset(api: Any, clock: Any) -> tuple[list[dict[str, Any]], list[str],
     clock.advance(days=1)
     ids += append(api, *after)
     return rest, ids, known_before
+
+
+def test_the_served_answer_is_the_query_layers_typed_answer_encoded(api: Any, clock: Any) -> None:
+    """The route sends its parts encoded once and reads the sources off those bytes; the CLI's typed answer, encoded,
+    is the same JSON, sources, corroboration and expanded events included."""
+    _, _, known_before = load_dataset(api, clock)
+    store = ReadStore.over(api.client.app.state.log)
+    for day, at in [(dt.date(2025, 5, 20), clock.now), (dt.date(2025, 8, 20), known_before), (dt.date(2025, 8, 20), clock.now)]:
+        for expand in (NOT_EXPANDED, frozenset({"because"})):
+            params = {"as_of": day.isoformat(), "known_at": stamp(at), **({"expand": "because"} if expand else {})}
+            served = api.get(f"{BASE}/state", params=params)
+            typed = state_at(store, TALKS, day, at, None, expand=expand)
+            assert served.status_code == 200 and served.content == msgspec.json.encode(typed)
+            assert typed.sources and typed.corroboration and (typed.because_events is not None) == bool(expand)
+            part = api.get(f"{BASE}/state/tariffs", params=params)
+            assert part.content == msgspec.json.encode(part_at(store, TALKS, "tariffs", day, at, None, expand=expand))
 
 
 def _subject(api: Any, subject: str, **params: str) -> dict[str, Any]:

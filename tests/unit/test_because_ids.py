@@ -1,4 +1,6 @@
-"""because_ids walks a JSON answer without recursion, or the Structs it is encoded from, and keeps document order."""
+"""because_ids walks a JSON answer without recursion, or the Structs it is encoded from, and keeps document order;
+encoded_because_ids reads the same ids off the encoded bytes, or says it cannot; corroboration's listed values read off
+the Structs are those of the JSON."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from events.payloads import AnyEvent
 from events.records import Recorded
 from projections import fold, registry, view
-from service.queries.sources import because_ids
+from service.queries.sources import because_ids, encoded_because_ids
+from service.queries.state import listed_reasons, listed_values
 
 
 def recursive(tree: Any) -> list[str]:
@@ -82,6 +86,40 @@ def test_an_answer_walked_as_structs_gives_the_ids_of_its_json_in_the_same_order
     assert because_ids(answer) == because_ids(msgspec.to_builtins(answer)) == ["a", "b", "c", "d", "e", "a", "f", "g"]
 
 
+# Strings that may cut a list short or pass for a key: brackets, quotes, backslashes, commas, newlines.
+_AWKWARD = st.text(alphabet=st.sampled_from(['a', 'b', ']', '[', '"', '\\', ',', '\n', '{', ':']), max_size=4)
+_KEYS = st.sampled_from(["because", "x", 'x"because', "because\\", "because]"])
+_JSON = st.recursive(
+    st.none() | st.integers(-3, 3) | _AWKWARD | st.sampled_from(["e1", "e2", "some-event"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON)
+def test_ids_read_off_the_bytes_are_exactly_those_of_the_walk_or_none(tree: Any) -> None:
+    found = encoded_because_ids(msgspec.json.encode(tree))
+    assert found is None or found == because_ids(tree)
+
+
+@pytest.mark.parametrize("tree", [
+    {"because": ["a]", "b"]},  # cut inside a string
+    [{"because": ["a]"]}, {"because": ["]"]}],  # two cuts that would join into one valid string
+    {"because": [["a"]]},
+    {"because": [{"because": ["a"]}]},
+    {"because": [1, "a"]},
+    {'x"because': ["q"]},  # a key that only ends in "because
+])
+def test_a_because_the_bytes_cannot_vouch_for_is_left_to_the_walk(tree: Any) -> None:
+    assert encoded_because_ids(msgspec.json.encode(tree)) is None
+
+
+def test_plain_lists_are_read_off_the_bytes_in_document_order() -> None:
+    tree = {"because": ["a", "b"], "c": {"because": []}, "d": [{"because": ["e", "a"]}], "note": 'said "because":["z"]'}
+    assert encoded_because_ids(msgspec.json.encode(tree)) == because_ids(tree) == ["a", "b", "e", "a"]
+
+
 @pytest.mark.parametrize("dataset", ["us-china-trade-2025", "us-eu-trade-2025"])
 def test_every_part_of_the_shipped_records_walked_as_structs_gives_the_ids_of_its_json(dataset: str) -> None:
     text = importlib.resources.files("events.datasets").joinpath(f"{dataset}.jsonl").read_text(encoding="utf-8")
@@ -98,8 +136,14 @@ def test_every_part_of_the_shipped_records_walked_as_structs_gives_the_ids_of_it
     walked = 0
     for day in range(0, (max(e.occurred_on for e in events) - first).days + 60, 5):
         seen = view(state, first + dt.timedelta(days=day), start + dt.timedelta(days=1))
-        for name, model in registry.parts().items():
-            value = model.answer(seen, None)
-            assert because_ids(value) == because_ids(msgspec.to_builtins(value)), (name, day)
+        parts = {name: model.answer(seen, None) for name, model in registry.parts().items()}
+        for name, value in parts.items():
+            tree = msgspec.to_builtins(value)
+            assert because_ids(value) == because_ids(tree), (name, day)
+            # the shipped answers are always read off their bytes, never walked
+            assert encoded_because_ids(msgspec.json.encode(value)) == because_ids(tree), (name, day)
             walked += len(because_ids(value))
+        # corroboration's values and their `because`, off the Structs, are those of the JSON answer
+        tree = msgspec.to_builtins(parts)
+        assert list(listed_reasons(parts)) == [(path, tuple(item.get("because") or ())) for path, item in listed_values(tree)], day
     assert walked > 1000  # the answers do name their events
