@@ -7,7 +7,7 @@ A `Sorted` keeps an entity's versions in the order they were created (ledger ord
 complete aligned block of LEAF * 2**level of them, an immutable copy of their keys sorted. The
 versions below a cut are the blocks of the binary decomposition of their count plus a tail shorter
 than LEAF, so the versions a view sees come out greatest key first by bisecting each of O(log n)
-blocks at the view's bound and merging. `add` is amortised O(log n) (each key is merged once per
+blocks at the view's bound and merging (the tail too: its keys are kept sorted). `add` is amortised O(log n) (each key is merged once per
 level, in C). Up to WHOLE versions, every complete leaf is also kept in one sorted run, so a cut of
 all versions (a current-state or any-as_of query) bisects once. Published runs never change and
 `created` is appended last, so a query on an older state stays exact while a newer one is folded
@@ -67,7 +67,7 @@ class Version:
 class Sorted:
     """The versions of one entity (or one facet of it), searchable by key below any cut."""
 
-    __slots__ = ("_created", "_items", "_keys", "_levels", "_whole")
+    __slots__ = ("_created", "_items", "_keys", "_levels", "_tail", "_whole")
 
     def __init__(self) -> None:
         self._items: list[Version] = []
@@ -77,6 +77,9 @@ class Sorted:
         # every complete leaf sorted in one run, while that stays cheap: a cut of all versions
         # (the usual one) then bisects once instead of once per block
         self._whole: list[int] = []
+        # the keys after the last complete leaf, sorted: (the first one's index, the keys). Replaced, never changed,
+        # so a reader whose count it matches searches it with one bisect instead of sorting the tail per query.
+        self._tail: tuple[int, list[int]] = (0, [])
 
     def __len__(self) -> int:
         return len(self._created)
@@ -86,7 +89,13 @@ class Sorted:
         i = len(self._items)
         self._items.append(version)
         self._keys.append(key | i)
-        if (i + 1) % LEAF == 0:
+        start, tail = self._tail
+        if (i + 1) % LEAF:
+            tail = tail.copy()
+            bisect.insort(tail, key | i)
+            self._tail = (start, tail)
+        else:
+            self._tail = (i + 1, [])
             run = sorted(self._keys[i + 1 - LEAF :])
             if i < WHOLE:
                 self._whole = sorted(self._whole + run)  # two sorted runs: a linear merge
@@ -123,8 +132,10 @@ class Sorted:
         if not count:
             return
         items = self._items
-        if count < LEAF:  # no complete leaf: the few keys, sorted, are the only run
-            for key in sorted((k for k in self._keys[:count] if k < limit), reverse=True):
+        full = count // LEAF * LEAF
+        tail = self._sorted_tail(full, count, limit)
+        if not full:  # no complete leaf: the few keys, sorted, are the only run
+            for key in reversed(tail):
                 version = items[key & _INDEX_MASK]
                 if cut <= version.superseded:
                     yield version
@@ -137,12 +148,9 @@ class Sorted:
             if top:
                 heap.append((-run[top - 1], len(runs), top - 1))
                 runs.append(run)
-        full = count // LEAF * LEAF
-        if full < count:
-            tail = sorted(k for k in self._keys[full:count] if k < limit)
-            if tail:
-                heap.append((-tail[-1], len(runs), len(tail) - 1))
-                runs.append(tail)
+        if tail:
+            heap.append((-tail[-1], len(runs), len(tail) - 1))
+            runs.append(tail)
         if len(heap) == 1:
             run = runs[0]
             for i in range(heap[0][2], -1, -1):
@@ -181,6 +189,13 @@ class Sorted:
             if cut <= version.superseded:
                 yield version
 
+    def _sorted_tail(self, full: int, count: int, limit: int) -> list[int]:
+        """The keys below `limit` of the versions in [full, count), sorted."""
+        start, tail = self._tail
+        if start == full and len(tail) == count - full:  # the kept tail is exactly these versions
+            return tail[: bisect.bisect_left(tail, limit)]
+        return sorted(k for k in self._keys[full:count] if k < limit)
+
     def first(self, cut: int, limit: int) -> Version | None:
         """The visible version with the greatest key below `limit`."""
         count = bisect.bisect_left(self._created, cut)
@@ -193,9 +208,16 @@ class Sorted:
                 top = bisect.bisect_left(run, limit)
                 if top and run[top - 1] > best:
                     best = run[top - 1]
-        for key in self._keys[count // LEAF * LEAF : count]:
-            if best < key < limit:
-                best = key
+        full = count // LEAF * LEAF
+        start, tail = self._tail
+        if start == full and len(tail) == count - full:
+            top = bisect.bisect_left(tail, limit)
+            if top and tail[top - 1] > best:
+                best = tail[top - 1]
+        else:
+            for key in self._keys[full:count]:
+                if best < key < limit:
+                    best = key
         if best < 0:
             return None
         version = self._items[best & _INDEX_MASK]
