@@ -163,6 +163,8 @@ class MeasureHistory:
     Read lazily from the measure's index: a ruling walks down only as far as it must.
     """
 
+    __slots__ = ("_acts", "_index", "_latest", "_legal_basis", "_name", "_scope", "_scope_given", "measure_id")
+
     def __init__(self, measure_id: str, index: MeasureIndex, seen: Scope, latest: Fact[MeasureChanged]) -> None:
         self.measure_id = measure_id
         self._index = index
