@@ -201,6 +201,13 @@ class Sorted:
         count = bisect.bisect_left(self._created, cut)
         if not count:
             return None
+        start, tail = self._tail
+        if count < LEAF and not start and len(tail) == count:  # most histories: no complete leaf, the tail kept
+            top = bisect.bisect_left(tail, limit)
+            if not top:
+                return None
+            version = self._items[tail[top - 1] & _INDEX_MASK]
+            return version if cut <= version.superseded else next(self.below(cut, limit), None)
         # The greatest candidate of each run; only a superseded one needs the full walk.
         best = -1
         if count >= LEAF:
@@ -209,7 +216,6 @@ class Sorted:
                 if top and run[top - 1] > best:
                     best = run[top - 1]
         full = count // LEAF * LEAF
-        start, tail = self._tail
         if start == full and len(tail) == count - full:
             top = bisect.bisect_left(tail, limit)
             if top and tail[top - 1] > best:

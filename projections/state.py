@@ -353,7 +353,9 @@ class Scope:
 
     def latest(self, index: Sorted | None, on: dt.date | None = None) -> Fact | None:
         """The greatest fact (the last in world order) occurring by as_of, or by `on` if earlier."""
-        found = index.first(self.cut, self._limit(on)) if index is not None else None
+        if index is None:
+            return None
+        found = index.first(self.cut, self.limit if on is None or on >= self.as_of else bound(on))
         return found.fact if found is not None else None
 
     def descending(self, index: Sorted | None) -> Iterator[Fact]:
@@ -429,7 +431,10 @@ def because_of(*groups: Iterable[str]) -> tuple[str, ...]:
 
 def first_given(facts: Iterable[Fact], field: str) -> Any:
     """The first non-empty value of a payload field, so a report that leaves it out erases nothing."""
-    return next((value for f in facts if (value := getattr(f.event, field))), None)
+    for fact in facts:  # a loop, not next() over a generator: the lists are short and read per answer
+        if value := getattr(fact.event, field):
+            return value
+    return None
 
 
 def known(view: View, *types: type[E]) -> Iterator[Fact[E]]:
