@@ -290,13 +290,14 @@ def sources_behind(
 
     `recorded` finds an event's record by its id (None: unknown).
     """
-    wanted = dict.fromkeys(event_ids)
-    stated: dict[str, Source | None] = {}
-    for event_id in wanted:
-        if (found := recorded(event_id)) is not None:
-            stated[event_id] = _stated(found)
-    registered = registry.known(s.id for s in stated.values() if s is not None and s.id)
-    return {i: _graded(s, registered) if (s := stated.get(i)) is not None else None for i in wanted}
+    stated: dict[str, Source | None] = {}  # each id once, in order; None: unknown, or the event names no source
+    for event_id in event_ids:
+        if event_id not in stated:
+            found = recorded(event_id)
+            stated[event_id] = None if found is None else _stated(found)
+    named = [s.id for s in stated.values() if s is not None and s.id]
+    registered = registry.known(named) if named else {}
+    return {i: None if s is None else _graded(s, registered) for i, s in stated.items()}
 
 
 def independence_keys(sources: dict[str, SourceOut | None]) -> dict[str, str]:

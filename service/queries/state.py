@@ -231,21 +231,23 @@ def listed_reasons(parts: dict[str, Any]) -> Iterator[tuple[str, tuple[str, ...]
     for part, value in parts.items():
         items = _ITEMS[part](value)
         if isinstance(items, msgspec.Struct):
-            yield part, _reasons_of(type(items))(items)
+            yield part, _listed_plan(type(items))[1](items)
             continue
-        kind, reasons = None, None
+        kind: type | None = None
         for item in items:
             if type(item) is not kind:  # the items of a list are usually of one type
                 kind = type(item)
-                reasons = _reasons_of(kind) if isinstance(item, msgspec.Struct) else None
-            yield f"{part}.{_stable_id(item)}", reasons(item) if reasons is not None else ()
+                ident, reasons = _listed_plan(kind)
+            yield f"{part}.{ident(item)}", reasons(item)
 
 
 @functools.cache
-def _reasons_of(kind: type[msgspec.Struct]) -> Callable[[Any], tuple[str, ...]]:
-    """How to read the `because` of a Struct of this type (nothing, if it has none)."""
+def _listed_plan(kind: type) -> tuple[Callable[[Any], str | None], Callable[[Any], tuple[str, ...]]]:
+    """How to read the stable id and the `because` of a listed value of this type."""
+    if not issubclass(kind, msgspec.Struct):
+        return _stable_id, lambda item: tuple(item.get("because") or ()) if isinstance(item, dict) else ()
     field = _encoded_as(kind).get("because")
-    return operator.attrgetter(field) if field is not None else (lambda _: ())
+    return _struct_id, operator.attrgetter(field) if field is not None else (lambda _: ())
 
 
 # --- paging in world order -------------------------------------------------------------------
