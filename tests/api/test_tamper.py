@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from events.application import sqlite_file
 from events.records import stream_id
 from events.store import GENESIS, link
 from tests.api.conftest import deadline
@@ -73,12 +75,25 @@ class Database:
                 for table in guarded:
                     conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         else:
-            triggers = self.store.run("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-            for trigger in triggers:
-                self.store.run(f"DROP TRIGGER {trigger['name']}", commit=True)
-            yield lambda statement, params=(): self.store.run(statement, params, commit=True)
-            for trigger in triggers:
-                self.store.run(trigger["sql"], commit=True)
+            # One connection of its own for the whole intrusion, as on PostgreSQL: DDL through the app's pool could
+            # land on a connection that has not seen the DROP yet, and SQLite parses CREATE TRIGGER against that
+            # connection's cached schema ("already exists").
+            path = sqlite_file(self.settings.database_url)
+            assert path is not None, self.settings.database_url
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            try:
+                def run(statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+                    return [dict(row) for row in conn.execute(statement, params).fetchall()]
+
+                triggers = run("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+                for trigger in triggers:
+                    run(f"DROP TRIGGER {trigger['name']}")
+                yield run
+                for trigger in triggers:
+                    run(trigger["sql"])
+            finally:
+                conn.close()
 
     def rewrite(self, run: Callable[..., Any], position: int, old: bytes, new: bytes) -> None:
         state = bytes(run(f"SELECT state FROM {self.table} WHERE {self.position} = ?", (position,))[0]["state"])
