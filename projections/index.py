@@ -6,9 +6,9 @@ to a cut of the ledger (the records at positions below `cut`) when `created < cu
 A `Sorted` keeps an entity's versions in the order they were created (ledger order) and, for every
 complete aligned block of LEAF * 2**level of them, an immutable copy of their keys sorted. The
 versions below a cut are the blocks of the binary decomposition of their count plus a tail shorter
-than LEAF, so the versions a view sees come out greatest key first by bisecting each of O(log n)
-blocks at the view's bound and merging (the tail too: its keys are kept sorted). `add` is amortised O(log n) (each key is merged once per
-level, in C). Up to WHOLE versions, every complete leaf is also kept in one sorted run, so a cut of
+than LEAF (its keys kept sorted too), so the versions a view sees come out greatest key first by
+bisecting each of O(log n) blocks at the view's bound and merging. `add` is amortised O(log n) (each
+key is merged once per level, in C). Up to WHOLE versions, every complete leaf is also kept in one sorted run, so a cut of
 all versions (a current-state or any-as_of query) bisects once. Published runs never change and
 `created` is appended last, so a query on an older state stays exact while a newer one is folded
 into the same ledger.
