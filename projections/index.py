@@ -8,10 +8,10 @@ complete aligned block of LEAF * 2**level of them, an immutable copy of their ke
 versions below a cut are the blocks of the binary decomposition of their count plus a tail shorter
 than LEAF (its keys kept sorted too), so the versions a view sees come out greatest key first by
 bisecting each of O(log n) blocks at the view's bound and merging. `add` is amortised O(log n) (each
-key is merged once per level, in C). Up to WHOLE versions, every complete leaf is also kept in one sorted run, so a cut of
-all versions (a current-state or any-as_of query) bisects once. Published runs never change and
-`created` is appended last, so a query on an older state stays exact while a newer one is folded
-into the same ledger.
+key is merged once per level, in C). Up to WHOLE versions, every complete leaf is also kept in one
+sorted run, so a cut of all versions (a current-state or any-as_of query) bisects once. Published
+runs never change and `created` is appended last, so a query on an older state stays exact while a
+newer one is folded into the same ledger.
 
 Keys are integers ordering by (occurred_on, starts_on, version), the creation index in the low bits.
 """
