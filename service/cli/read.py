@@ -561,13 +561,13 @@ def _reasons(because: Any, events: dict[str, Any], indent: int = 2) -> Padding:
 
 
 def _why_panel(answer: Any) -> Panel:
-    from service.queries.state import listed_values
+    from service.queries.state import PARTS, listed_reasons
 
     events = answer.because_events or {}
     parts: list[Any] = []
-    for path, item in listed_values(msgspec.to_builtins(answer)):
-        if item.get("because"):
-            parts += [Text(path, style="bold"), _reasons(item["because"], events)]
+    for path, because in listed_reasons({part: getattr(answer, part) for part in PARTS}):
+        if because:
+            parts += [Text(path, style="bold"), _reasons(because, events)]
     return Panel(Group(*parts) if parts else _none("no values"), title="Why: the events behind each value", title_align="left")
 
 

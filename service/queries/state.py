@@ -217,17 +217,9 @@ def _part(
     return {**head, part: msgspec.Raw(bodies[part]) if encoded else values[part], **tail}
 
 
-def listed_values(tree: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each value a JSON state answer lists, with its path: `truce`, `tariffs.US->CN`, `deadlines.<id>`, ..."""
-    for part, value in _unwrapped(tree).items():
-        if isinstance(value, dict):
-            yield part, value
-        else:
-            yield from ((f"{part}.{_stable_id(item)}", item) for item in value)
-
-
 def listed_reasons(parts: dict[str, Any]) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """Each value the typed parts of a state answer list, by the path `listed_values` gives it, with its `because`."""
+    """Each value the typed parts of a state answer list, with its path (`truce`, `tariffs.US->CN`, `deadlines.<id>`,
+    the paths diffs give) and its `because`."""
     for part, value in parts.items():
         items = _ITEMS[part](value)
         if isinstance(items, msgspec.Struct):
@@ -314,39 +306,42 @@ def _stable_id(item: Any) -> str | None:
         return _struct_id(item)
     if not isinstance(item, dict):
         return None
-    for field in _ID_FIELDS:
-        if isinstance(item.get(field), str):
-            if field == "measure_id" and "effective_from" in item:
-                # a measure's pending changes are told apart by the day they start
-                return f"{item[field]}@{item['effective_from']}"
-            return item[field]
-    if isinstance(item.get("imposed_by"), str) and isinstance(item.get("applies_to"), str):
-        return f"{item['imposed_by']}->{item['applies_to']}"
-    return None
+    return _id_from(_id_plan({key: key for key in item if isinstance(key, str)}), item.get)
 
 
 def _struct_id(item: msgspec.Struct) -> str | None:
-    """_stable_id of the JSON object a Struct encodes to, read off the Struct."""
-    candidates, started, direction = _id_plan(type(item))
+    return _id_from(_struct_id_plan(type(item)), item.__getattribute__)
+
+
+_IdPlan = tuple[tuple[tuple[str, str], ...], str | None, tuple[str, str] | None]
+
+
+def _id_from(plan: _IdPlan, get: Callable[[str], Any]) -> str | None:
+    """The stable id an item's fields give, read with `get` as `plan` (`_id_plan`) says."""
+    candidates, started, direction = plan
     for field, name in candidates:
-        if isinstance(value := getattr(item, name), str):
+        if isinstance(value := get(name), str):
             if field == "measure_id" and started is not None:
-                return f"{value}@{getattr(item, started)}"
+                # a measure's pending changes are told apart by the day they start
+                return f"{value}@{get(started)}"
             return value
     if direction is not None:
-        imposed_by, applies_to = getattr(item, direction[0]), getattr(item, direction[1])
+        imposed_by, applies_to = get(direction[0]), get(direction[1])
         if isinstance(imposed_by, str) and isinstance(applies_to, str):
             return f"{imposed_by}->{applies_to}"
     return None
 
 
-@functools.cache
-def _id_plan(kind: type[msgspec.Struct]) -> tuple[tuple[tuple[str, str], ...], str | None, tuple[str, str] | None]:
-    """For a Struct type: its id fields in _ID_FIELDS order (JSON name, attribute), its `effective_from` attribute,
-    and its (`imposed_by`, `applies_to`) attributes, each where it has them."""
-    names = _encoded_as(kind)
+def _id_plan(names: dict[str, str]) -> _IdPlan:
+    """From an item's fields (JSON name -> where to read it): its id fields in _ID_FIELDS order, its `effective_from`,
+    and its (`imposed_by`, `applies_to`), each where it has them."""
     direction = (names["imposed_by"], names["applies_to"]) if "imposed_by" in names and "applies_to" in names else None
     return tuple((field, names[field]) for field in _ID_FIELDS if field in names), names.get("effective_from"), direction
+
+
+@functools.cache
+def _struct_id_plan(kind: type[msgspec.Struct]) -> _IdPlan:
+    return _id_plan(_encoded_as(kind))
 
 
 @functools.cache

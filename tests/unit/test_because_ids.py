@@ -17,7 +17,7 @@ from events.payloads import AnyEvent
 from events.records import Recorded
 from projections import fold, registry, view
 from service.queries.sources import because_ids, encoded_because_ids
-from service.queries.state import listed_reasons, listed_values
+from service.queries.state import _stable_id, listed_reasons
 
 
 def recursive(tree: Any) -> list[str]:
@@ -84,6 +84,15 @@ def test_an_answer_walked_as_structs_gives_the_ids_of_its_json_in_the_same_order
         loose=[{"because": ["d"]}, _Line(rate=4, why=("e", "a")), [[{"because": ("f",)}]]], because=("g",),
     )
     assert because_ids(answer) == because_ids(msgspec.to_builtins(answer)) == ["a", "b", "c", "d", "e", "a", "f", "g"]
+
+
+def listed_values(tree: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The definition: each value a JSON state answer lists (as diffs unwrap it), with its path and stable id."""
+    found = []
+    for part, model in registry.parts().items():
+        value = model.listed(tree[part])
+        found += [(part, value)] if isinstance(value, dict) else [(f"{part}.{_stable_id(item)}", item) for item in value]
+    return found
 
 
 # Strings that may cut a list short or pass for a key: brackets, quotes, backslashes, commas, newlines.
