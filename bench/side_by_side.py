@@ -25,10 +25,12 @@ for --seconds:
 and prints for each: req/s, p50/p99, errors, the ratio to the peer and to the trivial route, and the
 server's CPU per request (utime+stime of the server and its workers from /proc, before and after); for
 the misses also their CPU as a multiple of the peer's (the issue's 1 ms was 2.63 times the peer's 0.38 ms:
-a host that slows down slows both).
+a host that slows down slows both). The peer and the two all-misses cases then run again back to back,
+--rounds times (default 3): each miss's CPU over the peer's of the same round, and the median of those ratios,
+so that a host drifting over the run's minutes does not decide the comparison.
 Then it runs `python -m bench.load --seconds 20 --skip-postgres` and prints what it printed. Run:
 
-    .venv/bin/python -m bench.side_by_side                 # 10 s a case, about 3.5 minutes in all
+    .venv/bin/python -m bench.side_by_side                 # 10 s a case, about 5 minutes in all
     .venv/bin/python -m bench.side_by_side --seconds 2 --skip-load   # a smoke run
 """
 
@@ -40,6 +42,7 @@ import datetime as dt
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -267,10 +270,40 @@ def row(case: Case, result: Result, peer: float | None, trivial: float | None, p
     return line + (f"\n  {'':<31} {case.note}; statuses {statuses}" if case.note else "")
 
 
+def interleaved(
+    servers: dict[str, tuple[str, int]], peer: Case, misses: list[Case], rounds: int, seconds: float,
+    auth: dict[str, str], backends: tuple[int, ...],
+) -> list[str]:
+    """The peer and each all-misses case again, back to back, `rounds` times: a miss's CPU over the peer's measured
+    seconds apart, not minutes (a host that drifts during the run moves both); the median over the rounds."""
+    if rounds <= 0 or not misses:
+        return []
+    lines = [f"peer and misses interleaved, {rounds} rounds of {seconds:.0f} s a case (server CPU per request, and per miss"
+             f" over the peer's of the same round; the 1 ms target was {MISS_TARGET_PER_PEER:.2f} x):"]
+    ratios: dict[str, list[float]] = {case.name: [] for case in misses}
+    per_request = lambda result: result.server_cpu / max(len(result.latencies), 1) * 1000
+    for n in range(1, rounds + 1):
+        url, pid = servers["peer"]
+        peer_cpu = per_request(drive(url, pid, peer, seconds, {}, backends))
+        parts = [f"peer {peer_cpu:.2f} ms"]
+        for case in misses:
+            url, pid = servers[case.server]
+            cpu = per_request(drive(url, pid, case, seconds, auth))
+            ratios[case.name].append(cpu / peer_cpu)
+            parts.append(f"{case.name.removeprefix('Parley ')} {cpu:.2f} ms = {cpu / peer_cpu:.2f} x")
+        lines.append(f"  round {n}: " + "; ".join(parts))
+    for name, found in ratios.items():
+        lines.append(f"  {name}: median {statistics.median(found):.2f} x the peer's CPU (rounds: "
+                     + ", ".join(f"{r:.2f}" for r in found) + f"; target {MISS_TARGET_PER_PEER:.2f})")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="per case")
     parser.add_argument("--skip-load", action="store_true", help="leave out the bench.load run at the end")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="then the peer and the misses again, one after the other, this many times (0: none)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers (the finally below) on SIGTERM too
     out: list[str] = []
@@ -319,6 +352,10 @@ def main() -> None:
                 cpus.setdefault(case.server, result.server_cpu / max(len(result.latencies), 1) * 1000)
                 say(row(case, result, rates.get("peer"), rates.get("trivial"), cpus.get("peer")))
                 say(f"  {'':<31} load client CPU {result.client_cpu / result.seconds:.2f} cores")
+            misses = [case for case in all_cases if case.server == "parley-miss"]
+            peer_case = next(case for case in all_cases if case.server == "peer")
+            for line in interleaved(servers, peer_case, misses, args.rounds, args.seconds, {"Authorization": f"Bearer {key}"}, backends):
+                say(line)
         finally:
             for process in (trivial, peer, parley):
                 stop_server(process)
