@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from typing import Literal
 
 from msgspec import Struct
@@ -16,7 +17,8 @@ from events.payloads import (
     IssueUpdated,
 )
 from projections import registry
-from projections.state import Fact, View, because_of, scope
+from projections.index import Sorted
+from projections.state import Fact, Scope, View, because_of, entity_step, scope
 
 
 class StatusChange(Struct, frozen=True, kw_only=True):
@@ -85,32 +87,35 @@ def _apply(issue: _Issue, fact: Fact[IssueRaised | IssueUpdated | DemandMade | C
             )
 
 
+def _issue(issue_id: str, facts: list[Fact[IssueRaised | IssueUpdated | DemandMade | ConcessionMade]]) -> IssueView:
+    issue = _Issue()
+    for fact in facts:
+        _apply(issue, fact)
+    return IssueView(
+        issue_id=issue_id,
+        title=issue.title,
+        category=issue.category,
+        # an issue only talked about in demands or concessions is open
+        status=issue.history[-1].status if issue.history else "open",
+        text=issue.text,
+        history=tuple(issue.history),
+        positions=tuple(issue.positions),
+        because=because_of(*issue.because),
+    )
+
+
+def _known_issue(seen: Scope, issue_id: str, index: Sorted) -> IssueView | None:
+    facts = seen.world_order(index)
+    return _issue(issue_id, facts) if facts else None
+
+
 def issues(view: View) -> IssuesView:
     seen = scope(view)
-    found: dict[str, _Issue] = {}
-    for issue_id, index in sorted(seen.entities.of("issues").items()):
-        facts = seen.world_order(index)
-        if not facts:
-            continue
-        issue = found[issue_id] = _Issue()
-        for fact in facts:
-            _apply(issue, fact)
-    return IssuesView(
-        issues=tuple(
-            IssueView(
-                issue_id=issue_id,
-                title=issue.title,
-                category=issue.category,
-                # an issue only talked about in demands or concessions is open
-                status=issue.history[-1].status if issue.history else "open",
-                text=issue.text,
-                history=tuple(issue.history),
-                positions=tuple(issue.positions),
-                because=because_of(*issue.because),
-            )
-            for issue_id, issue in sorted(found.items())
-        )
+    found = (
+        entity_step(seen, "issues", issue_id, functools.partial(_known_issue, seen, issue_id, index))
+        for issue_id, index in sorted(seen.entities.of("issues").items())
     )
+    return IssuesView(issues=tuple(issue for issue in found if issue is not None))
 
 
 registry.register(registry.ReadModel(

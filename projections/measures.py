@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from msgspec import Struct
 
@@ -21,9 +22,11 @@ from projections.state import (
     because_of,
     memo,
     scope,
+    entity_step,
 )
 from projections.truce import truces
 
+T = TypeVar("T")
 _DAY = dt.timedelta(days=1)
 _UNREAD = object()
 # A measure with at most this many acts has its visible ones read in one go (see MeasureHistory.acts).
@@ -174,6 +177,11 @@ class MeasureHistory:
         self._legal_basis: object = _UNREAD
         self._name: object = _UNREAD
         self._scope_given: object = _UNREAD
+
+    @property
+    def scope_seen(self) -> Scope:
+        """What the history is read through: the view's cut and as_of."""
+        return self._scope
 
     @property
     def latest(self) -> MeasureChanged:
@@ -510,38 +518,49 @@ def suspension_terms(stage: Lifecycle, lapses: LapseRates) -> tuple[float | None
     return (lapse[0] if lapse else None), change.suspended_points
 
 
-def measures(view: View) -> MeasuresView:
+def measure_step(history: MeasureHistory, what: str, build: Callable[[], T]) -> T:
+    """`build()`, an answer about this measure on as_of, kept for every as_of it cannot differ on.
+
+    What a measure's answer reads: its own changes and exemptions, the deadline book and the truces
+    (their rates on lapse, when they run out). Their named days bound its steps (`stepped`).
+    """
+    return entity_step(history.scope_seen, "measures", history.measure_id, build, "deadlines", "truce", what=what)
+
+
+def _measure_view(history: MeasureHistory, view: View) -> MeasureView:
     book = deadline_book(view)
     lapses = lapse_rates(view)
-    found: list[MeasureView] = []
-    for history in measure_histories(view, tariffs=False).values():
-        latest = history.latest
-        stage = lifecycle(history, view.as_of, book, lapses)
-        lapse_rate, points = suspension_terms(stage, lapses)
-        found.append(
-            MeasureView(
-                measure_id=history.measure_id,
-                kind=latest.kind,
-                name=history.name,
-                imposed_by=latest.imposed_by,
-                applies_to=latest.applies_to,
-                all_destinations=latest.applies_to == ALL_DESTINATIONS,
-                legal_basis=history.legal_basis,
-                scope=history.scope,
-                status=stage.status,
-                in_force=stage.in_force,
-                rate_pct=stage.rate_pct,
-                since=stage.since,
-                until=stage.until,
-                until_deadline=stage.ruling.change.event.until_deadline if stage.ruling else None,
-                lapse_rate_pct=lapse_rate,
-                suspended_points=points,
-                exemptions=history.exemptions(view.as_of),
-                pending=stage.pending,
-                because=stage.because,
-            )
-        )
-    return MeasuresView(measures=tuple(found))
+    latest = history.latest
+    stage = lifecycle(history, view.as_of, book, lapses)
+    lapse_rate, points = suspension_terms(stage, lapses)
+    return MeasureView(
+        measure_id=history.measure_id,
+        kind=latest.kind,
+        name=history.name,
+        imposed_by=latest.imposed_by,
+        applies_to=latest.applies_to,
+        all_destinations=latest.applies_to == ALL_DESTINATIONS,
+        legal_basis=history.legal_basis,
+        scope=history.scope,
+        status=stage.status,
+        in_force=stage.in_force,
+        rate_pct=stage.rate_pct,
+        since=stage.since,
+        until=stage.until,
+        until_deadline=stage.ruling.change.event.until_deadline if stage.ruling else None,
+        lapse_rate_pct=lapse_rate,
+        suspended_points=points,
+        exemptions=history.exemptions(view.as_of),
+        pending=stage.pending,
+        because=stage.because,
+    )
+
+
+def measures(view: View) -> MeasuresView:
+    return MeasuresView(measures=tuple(
+        measure_step(history, "measures", functools.partial(_measure_view, history, view))
+        for history in measure_histories(view, tariffs=False).values()
+    ))
 
 
 registry.register(registry.ReadModel(

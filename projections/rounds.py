@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Literal
 
 from msgspec import Struct
 
 from events.payloads import Person, RoundHeld, RoundScheduled
 from projections import registry
-from projections.state import Fact, View, because_of, first_given, scope
+from projections.index import Sorted
+from projections.state import Fact, Scope, View, because_of, entity_step, first_given, scope
 
 
 class RoundView(Struct, frozen=True, kw_only=True):
@@ -28,27 +30,31 @@ class RoundsView(Struct, frozen=True, kw_only=True):
     rounds: tuple[RoundView, ...]
 
 
+def _round(seen: Scope, round_id: str, index: Sorted) -> RoundView | None:
+    facts: list[Fact[RoundScheduled | RoundHeld]] = seen.world_order(index)
+    if not facts:
+        return None
+    latest = facts[-1].event
+    return RoundView(
+        round_id=round_id,
+        name=latest.name,
+        status="held" if any(isinstance(f.event, RoundHeld) for f in facts) else "scheduled",
+        location=first_given(reversed(facts), "location"),
+        starts_on=latest.starts_on,
+        ends_on=latest.ends_on,
+        delegations=first_given(reversed(facts), "delegations") or {},
+        outcome=first_given(reversed(facts), "outcome"),
+        because=because_of(*(f.because for f in facts)),
+    )
+
+
 def rounds(view: View) -> RoundsView:
     seen = scope(view)
-    found = []
-    for round_id, index in list(seen.entities.of("rounds").items()):
-        facts: list[Fact[RoundScheduled | RoundHeld]] = seen.world_order(index)
-        if not facts:
-            continue
-        latest = facts[-1].event
-        found.append(
-            RoundView(
-                round_id=round_id,
-                name=latest.name,
-                status="held" if any(isinstance(f.event, RoundHeld) for f in facts) else "scheduled",
-                location=first_given(reversed(facts), "location"),
-                starts_on=latest.starts_on,
-                ends_on=latest.ends_on,
-                delegations=first_given(reversed(facts), "delegations") or {},
-                outcome=first_given(reversed(facts), "outcome"),
-                because=because_of(*(f.because for f in facts)),
-            )
-        )
+    found = [
+        found
+        for round_id, index in list(seen.entities.of("rounds").items())
+        if (found := entity_step(seen, "rounds", round_id, functools.partial(_round, seen, round_id, index))) is not None
+    ]
     return RoundsView(rounds=tuple(sorted(found, key=lambda r: (r.starts_on, r.round_id))))
 
 

@@ -25,8 +25,10 @@ import dataclasses
 import datetime as dt
 import heapq
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
 
 from events.payloads import (
     CoverageDeclared,
@@ -72,6 +74,11 @@ class Entities:
     # where the record ends: the latest-dated fact of the world (not an amendment, a declaration or the opening)
     # live after each ledger position, so a prefix of the ledger reads its own answer in O(1)
     dated: _Latest = dataclasses.field(default_factory=lambda: _Latest())
+    # per (read model, entity id) and per (read model, None): the days any version filed there names, give or take
+    # a day, sorted; every version ever filed (a superset for any cut)
+    days: dict[tuple[str, str | None], list[dt.date]] = dataclasses.field(default_factory=dict)
+    # answers kept across views for the days they cannot differ on (see `stepped`)
+    steps: dict[Hashable, Any] = dataclasses.field(default_factory=dict)
 
     def of(self, model: str) -> dict[str, Any]:
         """Entity id -> index, for one read model (empty when it has filed nothing)."""
@@ -309,6 +316,47 @@ def _place(entities: Entities, version: Version, name: str) -> None:
         model.file(entity, version)
     else:
         entity.add(sort_key(event.occurred_on, version.fact.version), version)
+    _name_days(entities, name, entity_id, event)
+
+
+# An answer compares as_of with days events name, or the day before or after one (a deadline's last day, the first
+# day after a suspension): it can change only on those days or on the day after them.
+_AROUND = tuple(dt.timedelta(days=n) for n in (-1, 0, 1, 2))
+_DATE_FIELDS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _date_fields(kind: type[Event]) -> tuple[str, ...]:
+    found = _DATE_FIELDS.get(kind)
+    if found is None:
+        found = _DATE_FIELDS[kind] = tuple(
+            f.name for f in msgspec.inspect.type_info(kind).fields if _names_a_day(f.type)  # type: ignore[union-attr]
+        )
+    return found
+
+
+def _names_a_day(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.DateType):
+        return True
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _names_a_day(info.type)
+    return isinstance(info, msgspec.inspect.UnionType) and any(_names_a_day(t) for t in info.types)
+
+
+def _name_days(entities: Entities, name: str, entity_id: str, event: Event) -> None:
+    named = {day for field in _date_fields(type(event)) if (day := getattr(event, field)) is not None}
+    for key in ((name, entity_id), (name, None)):
+        days = entities.days.get(key)
+        if days is None:
+            days = entities.days[key] = []
+        for day in named:
+            for offset in _AROUND:
+                try:
+                    around = day + offset
+                except OverflowError:
+                    continue
+                at = bisect.bisect_left(days, around)
+                if at == len(days) or days[at] != around:
+                    days.insert(at, around)  # one C call: a reader bisecting meanwhile sees the list before or after
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +384,51 @@ def memo(view: View, name: str, compute: Callable[[], T]) -> T:
         return value
 
 
+# Step answers kept per ledger (per negotiation) at most, about 1 KiB each; past it they are all dropped and found again.
+STEPS_KEPT = 8_192
+
+
+def step_of(as_of: dt.date, *named: list[dt.date] | None) -> dt.date | None:
+    """The last day on or before as_of among these lists of named days (None: before all of them)."""
+    found = None
+    for days in named:
+        if days:
+            at = bisect.bisect_right(days, as_of)
+            if at and (found is None or days[at - 1] > found):
+                found = days[at - 1]
+    return found
+
+
+def stepped(seen: Scope, key: Hashable, step: dt.date | None, build: Callable[[], T]) -> T:
+    """`build()` for this scope, kept across views of the same cut for every as_of in the same step.
+
+    An answer about one entity that compares as_of only with days its inputs name (give or take a day:
+    `Entities.days`) is a step function of as_of at a fixed cut: between two named days it cannot
+    change. `step` is the last named day on or before as_of (`step_of` over the lists the answer's
+    inputs file into): lists hold every version ever filed, a superset of the days the cut's events
+    name, so two days that share it are never on two sides of a day that matters. Like the peer's
+    table of measure periods, filled as periods are asked for.
+    """
+    steps = seen.entities.steps
+    full_key = (key, seen.cut, step)
+    found = steps.get(full_key, _NOT_KEPT)
+    if found is _NOT_KEPT:
+        found = build()
+        if len(steps) >= STEPS_KEPT:
+            steps.clear()
+        steps[full_key] = found
+    return found  # type: ignore[no-any-return]
+
+
+def entity_step(seen: Scope, model: str, entity_id: str, build: Callable[[], T], *also: str, what: Hashable = None) -> T:
+    """`build()`, an answer (`what`) about one entity of a read model that reads only the entity's own facts and
+    the whole of the `also` read models, kept for every as_of in the same step (`stepped`)."""
+    days = seen.entities.days
+    step = step_of(seen.as_of, days.get((model, entity_id)), *(days.get((other, None)) for other in also))
+    return stepped(seen, (model, entity_id, what), step, build)
+
+
+_NOT_KEPT = object()
 _ANY_DAY = bound(dt.date.max)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 
 from msgspec import Struct
@@ -19,6 +20,7 @@ from projections.measures import (
     lapse_rates,
     lifecycle,
     measure_histories,
+    measure_step,
     ruling,
     suspension_terms,
 )
@@ -119,12 +121,13 @@ def _rate(history: MeasureHistory, applying: Ruling, on: dt.date, lapses: LapseR
 
 def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBook, lapses: LapseRates) -> tuple[MeasureRate, ...]:
     """The lines in force on a day after as_of (as the record stands on as_of)."""
-    rates = []
-    for history in histories:
-        applying = ruling(history, on, book, lapses)
-        if applying is not None and applying.in_force:
-            rates.append(_rate(history, applying, on, lapses, (None, None)))
-    return tuple(rates)
+    rates = (measure_step(history, ("in_force_on", on), functools.partial(_rate_on, history, on, book, lapses)) for history in histories)
+    return tuple(rate for rate in rates if rate is not None)
+
+
+def _rate_on(history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates) -> MeasureRate | None:
+    applying = ruling(history, on, book, lapses)
+    return _rate(history, applying, on, lapses, (None, None)) if applying is not None and applying.in_force else None
 
 
 def _total(rates: Sequence[MeasureRate]) -> float:
@@ -177,6 +180,25 @@ def _targets(imposed_by: str, applies_to: str, known_parties: Sequence[str]) -> 
     return [p for p in known_parties if p != imposed_by] or [ALL_DESTINATIONS]
 
 
+def _line(history: MeasureHistory, view: View) -> tuple[MeasureRate | MeasureLine, tuple[PendingChange, ...]]:
+    """The measure's line on as_of, in force or not, and its pending changes."""
+    book = deadline_book(view)
+    lapses = lapse_rates(view)
+    stage = lifecycle(history, view.as_of, book, lapses)
+    if stage.ruling is not None and stage.in_force:
+        return _rate(history, stage.ruling, view.as_of, lapses, suspension_terms(stage, lapses)), stage.pending
+    return MeasureLine(
+        measure_id=history.measure_id,
+        name=history.name,
+        status=stage.status,
+        since=stage.since,
+        rate_pct=stage.rate_pct,
+        legal_basis=history.legal_basis,
+        all_destinations=history.latest.applies_to == ALL_DESTINATIONS,
+        because=stage.because,
+    ), stage.pending
+
+
 def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffScheduleView:
     """Additional tariffs per direction on as_of; `legal_basis` keeps measures whose basis contains it."""
     book = deadline_book(view)
@@ -197,23 +219,12 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
         others: list[MeasureLine] = []
         pending: list[PendingChange] = []
         for history in histories:
-            stage = lifecycle(history, view.as_of, book, lapses)
-            pending += stage.pending
-            if stage.ruling is not None and stage.in_force:
-                rates.append(_rate(history, stage.ruling, view.as_of, lapses, suspension_terms(stage, lapses)))
+            line, scheduled = measure_step(history, "tariffs", functools.partial(_line, history, view))
+            pending += scheduled
+            if isinstance(line, MeasureRate):
+                rates.append(line)
             else:
-                others.append(
-                    MeasureLine(
-                        measure_id=history.measure_id,
-                        name=history.name,
-                        status=stage.status,
-                        since=stage.since,
-                        rate_pct=stage.rate_pct,
-                        legal_basis=history.legal_basis,
-                        all_destinations=history.latest.applies_to == ALL_DESTINATIONS,
-                        because=stage.because,
-                    )
-                )
+                others.append(line)
         schedule.append(
             TariffDirection(
                 imposed_by=imposed_by,

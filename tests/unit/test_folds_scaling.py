@@ -903,6 +903,24 @@ def test_a_densely_changed_measure_rules_and_schedules_like_the_reference(data: 
 
 
 @settings(max_examples=150, deadline=None)
+@given(data=st.data(), kinds=st.sampled_from([KINDS, DENSE]))
+def test_answers_kept_across_days_that_cannot_differ_equal_the_reference(data: st.DataObject, kinds: Sequence[Any]) -> None:
+    """Per-entity answers are kept across views for every as_of between two days their events name
+    (projections.state.stepped): one state asked about many nearby days, at several cuts, in any order,
+    answers each like the scan; then again after the ledger grew past what was kept."""
+    records = data.draw(history(max_size=50, kinds=kinds))
+    grown = data.draw(st.integers(1, len(records)))
+    state = fold(records[:grown])
+    around = data.draw(as_of_dates)
+    nearby = st.integers(-8, 8).map(lambda n: around + dt.timedelta(days=n))
+    for _ in range(10):  # days close together: most share a step with one asked before
+        assert_same(state, data.draw(nearby), data.draw(moments(records[:grown])))
+    state = fold(records[grown:], state)
+    for _ in range(4):
+        assert_same(state, data.draw(nearby), data.draw(moments(records)))
+
+
+@settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_checkpoints_and_branches_answer_like_the_reference(data: st.DataObject) -> None:
     """Older states read a prefix of a ledger that has grown since; evolving one again branches off."""
