@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from msgspec import Struct
@@ -23,6 +23,7 @@ from projections.state import (
     memo,
     scope,
     entity_step,
+    floor_of,
 )
 from projections.truce import truces
 
@@ -518,13 +519,14 @@ def suspension_terms(stage: Lifecycle, lapses: LapseRates) -> tuple[float | None
     return (lapse[0] if lapse else None), change.suspended_points
 
 
-def measure_step(history: MeasureHistory, what: str, build: Callable[[], T]) -> T:
-    """`build()`, an answer about this measure on as_of, kept for every as_of it cannot differ on.
+def measure_step(view: View, history: MeasureHistory, what: Hashable, build: Callable[[], T]) -> T:
+    """`build()`, an answer about this measure on as_of, kept for every as_of it cannot differ on (`entity_step`).
 
     What a measure's answer reads: its own changes and exemptions, the deadline book and the truces
-    (their rates on lapse, when they run out). Their named days bound its steps (`stepped`).
+    (their rates on lapse, when they run out).
     """
-    return entity_step(history.scope_seen, "measures", history.measure_id, build, "deadlines", "truce", what=what)
+    floor = memo(view, "measure_floor", lambda: floor_of(history.scope_seen, "deadlines", "truce"))
+    return entity_step(history.scope_seen, "measures", history.measure_id, build, floor, what)
 
 
 def _measure_view(history: MeasureHistory, view: View) -> MeasureView:
@@ -558,7 +560,7 @@ def _measure_view(history: MeasureHistory, view: View) -> MeasureView:
 
 def measures(view: View) -> MeasuresView:
     return MeasuresView(measures=tuple(
-        measure_step(history, "measures", functools.partial(_measure_view, history, view))
+        measure_step(view, history, "measures", functools.partial(_measure_view, history, view))
         for history in measure_histories(view, tariffs=False).values()
     ))
 

@@ -77,7 +77,7 @@ class Entities:
     # per (read model, entity id) and per (read model, None): the days any version filed there names, give or take
     # a day, sorted; every version ever filed (a superset for any cut)
     days: dict[tuple[str, str | None], list[dt.date]] = dataclasses.field(default_factory=dict)
-    # answers kept across views for the days they cannot differ on (see `stepped`)
+    # answers kept across views for the days they cannot differ on (see `entity_step`)
     steps: dict[Hashable, Any] = dataclasses.field(default_factory=dict)
 
     def of(self, model: str) -> dict[str, Any]:
@@ -399,33 +399,41 @@ def step_of(as_of: dt.date, *named: list[dt.date] | None) -> dt.date | None:
     return found
 
 
-def stepped(seen: Scope, key: Hashable, step: dt.date | None, build: Callable[[], T]) -> T:
-    """`build()` for this scope, kept across views of the same cut for every as_of in the same step.
+def floor_of(seen: Scope, *models: str) -> dt.date | None:
+    """The last day on or before as_of that any fact of these read models names (see `entity_step`)."""
+    days = seen.entities.days
+    return step_of(seen.as_of, *(days.get((model, None)) for model in models))
 
-    An answer about one entity that compares as_of only with days its inputs name (give or take a day:
-    `Entities.days`) is a step function of as_of at a fixed cut: between two named days it cannot
-    change. `step` is the last named day on or before as_of (`step_of` over the lists the answer's
-    inputs file into): lists hold every version ever filed, a superset of the days the cut's events
-    name, so two days that share it are never on two sides of a day that matters. Like the peer's
-    table of measure periods, filled as periods are asked for.
+
+def entity_step(
+    seen: Scope, model: str, entity_id: str, build: Callable[[], T], floor: dt.date | None = None, what: Hashable = None,
+) -> T:
+    """`build()`, an answer (`what`) about one entity of a read model, kept across views of the same cut for every
+    as_of in the same step.
+
+    An answer that reads only the entity's own facts (and whole read models whose `floor_of` is given) and
+    compares as_of only with days they name, give or take a day (`Entities.days`), is a step function of as_of
+    at a fixed cut: between two named days it cannot change. Its step is the last named day on or before as_of.
+    The lists hold the days of every version ever filed, a superset of those the cut's facts name, so two days
+    that share a step are never on two sides of a day that matters. Like the peer's table of measure periods,
+    filled as periods are asked for.
     """
-    steps = seen.entities.steps
-    full_key = (key, seen.cut, step)
-    found = steps.get(full_key, _NOT_KEPT)
+    entities = seen.entities
+    step = floor
+    days = entities.days.get((model, entity_id))
+    if days:
+        at = bisect.bisect_right(days, seen.as_of)
+        if at and (step is None or days[at - 1] > step):
+            step = days[at - 1]
+    steps = entities.steps
+    key = (model, entity_id, what, seen.cut, step)
+    found = steps.get(key, _NOT_KEPT)
     if found is _NOT_KEPT:
         found = build()
         if len(steps) >= STEPS_KEPT:
             steps.clear()
-        steps[full_key] = found
+        steps[key] = found
     return found  # type: ignore[no-any-return]
-
-
-def entity_step(seen: Scope, model: str, entity_id: str, build: Callable[[], T], *also: str, what: Hashable = None) -> T:
-    """`build()`, an answer (`what`) about one entity of a read model that reads only the entity's own facts and
-    the whole of the `also` read models, kept for every as_of in the same step (`stepped`)."""
-    days = seen.entities.days
-    step = step_of(seen.as_of, days.get((model, entity_id)), *(days.get((other, None)) for other in also))
-    return stepped(seen, (model, entity_id, what), step, build)
 
 
 _NOT_KEPT = object()

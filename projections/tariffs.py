@@ -119,9 +119,9 @@ def _rate(history: MeasureHistory, applying: Ruling, on: dt.date, lapses: LapseR
     )
 
 
-def _in_force(histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBook, lapses: LapseRates) -> tuple[MeasureRate, ...]:
+def _in_force(view: View, histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBook, lapses: LapseRates) -> tuple[MeasureRate, ...]:
     """The lines in force on a day after as_of (as the record stands on as_of)."""
-    rates = (measure_step(history, ("in_force_on", on), functools.partial(_rate_on, history, on, book, lapses)) for history in histories)
+    rates = (measure_step(view, history, ("in_force_on", on), functools.partial(_rate_on, history, on, book, lapses)) for history in histories)
     return tuple(rate for rate in rates if rate is not None)
 
 
@@ -152,14 +152,14 @@ def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:
 
 
 def _lapse(
-    histories: Sequence[MeasureHistory], running: Sequence[tuple[dt.date, TruceView]], book: DeadlineBook, lapses: LapseRates
+    view: View, histories: Sequence[MeasureHistory], running: Sequence[tuple[dt.date, TruceView]], book: DeadlineBook, lapses: LapseRates
 ) -> TruceLapse | None:
     touching = [(lapses_on, t) for lapses_on, t in running if _touches(t, histories)]
     if not touching:
         return None
     # The first truce to run out is the one the direction is exposed to.
     applies_from, first = min(touching, key=lambda pair: pair[0])
-    rates = _in_force(histories, applies_from, book, lapses)
+    rates = _in_force(view, histories, applies_from, book, lapses)
     return TruceLapse(
         truce_id=first.truce_id,
         applies_from=applies_from,
@@ -219,7 +219,7 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
         others: list[MeasureLine] = []
         pending: list[PendingChange] = []
         for history in histories:
-            line, scheduled = measure_step(history, "tariffs", functools.partial(_line, history, view))
+            line, scheduled = measure_step(view, history, "tariffs", functools.partial(_line, history, view))
             pending += scheduled
             if isinstance(line, MeasureRate):
                 rates.append(line)
@@ -234,7 +234,7 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
                 measures=tuple(rates),
                 not_in_force=tuple(others),
                 pending=tuple(pending),
-                on_truce_lapse=_lapse(histories, running, book, lapses),
+                on_truce_lapse=_lapse(view, histories, running, book, lapses),
                 because=because_of(*(r.because for r in rates)),
             )
         )
