@@ -436,6 +436,11 @@ def entity_step(
     return found  # type: ignore[no-any-return]
 
 
+def forget_steps(state: State) -> None:
+    """Drop every answer its ledger keeps for steps (`entity_step`): the next answers fold every entity again."""
+    state._ledger.entities.steps.clear()
+
+
 _NOT_KEPT = object()
 _ANY_DAY = bound(dt.date.max)
 
