@@ -20,10 +20,10 @@ from projections.state import (
     Scope,
     View,
     because_of,
-    memo,
-    scope,
     entity_step,
     floor_of,
+    memo,
+    scope,
 )
 from projections.truce import truces
 
