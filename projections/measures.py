@@ -20,8 +20,8 @@ from projections.state import (
     Scope,
     View,
     because_of,
+    context_of,
     entity_step,
-    floor_of,
     memo,
     scope,
 )
@@ -525,8 +525,8 @@ def measure_step(view: View, history: MeasureHistory, what: Hashable, build: Cal
     What a measure's answer reads: its own changes and exemptions, the deadline book and the truces
     (their rates on lapse, when they run out).
     """
-    floor = memo(view, "measure_floor", lambda: floor_of(history.scope_seen, "deadlines", "truce"))
-    return entity_step(history.scope_seen, "measures", history.measure_id, build, floor, what)
+    context = memo(view, "measure_context", lambda: context_of(history.scope_seen, "deadlines", "truce"))
+    return entity_step(history.scope_seen, "measures", history.measure_id, build, context, what)
 
 
 def _measure_view(history: MeasureHistory, view: View) -> MeasureView:

@@ -77,6 +77,8 @@ class Entities:
     # per (read model, entity id) and per (read model, None): the days any version filed there names, give or take
     # a day, sorted; every version ever filed (a superset for any cut)
     days: dict[tuple[str, str | None], list[dt.date]] = dataclasses.field(default_factory=dict)
+    # the same keys: the ledger positions at which a version was filed there or superseded, ascending
+    changes: dict[tuple[str, str | None], list[int]] = dataclasses.field(default_factory=dict)
     # answers kept across views for the days they cannot differ on (see `entity_step`)
     steps: dict[Hashable, Any] = dataclasses.field(default_factory=dict)
 
@@ -255,16 +257,18 @@ def _amend(original: _Original, amendment: Recorded) -> None:
 
 def _publish(ledger: _Ledger, original: _Original, position: int) -> None:
     """From `position` on, the original reads as its current payload (or not at all)."""
+    entities = ledger.entities
     for old in (original.version, original.dated):
         if old is not None:
             old.superseded = position
+    if original.version is not None and original.group is not None:
+        _changed(entities, original.group, _entity_of(original.version.fact.event), position)
     original.version = original.dated = None
     event = original.event
     if event is None:
         return
     recorded = original.recorded
     fact = Fact(event_id=recorded.event_id, version=recorded.originator_version, event=event, because=original.because)
-    entities = ledger.entities
     kind = type(event)
     version = None
     if original.group is not None and _filed_under(kind) == original.group:
@@ -300,6 +304,23 @@ _UNKNOWN = object()
 _FILED_UNDER: dict[type[Event], object] = {}
 
 
+def _entity_of(event: Event) -> str | None:
+    model = registry.filed_under(type(event))
+    return model.entity(event) if model is not None and model.entity is not None else None
+
+
+def _changed(entities: Entities, name: str, entity_id: str | None, position: int) -> None:
+    """Note that what the entity's (and its read model's) versions show changes from `position` on."""
+    if entity_id is None:
+        return
+    for key in ((name, entity_id), (name, None)):
+        changes = entities.changes.get(key)
+        if changes is None:
+            entities.changes[key] = [position]
+        elif changes[-1] != position:
+            changes.append(position)  # positions only grow: a reader bisecting meanwhile sees it or not
+
+
 def _place(entities: Entities, version: Version, name: str) -> None:
     """File a version under its entity, as its read model says."""
     event = version.fact.event
@@ -308,6 +329,7 @@ def _place(entities: Entities, version: Version, name: str) -> None:
     entity_id = model.entity(event)
     if entity_id is None:  # e.g. a demand about a measure, not an issue
         return
+    _changed(entities, name, entity_id, version.created)
     index = entities.of(name)
     entity = index.get(entity_id)
     if entity is None:
@@ -399,34 +421,53 @@ def step_of(as_of: dt.date, *named: list[dt.date] | None) -> dt.date | None:
     return found
 
 
-def floor_of(seen: Scope, *models: str) -> dt.date | None:
-    """The last day on or before as_of that any fact of these read models names (see `entity_step`)."""
-    days = seen.entities.days
-    return step_of(seen.as_of, *(days.get((model, None)) for model in models))
+def _last_below(changes: list[int] | None, cut: int) -> int | None:
+    if not changes:
+        return None
+    at = bisect.bisect_left(changes, cut)
+    return changes[at - 1] if at else None
+
+
+# What an answer that reads whole read models depends on besides its entity (see `entity_step`).
+Context = tuple[dt.date | None, tuple[int | None, ...]]
+
+
+def context_of(seen: Scope, *models: str) -> Context:
+    """For answers that read the whole of these read models: the last day on or before as_of any of their facts
+    names, and the last position below the cut at which each changed."""
+    days, changes = seen.entities.days, seen.entities.changes
+    return (
+        step_of(seen.as_of, *(days.get((model, None)) for model in models)),
+        tuple(_last_below(changes.get((model, None)), seen.cut) for model in models),
+    )
 
 
 def entity_step(
-    seen: Scope, model: str, entity_id: str, build: Callable[[], T], floor: dt.date | None = None, what: Hashable = None,
+    seen: Scope, model: str, entity_id: str, build: Callable[[], T], context: Context | None = None, what: Hashable = None,
 ) -> T:
-    """`build()`, an answer (`what`) about one entity of a read model, kept across views of the same cut for every
-    as_of in the same step.
+    """`build()`, an answer (`what`) about one entity of a read model, kept for every view that cannot differ.
 
-    An answer that reads only the entity's own facts (and whole read models whose `floor_of` is given) and
-    compares as_of only with days they name, give or take a day (`Entities.days`), is a step function of as_of
-    at a fixed cut: between two named days it cannot change. Its step is the last named day on or before as_of.
-    The lists hold the days of every version ever filed, a superset of those the cut's facts name, so two days
-    that share a step are never on two sides of a day that matters. Like the peer's table of measure periods,
-    filled as periods are asked for.
+    An answer that reads only the entity's own facts (and the whole read models of its `context`) and compares
+    as_of only with days they name, give or take a day (`Entities.days`), is a step function of as_of: between
+    two named days it cannot change. Its step is the last named day on or before as_of. The lists hold the days
+    of every version ever filed, a superset of those a cut's facts name, so two days that share a step are never
+    on two sides of a day that matters. Across cuts, it changes only where a version of the entity (or of a
+    context model) was filed or superseded: the answer is kept under the last such position below the cut, so
+    events about other entities leave it kept. Like the peer's table of measure periods, filled as periods are
+    asked for.
     """
     entities = seen.entities
-    step = floor
+    step = context[0] if context is not None else None
     days = entities.days.get((model, entity_id))
     if days:
         at = bisect.bisect_right(days, seen.as_of)
         if at and (step is None or days[at - 1] > step):
             step = days[at - 1]
     steps = entities.steps
-    key = (model, entity_id, what, seen.cut, step)
+    key = (
+        model, entity_id, what, _last_below(entities.changes.get((model, entity_id)), seen.cut),
+        context[1] if context is not None else None, step,
+    )
     found = steps.get(key, _NOT_KEPT)
     if found is _NOT_KEPT:
         found = build()
