@@ -96,6 +96,11 @@ class Result:
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
 
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU per request, in ms."""
+        return self.server_cpu / max(len(self.latencies), 1) * 1000
+
 
 # --- server CPU from /proc -------------------------------------------------------------------------
 
@@ -257,7 +262,7 @@ MISS_TARGET_PER_PEER = 1.0 / 0.38
 def row(case: Case, result: Result, peer: float | None, trivial: float | None, peer_cpu: float | None = None) -> str:
     ms = [x * 1000 for x in result.latencies]
     ratio = lambda base: f"{result.rate / base:7.3f}" if base else "      -"
-    per = result.server_cpu / max(len(ms), 1) * 1000
+    per = result.cpu_ms
     line = (f"  {case.name:<31} {result.rate:>8,.0f} req/s  p50 {percentile(ms, 0.5):7.1f} ms  p99 {percentile(ms, 0.99):7.1f} ms"
             f"  /peer {ratio(peer)}  /trivial {ratio(trivial)}  server CPU {per:6.2f} ms/req ({result.server_cpu / result.seconds:.2f} cores)"
             f"  errors {result.errors}")
@@ -281,14 +286,13 @@ def interleaved(
     lines = [f"peer and misses interleaved, {rounds} rounds of {seconds:.0f} s a case (server CPU per request, and per miss"
              f" over the peer's of the same round; the 1 ms target was {MISS_TARGET_PER_PEER:.2f} x):"]
     ratios: dict[str, list[float]] = {case.name: [] for case in misses}
-    per_request = lambda result: result.server_cpu / max(len(result.latencies), 1) * 1000
     for n in range(1, rounds + 1):
         url, pid = servers["peer"]
-        peer_cpu = per_request(drive(url, pid, peer, seconds, {}, backends))
+        peer_cpu = drive(url, pid, peer, seconds, {}, backends).cpu_ms
         parts = [f"peer {peer_cpu:.2f} ms"]
         for case in misses:
             url, pid = servers[case.server]
-            cpu = per_request(drive(url, pid, case, seconds, auth))
+            cpu = drive(url, pid, case, seconds, auth).cpu_ms
             ratios[case.name].append(cpu / peer_cpu)
             parts.append(f"{case.name.removeprefix('Parley ')} {cpu:.2f} ms = {cpu / peer_cpu:.2f} x")
         lines.append(f"  round {n}: " + "; ".join(parts))
@@ -349,7 +353,7 @@ def main() -> None:
                 auth = {"Authorization": f"Bearer {key}"} if case.server.startswith("parley") else {}
                 result = drive(url, pid, case, args.seconds, auth, backends if case.server == "peer" else ())
                 rates.setdefault(case.server, result.rate)
-                cpus.setdefault(case.server, result.server_cpu / max(len(result.latencies), 1) * 1000)
+                cpus.setdefault(case.server, result.cpu_ms)
                 say(row(case, result, rates.get("peer"), rates.get("trivial"), cpus.get("peer")))
                 say(f"  {'':<31} load client CPU {result.client_cpu / result.seconds:.2f} cores")
             misses = [case for case in all_cases if case.server == "parley-miss"]

@@ -410,22 +410,17 @@ def memo(view: View, name: str, compute: Callable[[], T]) -> T:
 STEPS_KEPT = 8_192
 
 
+def _up_to(values: list[Any] | None, bound: Any) -> Any:
+    """The greatest of these sorted values that is at most `bound` (None: none is)."""
+    if not values:
+        return None
+    at = bisect.bisect_right(values, bound)
+    return values[at - 1] if at else None
+
+
 def step_of(as_of: dt.date, *named: list[dt.date] | None) -> dt.date | None:
     """The last day on or before as_of among these lists of named days (None: before all of them)."""
-    found = None
-    for days in named:
-        if days:
-            at = bisect.bisect_right(days, as_of)
-            if at and (found is None or days[at - 1] > found):
-                found = days[at - 1]
-    return found
-
-
-def _last_below(changes: list[int] | None, cut: int) -> int | None:
-    if not changes:
-        return None
-    at = bisect.bisect_left(changes, cut)
-    return changes[at - 1] if at else None
+    return max((day for days in named if (day := _up_to(days, as_of)) is not None), default=None)
 
 
 # What an answer that reads whole read models depends on besides its entity (see `entity_step`).
@@ -438,7 +433,7 @@ def context_of(seen: Scope, *models: str) -> Context:
     days, changes = seen.entities.days, seen.entities.changes
     return (
         step_of(seen.as_of, *(days.get((model, None)) for model in models)),
-        tuple(_last_below(changes.get((model, None)), seen.cut) for model in models),
+        tuple(_up_to(changes.get((model, None)), seen.cut - 1) for model in models),
     )
 
 
@@ -457,17 +452,16 @@ def entity_step(
     asked for.
     """
     entities = seen.entities
-    step = context[0] if context is not None else None
-    days = entities.days.get((model, entity_id))
-    if days:
-        at = bisect.bisect_right(days, seen.as_of)
-        if at and (step is None or days[at - 1] > step):
-            step = days[at - 1]
+    step = _up_to(entities.days.get((model, entity_id)), seen.as_of)
+    changed = _up_to(entities.changes.get((model, entity_id)), seen.cut - 1)
+    if context is not None:
+        floor, context_changed = context
+        if floor is not None and (step is None or floor > step):
+            step = floor
+    else:
+        context_changed = None
     steps = entities.steps
-    key = (
-        model, entity_id, what, _last_below(entities.changes.get((model, entity_id)), seen.cut),
-        context[1] if context is not None else None, step,
-    )
+    key = (model, entity_id, what, changed, context_changed, step)
     found = steps.get(key, _NOT_KEPT)
     if found is _NOT_KEPT:
         found = build()

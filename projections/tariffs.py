@@ -10,7 +10,7 @@ from msgspec import Struct
 
 from events.payloads import ALL_DESTINATIONS, ExemptionGranted, MeasureChanged, MeasureStatus
 from projections import registry
-from projections.deadlines import DeadlineBook, deadline_book
+from projections.deadlines import deadline_book
 from projections.measures import (
     Exemption,
     LapseRates,
@@ -119,14 +119,15 @@ def _rate(history: MeasureHistory, applying: Ruling, on: dt.date, lapses: LapseR
     )
 
 
-def _in_force(view: View, histories: Sequence[MeasureHistory], on: dt.date, book: DeadlineBook, lapses: LapseRates) -> tuple[MeasureRate, ...]:
+def _in_force(view: View, histories: Sequence[MeasureHistory], on: dt.date) -> tuple[MeasureRate, ...]:
     """The lines in force on a day after as_of (as the record stands on as_of)."""
-    rates = (measure_step(view, history, ("in_force_on", on), functools.partial(_rate_on, history, on, book, lapses)) for history in histories)
+    rates = (measure_step(view, history, ("in_force_on", on), functools.partial(_rate_on, history, view, on)) for history in histories)
     return tuple(rate for rate in rates if rate is not None)
 
 
-def _rate_on(history: MeasureHistory, on: dt.date, book: DeadlineBook, lapses: LapseRates) -> MeasureRate | None:
-    applying = ruling(history, on, book, lapses)
+def _rate_on(history: MeasureHistory, view: View, on: dt.date) -> MeasureRate | None:
+    lapses = lapse_rates(view)
+    applying = ruling(history, on, deadline_book(view), lapses)
     return _rate(history, applying, on, lapses, (None, None)) if applying is not None and applying.in_force else None
 
 
@@ -151,15 +152,13 @@ def _touches(truce: TruceView, histories: Sequence[MeasureHistory]) -> bool:
     )
 
 
-def _lapse(
-    view: View, histories: Sequence[MeasureHistory], running: Sequence[tuple[dt.date, TruceView]], book: DeadlineBook, lapses: LapseRates
-) -> TruceLapse | None:
+def _lapse(view: View, histories: Sequence[MeasureHistory], running: Sequence[tuple[dt.date, TruceView]]) -> TruceLapse | None:
     touching = [(lapses_on, t) for lapses_on, t in running if _touches(t, histories)]
     if not touching:
         return None
     # The first truce to run out is the one the direction is exposed to.
     applies_from, first = min(touching, key=lambda pair: pair[0])
-    rates = _in_force(view, histories, applies_from, book, lapses)
+    rates = _in_force(view, histories, applies_from)
     return TruceLapse(
         truce_id=first.truce_id,
         applies_from=applies_from,
@@ -202,7 +201,6 @@ def _line(history: MeasureHistory, view: View) -> tuple[MeasureRate | MeasureLin
 def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffScheduleView:
     """Additional tariffs per direction on as_of; `legal_basis` keeps measures whose basis contains it."""
     book = deadline_book(view)
-    lapses = lapse_rates(view)
     known_parties = parties(view)
     directions: dict[tuple[str, str], list[MeasureHistory]] = {}
     for history in measure_histories(view, tariffs=True).values():
@@ -234,7 +232,7 @@ def tariff_schedule(view: View, legal_basis: str | None = None) -> TariffSchedul
                 measures=tuple(rates),
                 not_in_force=tuple(others),
                 pending=tuple(pending),
-                on_truce_lapse=_lapse(view, histories, running, book, lapses),
+                on_truce_lapse=_lapse(view, histories, running),
                 because=because_of(*(r.because for r in rates)),
             )
         )
