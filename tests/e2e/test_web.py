@@ -798,8 +798,12 @@ def test_the_disputes_panel_shows_each_side_with_speakers_sources_and_grades(shi
     assert agreed.locator("abbr.grade").inner_text() == "B1" and denied.locator("abbr.grade").inner_text() == "B1"
     assert "usually reliable, confirmed by other sources" in (agreed.locator("abbr.grade").get_attribute("title") or "")
     assert "C3" in dispute.locator('.side[data-value="likely"]').inner_text()  # the weaker report, graded too
-    a, d = agreed.bounding_box(), denied.bounding_box()
-    assert a and d and abs(a["y"] - d["y"]) < 2 and a["x"] != d["x"]  # side by side
+    # Both boxes in one layout pass: a panel above that finishes loading between two separate reads shifts them.
+    a, d = dispute.evaluate(
+        """el => ['agreed', 'not_agreed'].map(v => el.querySelector(`.side[data-value="${v}"]`).getBoundingClientRect())
+                                           .map(r => ({x: r.x, y: r.y}))"""
+    )
+    assert abs(a["y"] - d["y"]) < 2 and a["x"] != d["x"], (a, d)  # side by side
     assert "Not settled" in dispute.locator(".settlement").inner_text()
 
     page.fill("#as-of-date", "2025-08-12")
