@@ -32,7 +32,7 @@ from service.api.state import StateController
 from service.api.webhooks import WebhookController
 from service.auth import KeyStore
 from service.http.budgets import BodyBudget
-from service.http.logs import request_context
+from service.http.edge import Edge
 from service.http.metrics import Metrics
 from service.http.problems import EXCEPTION_HANDLERS
 from service.http.ratelimit import RateLimits
@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, resolver: Any = Non
     app = Litestar(
         route_handlers=[NegotiationController, StateController, EventController, KeyController, OverviewController, AuditController, ExportController, WebhookController, SourceController, ClaimController, health, ready, metrics_route, web_router, swagger_assets],
         lifespan=[lifespan, limits.lifespan],
-        middleware=[request_context, BodyBudget(settings.body_read_timeout).middleware, metrics.middleware, limits.middleware],
+        middleware=[Edge(limits, metrics, BodyBudget(settings.body_read_timeout)).middleware],
         guards=[refuse_odd_urls],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Receive
 
 from service.http.problems import FieldError, ProblemError
 
@@ -13,26 +15,18 @@ class BodyBudget:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
+    def receive(self, receive: Receive, state: dict[str, Any]) -> Receive:
+        """`receive`, cut off with a 408 when a piece takes longer than the budget; a disconnect is noted in `state`."""
         seconds = self.seconds
 
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        async def receive_within_budget() -> Message:
+            with anyio.move_on_after(seconds) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                message = f"no part of the request body arrived for {seconds:g} s"
+                raise ProblemError(408, "Request timeout", message, [FieldError("body", message)], headers={"Connection": "close"})
+            if message["type"] == "http.disconnect":
+                state["client_gone"] = True
+            return message
 
-            async def receive_within_budget() -> Message:
-                with anyio.move_on_after(seconds) as waited:
-                    message = await receive()
-                if waited.cancelled_caught:
-                    message = f"no part of the request body arrived for {seconds:g} s"
-                    raise ProblemError(408, "Request timeout", message, [FieldError("body", message)], headers={"Connection": "close"})
-                if message["type"] == "http.disconnect":
-                    state["client_gone"] = True
-                return message
-
-            await app(scope, receive_within_budget, send)
-
-        return middleware
-
+        return receive_within_budget

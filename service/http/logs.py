@@ -6,10 +6,10 @@ import itertools
 import os
 import re
 import secrets
-import time
 
-import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from typing import Any
+
+from litestar.types import Scope
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # 32 hex digits like a uuid4's: 64 random bits per process, then a counter (a uuid4 per request read the
@@ -30,46 +30,32 @@ def _next_request_id() -> str:
 READ_FROM = b"x-parley-read-from"
 
 
-def request_context(app: ASGIApp) -> ASGIApp:
-    """Give each request an id (echoed as X-Request-ID), say which store answered a query (X-Parley-Read-From:
-    replica|primary, for tests and operators) and log one line when the request ends."""
-    log = structlog.get_logger("parley.http")
+def request_id_of(scope: Scope) -> str:
+    """The client's X-Request-ID when it is a sane one, else a new id."""
+    incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+    return incoming if _REQUEST_ID.match(incoming) else _next_request_id()
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else _next_request_id()
-        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
-        state["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-                if side := state.get("read_from"):  # which store answered a query (service/http/reads.py)
-                    headers.append((READ_FROM, side.encode()))
-                message["headers"] = headers
-            await send(message)
+def answer_headers(request_id: str, state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """What every answer says about itself: its request id, and which store answered a query (X-Parley-Read-From:
+    replica|primary, for tests and operators; service/http/reads.py)."""
+    headers = [(b"x-request-id", request_id.encode())]
+    if side := state.get("read_from"):
+        headers.append((READ_FROM, side.encode()))
+    return headers
 
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            principal = state.get("principal")
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                request_id=request_id,
-                principal=getattr(principal, "name", None),
-                negotiation_id=state.get("negotiation_id"),
-                position=state.get("position"),
-            )
 
-    return middleware
+def log_request(log: Any, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+    """The one line a request leaves, when it has ended."""
+    principal = state.get("principal")
+    log.info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+        request_id=state["request_id"],
+        principal=getattr(principal, "name", None),
+        negotiation_id=state.get("negotiation_id"),
+        position=state.get("position"),
+    )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -52,30 +51,11 @@ class Metrics:
         )
         self.appended = Counter("parley_events_appended", "Events this server appended to the log.", registry=None)
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        """Count each routed request under its route template (never the raw path: bounded label values)."""
-
-        async def measure(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            started = time.perf_counter()
-            status = 500
-
-            async def send_and_note(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, send_and_note)
-            finally:
-                labels = (scope.get("path_template") or UNMATCHED, _method(scope), str(status))
-                self.requests.labels(*labels).inc()
-                self.latency.labels(*labels).observe(time.perf_counter() - started)
-
-        return measure
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """Count a routed request under its route template (never the raw path: bounded label values)."""
+        labels = (scope.get("path_template") or UNMATCHED, _method(scope), str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
 
     def count_unrouted(self, scope: Scope, status: int) -> None:
         """An answer the router gives itself (404, 405: an exception no route handled), for which no middleware ran.

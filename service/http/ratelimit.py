@@ -41,7 +41,7 @@ import msgspec
 import psycopg
 import structlog
 from litestar import Litestar
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope, Send
 from psycopg_pool import AsyncConnectionPool
 
 from events.application import Clock, sqlite_file
@@ -298,33 +298,24 @@ class RateLimits:
             self._counters = None
             await counters.close()
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        async def limited(scope: Scope, receive: Receive, send: Send) -> None:
-            counters, quota = self._counters, self._quota
-            if scope["type"] != "http" or counters is None or quota is None or not scope["path"].startswith(LIMITED_PREFIX):
-                await app(scope, receive, send)
-                return
-            holder = await _holder(scope)
-            now = self._clock().timestamp()
-            try:
-                decision = await self._decide(counters, quota, holder.identity, now)
-            except CountersUnavailableError as error:
-                self._warn(error)
-                await app(scope, receive, send)
-                return
-            headers = quota.headers(decision)
-            if not decision.allowed:
-                await _refuse(scope, send, holder, quota, decision, headers)
-                return
-
-            async def send_with_limits(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", []), *headers]
-                await send(message)
-
-            await app(scope, receive, send_with_limits)
-
-        return limited
+    async def admit(self, scope: Scope, send: Send) -> list[tuple[bytes, bytes]] | None:
+        """Count a /v1 request against its holder's quota: the RateLimit-* headers its answer carries, or None when
+        it is over its quota and has been answered 429 here (through `send`)."""
+        counters, quota = self._counters, self._quota
+        if counters is None or quota is None or not scope["path"].startswith(LIMITED_PREFIX):
+            return []
+        holder = await _holder(scope)
+        now = self._clock().timestamp()
+        try:
+            decision = await self._decide(counters, quota, holder.identity, now)
+        except CountersUnavailableError as error:
+            self._warn(error)
+            return []
+        headers = quota.headers(decision)
+        if not decision.allowed:
+            await _refuse(scope, send, holder, quota, decision, headers)
+            return None
+        return headers
 
     async def _decide(self, counters: Counters, quota: Quota, identity: str, now: float) -> Decision:
         """Spend one of this process's claimed requests, claiming more from the shared counters when none is left."""
