@@ -146,6 +146,8 @@ class ParleyLog(Application):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
+        if hasattr(self.recorder.datastore, "writes_first"):  # SQLite: the appends' commits go before the followers'
+            self.recorder.datastore.writes_first = True  # type: ignore[attr-defined]
         # negotiation -> (its state with the appends this process has in flight, the last of them)
         self._ahead: dict[str, tuple[Negotiation, Pending]] = {}
         # (negotiation, version) -> where it was stored: a committed event never moves, so once read it is kept

@@ -28,6 +28,50 @@ from eventsourcing.sqlite import SQLiteConnection, SQLiteDatastore, SQLiteFactor
 RECONNECT_GIVE_UP_SECONDS = 2.0
 
 
+class WriteTurn:
+    """The turn to write one SQLite file in this process, reentrant; a writer that goes first takes it before the others.
+
+    The log's commits go first: a client waits on each, while the views and the webhook relay follow the log
+    whenever they get the turn, and take more events per transaction the longer they wait. Under a busy event
+    loop a writer holds the turn many times its own CPU (each statement gives up the GIL and waits to get it
+    back), so without an order the appends queued behind every follower's batch: measured at 64 connections,
+    the followers held the turn 40 % of the time and an append waited 40 ms for it at the median.
+    The others are not starved: the log's writer releases the turn after each commit and gathers its next
+    group before asking again, and a waiting follower takes the turn in that gap.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._first_waiting = 0
+
+    def acquire(self, *, first: bool = False, timeout: float = -1) -> bool:
+        me = threading.get_ident()
+        with self._changed:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            self._first_waiting += first
+            try:
+                free = self._changed.wait_for(
+                    lambda: self._owner is None and (first or not self._first_waiting), None if timeout < 0 else timeout
+                )
+            finally:
+                self._first_waiting -= first
+            if not free:
+                return False
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
+                self._changed.notify_all()
+
+
 class _FileFaults:
     """What every datastore on one SQLite file in this process knows of its faults.
 
@@ -46,7 +90,7 @@ class _FileFaults:
         # One writer at a time in this process (the log's group commit, the views, the webhook tables): SQLite
         # lets one write transaction in, and a writer that finds the file locked backs off in sleeps of up to
         # 100 ms, however soon the lock frees. Waiting here instead takes the file the moment it frees.
-        self.write_turn = threading.RLock()
+        self.write_turn = WriteTurn()
 
     def fault(self) -> None:
         """Connections opened until now are stale: close the idle ones now; those in use go when put back or next taken."""
@@ -73,6 +117,7 @@ class RenewingSQLiteDatastore(SQLiteDatastore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.writes_first = False  # the log's own datastore: its writes take the file's turn before the followers'
         self._file = _FileFaults() if self.pool.is_sqlite_memory_mode else _FileFaults.of(self.pool.db_name)
         self._file.datastores.add(self)
 
@@ -89,7 +134,7 @@ class RenewingSQLiteDatastore(SQLiteDatastore):
                 yield conn
             return
         turn = self._file.write_turn if commit else None
-        if turn is not None and not turn.acquire(timeout=self.pool.lock_timeout or 5):
+        if turn is not None and not turn.acquire(first=self.writes_first, timeout=self.pool.lock_timeout or 5):
             raise OperationalError(f"no write turn on {self.pool.db_name} within {self.pool.lock_timeout} s")
         try:
             conn = self._fresh_connection(commit)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as dt
+import threading
+import time
 
 import pytest
 
 from eventsourcing.persistence import IntegrityError
 
 from events.errors import VersionConflictError
+from events.datastores import WriteTurn
 from events.group_commit import Abandoned, GroupCommit
 from events.payloads import DeadlineSet, NegotiationOpened
+from service.followers.views import open_view_tables
 from service.stores import open_log
 from service.settings import Settings
 
@@ -180,3 +184,59 @@ def test_appends_that_lose_a_race_leave_no_event_ids_behind_in_the_stream(databa
     finally:
         first.close()
         second.close()
+
+
+def test_on_one_sqlite_file_an_append_waiting_to_write_goes_before_a_view_waiting_longer(tmp_path):
+    """The log's commits take the file's write turn before the followers' batches: a client waits on the former."""
+    log = open_log(Settings(database_url=str(tmp_path / "parley.db")))
+    views = open_view_tables(log)
+    day = dt.date(2025, 5, 12)
+    try:
+        log.record("n", [NegotiationOpened(occurred_on=day, title="N", parties=("US",))], principal="p", request_id="r")
+        holding, release = threading.Event(), threading.Event()
+        heads_seen_by_the_view: list[int] = []
+
+        def hold_the_turn() -> None:
+            with views.datastore.transaction(commit=True):  # type: ignore[attr-defined]
+                holding.set()
+                release.wait(10)
+
+        def view_batch() -> None:
+            with views.datastore.transaction(commit=True):  # type: ignore[attr-defined]
+                heads_seen_by_the_view.append(log.head())
+
+        def append() -> None:
+            log.record("n", [DeadlineSet(occurred_on=day, deadline_id="d", title="D", due_on=day)], principal="p", request_id="r")
+
+        holder = threading.Thread(target=hold_the_turn)
+        holder.start()
+        assert holding.wait(10)
+        view = threading.Thread(target=view_batch)
+        view.start()
+        time.sleep(0.2)  # the view's batch has been waiting for the turn for a while
+        appender = threading.Thread(target=append)
+        appender.start()
+        time.sleep(0.2)
+        assert log.head() == 1 and heads_seen_by_the_view == []
+        release.set()
+        for thread in (holder, view, appender):
+            thread.join(10)
+        assert heads_seen_by_the_view == [2]  # when the view got the turn, the append had committed
+    finally:
+        views.datastore.close()  # type: ignore[attr-defined]
+        log.close()
+
+
+def test_the_write_turn_is_reentrant_gives_up_after_its_timeout_and_lets_others_in_between_first_writers():
+    turn = WriteTurn()
+    assert turn.acquire() and turn.acquire(first=True)  # the holder may take it again
+    taken: list[str] = []
+    other = threading.Thread(target=lambda: taken.append("timeout" if not turn.acquire(timeout=0.1) else "taken"))
+    other.start()
+    other.join(5)
+    assert taken == ["timeout"]
+    turn.release()
+    turn.release()
+    # free again, with no writer that goes first waiting: an ordinary writer gets it at once
+    assert turn.acquire(timeout=0.1)
+    turn.release()
