@@ -10,6 +10,7 @@ from litestar.handlers import BaseRouteHandler
 
 from service.auth import NOT_CACHED, ANONYMOUS, RANK, KeyStore, Principal, Role
 from service.http.problems import FieldError, ProblemError
+from service.http.requests import raw_header
 
 
 async def key_principal(keys: KeyStore, secret: str, state: dict[str, Any]) -> Principal | None:
@@ -35,7 +36,7 @@ def _unauthorized(detail: str) -> ProblemError:
 async def principal_of(
     connection: ASGIConnection[Any, Any, Any, Any], *, public_read: bool, needed: str, query_key: bool = False
 ) -> Principal:
-    header = connection.headers.get("authorization")
+    header = raw_header(connection.scope, b"authorization")
     if not header and query_key and connection.query_params.get("key"):
         # Calendar clients cannot send headers; a read-only feed may take its key in the URL.
         header = f"Bearer {connection.query_params['key']}"

@@ -14,6 +14,7 @@ from service.auth import KeyStore, Principal
 from service.followers.views import ViewRunner
 from service.http.metrics import Metrics
 from service.http.reads import Reads
+from service.http.requests import raw_header
 from service.queries.progress import Followers, followers_of
 from service.queries.sources import SourceRegistry
 from service.queries.timelimit import TimeLimit
@@ -34,7 +35,7 @@ def _settings(state: State) -> Settings:
 def _reads(request: Request[Any, Any, Any]) -> Reads:
     state = request.app.state
     return Reads(
-        state.reads, request.scope["state"], state.answers, request.headers.get("if-none-match"), state.settings.public_read,
+        state.reads, request.scope["state"], state.answers, raw_header(request.scope, b"if-none-match"), state.settings.public_read,
         TimeLimit.starting_now(state.settings.query_timeout),
     )
 

@@ -7,7 +7,9 @@ ended, whatever became of it. Each concern keeps its own module (logs, ratelimit
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,7 +26,8 @@ class Edge:
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         limits, metrics, budget = self.limits, self.metrics, self.budget
-        log = structlog.get_logger("parley.http")
+        proxy = structlog.get_logger("parley.http")
+        bound: list[Any] = []  # the logger as configured, bound at the first request (configured by then)
 
         async def edge(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
@@ -51,6 +54,10 @@ class Edge:
             finally:
                 seconds = time.perf_counter() - started
                 metrics.observe(scope, status, seconds)
-                log_request(log, scope, state, status, seconds)
+                if not bound:
+                    bound.append(proxy.bind())
+                log = bound[0]
+                if log.is_enabled_for(logging.INFO):  # the line's fields are not worth gathering for a filtered call
+                    log_request(log, scope, state, status, seconds)
 
         return edge

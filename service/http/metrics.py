@@ -50,12 +50,17 @@ class Metrics:
             _LABELS, registry=None,
         )
         self.appended = Counter("parley_events_appended", "Events this server appended to the log.", registry=None)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """Count a routed request under its route template (never the raw path: bounded label values)."""
-        labels = (scope.get("path_template") or UNMATCHED, _method(scope), str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        labels = (scope.get("path_template") or UNMATCHED, _method(scope), status)
+        children = self._children.get(labels)
+        if children is None:  # the labelled series, looked up once per (route, method, status): a bounded set
+            named = (labels[0], labels[1], str(status))
+            children = self._children[labels] = (self.requests.labels(*named), self.latency.labels(*named))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_unrouted(self, scope: Scope, status: int) -> None:
         """An answer the router gives itself (404, 405: an exception no route handled), for which no middleware ran.

@@ -10,6 +10,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import Scope
 
 from events.application import Appending
 from service.auth import Principal
@@ -78,15 +79,27 @@ async def refuse_odd_urls(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
     Async though it awaits nothing: litestar runs a synchronous guard in a worker thread, a hop on every request.
     """
     raw_path = connection.scope.get("raw_path") or b""
-    if b"%2f" in raw_path.lower() or b"%5c" in raw_path.lower():
+    lowered = raw_path.lower()
+    if b"%2f" in lowered or b"%5c" in lowered:
         # Decoded, an encoded slash would end the id early and reach another resource.
         message = "an id never contains an encoded '/' or '\\'"
         raise ProblemError(404, "Not found", message, [FieldError("path", message)])
+    query = connection.scope.get("query_string", b"")
+    if raw_path and b"%00" not in raw_path and b"%00" not in query and b"\x00" not in raw_path and b"\x00" not in query:
+        return  # a NUL reaches a decoded value only from one of these: nothing to look for, value by value
     given = [*connection.path_params.items(), *connection.query_params.multi_items()]
     for name, value in given:
         if isinstance(value, str) and "\x00" in value:
             message = "must not contain NUL characters"
             raise ProblemError(400, "Bad request", f"{name}: {message}", [FieldError(name, message)])
+
+
+def raw_header(scope: Scope, name: bytes) -> str | None:
+    """A request header straight from the ASGI scope (names arrive lowercased), without building litestar's Headers."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def appending(request: Request[Any, Any, Any], raw: bytes, principal: Principal) -> Appending | None:
