@@ -155,6 +155,8 @@ class ParleyLog(Application):
         self.append_listeners: list[Callable[[int], None]] = []
         # told each commit's notifications (stream, version, position) before the writer returns: read caches
         self.commit_listeners: list[Callable[[list[Any]], None]] = []
+        # told each committed append's records (negotiation, records) in commit order; must not raise
+        self.recorded_listeners: list[Callable[[str, Sequence[Recorded]], None]] = []
 
     @property
     def store(self) -> ParleyTables:
@@ -238,8 +240,7 @@ class ParleyLog(Application):
                 ]
                 landed = fold(records, state)
                 pending = self._group.submit(
-                    records, idempotency, after=after,
-                    on_commit=functools.partial(self._keep, negotiation_id, landed) if landed is not None else None,
+                    records, idempotency, after=after, on_commit=functools.partial(self._committed, negotiation_id, landed, records),
                 )
                 if landed is not None:
                     self._ahead[negotiation_id] = (landed, pending)
@@ -345,6 +346,14 @@ class ParleyLog(Application):
                 return landed, pending
             del self._ahead[negotiation_id]
         return self._states.get(negotiation_id) or self._refresh(negotiation_id), None
+
+    def _committed(self, negotiation_id: str, landed: Negotiation | None, records: Sequence[Recorded]) -> None:
+        """Once an append has committed (in the writer's thread, in commit order): keep the state it was decided on,
+        and hand its records to the read side (`recorded_listeners`), which may fold them without reading them back."""
+        if landed is not None:
+            self._keep(negotiation_id, landed)
+        for listener in self.recorded_listeners:
+            listener(negotiation_id, records)
 
     def _keep(self, negotiation_id: str, state: Negotiation) -> None:
         """The committed state, unless a newer one is already kept (commits and catch-ups can finish in any order)."""

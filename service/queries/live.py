@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from events.application import ParleyLog
 from events.errors import NegotiationNotFoundError
-from events.records import stream_id
+from events.records import Recorded, stream_id
 from projections.state import State, fold
 from service.followers.heads import StreamHeads
 from service.queries.timelimit import CHECK_EVERY, UNLIMITED, TimeLimit
@@ -26,6 +26,37 @@ class LiveStates:
         self._states: dict[str, State] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        if heads is not None:  # what `current` answers from; without heads every read asks the store anyway
+            log.recorded_listeners.append(self._committed)
+
+    def _committed(self, negotiation_id: str, records: Sequence[Recorded]) -> None:
+        """This process's own append has committed: fold its records into the kept state when that state is the one
+        right before them, so the reads that follow (a negotiation read while it is written) neither read the events
+        back nor leave the event loop. Otherwise, or while a reader is catching the negotiation up, leave it: the next
+        read catches up from the store. Runs in the log's writer thread, so it never waits and never raises."""
+        with self._guard:
+            lock = self._locks.setdefault(negotiation_id, threading.Lock())
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            state = self._states.get(negotiation_id)
+            if state is not None and records and state.version == records[0].originator_version - 1:
+                self._states[negotiation_id] = fold(records, state)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a fold that fails here fails the next read's catch-up, where it is answered
+            self._states.pop(negotiation_id, None)
+        finally:
+            lock.release()
+
+    def current(self, negotiation_id: str, heard_up_to: int | None = None) -> State | None:
+        """The kept state when it is the stream's newest this process has heard of (covering `heard_up_to`), without
+        a query or a lock; None when only `state` can tell."""
+        heads = self._heads
+        if heads is None or not heads.live or (heard_up_to is not None and heard_up_to > heads.position):
+            return None
+        state = self._states.get(negotiation_id)
+        if state is not None and heads.version(stream_id(negotiation_id)) == state.version:
+            return state
+        return None
 
     @contextmanager
     def _lock(self, negotiation_id: str) -> Iterator[None]:
@@ -44,11 +75,8 @@ class LiveStates:
         """
         if negotiation_id.startswith("_"):
             raise NegotiationNotFoundError(negotiation_id)  # system streams are not negotiations
-        heads = self._heads
-        if heads is not None and heard_up_to is not None and heads.live and heard_up_to <= heads.position:
-            state = self._states.get(negotiation_id)
-            if state is not None and heads.version(stream_id(negotiation_id)) == state.version:
-                return state
+        if heard_up_to is not None and (state := self.current(negotiation_id, heard_up_to)) is not None:
+            return state
         with self._lock(negotiation_id):
             state = self._states.get(negotiation_id) or State()
             while True:

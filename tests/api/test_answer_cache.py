@@ -201,3 +201,18 @@ def test_an_event_list_is_revalidated_until_the_stream_moves_and_shows_a_correct
     assert moved.status_code == 200 and moved.headers["etag"] != etag
     listed = {item["event_id"]: item for item in moved.json()["items"]}
     assert listed[event["event_id"]] != {item["event_id"]: item for item in first.json()["items"]}[event["event_id"]]
+
+
+def test_a_negotiation_read_while_this_process_writes_it_needs_no_catch_up_from_the_store(api: Api, clock: Any) -> None:
+    """The process's own appends are folded into its live state as they commit: the next read finds it current."""
+    open_talks(api)
+    path = "/v1/negotiations/us-china-trade-2025/state"
+    states = api.client.app.state.states
+    assert api.get(path).status_code == 200  # the live state is kept from here on
+    for rate in (10, 20, 30):
+        clock.advance(seconds=1)
+        version = append(api, measure(FENTANYL, rate))[-1]["version"]
+        kept = states.current("us-china-trade-2025")
+        assert kept is not None and kept.version == version  # no read since the append
+        answer = api.get(path, params={"as_of": "2025-03-01"}).json()
+        assert answer["tariffs"]["directions"][0]["total_additional_pct"] == rate
