@@ -6,10 +6,11 @@ import itertools
 import os
 import re
 import secrets
-
 from typing import Any
 
 from litestar.types import Scope
+
+from service.http.requests import raw_header
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # 32 hex digits like a uuid4's: 64 random bits per process, then a counter (a uuid4 per request read the
@@ -32,7 +33,7 @@ READ_FROM = b"x-parley-read-from"
 
 def request_id_of(scope: Scope) -> str:
     """The client's X-Request-ID when it is a sane one, else a new id."""
-    incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+    incoming = raw_header(scope, b"x-request-id") or ""
     return incoming if _REQUEST_ID.match(incoming) else _next_request_id()
 
 

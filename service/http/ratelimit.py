@@ -48,6 +48,7 @@ from events.application import Clock, sqlite_file
 from events.errors import StoreUnavailableError
 from service.http.auth import key_principal
 from service.http.problems import PROBLEM, FieldError, Problem
+from service.http.requests import raw_header
 from service.settings import Settings
 from service.stores import create_private
 
@@ -363,7 +364,7 @@ async def _holder(scope: Scope) -> Holder:
 
 
 def _secret(scope: Scope) -> str | None:
-    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+    header = raw_header(scope, b"authorization")
     if header is not None:
         scheme, _, secret = header.partition(" ")
         return secret.strip() if scheme.lower() == "bearer" else None
