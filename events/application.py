@@ -18,6 +18,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
 from events.audit import MAX_FINDINGS, ChainReport, orphan_findings, verify_chain
+from events.datastores import RenewingSQLiteDatastore
 from events.errors import (
     EventNotFoundError,
     EventRejectedError,
@@ -146,8 +147,8 @@ class ParleyLog(Application):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._group = GroupCommit(self.save)
-        if hasattr(self.recorder.datastore, "writes_first"):  # SQLite: the appends' commits go before the followers'
-            self.recorder.datastore.writes_first = True  # type: ignore[attr-defined]
+        if isinstance(datastore := getattr(self.recorder, "datastore", None), RenewingSQLiteDatastore):
+            datastore.writes_first = True  # on one SQLite file the appends' commits go before the followers' batches
         # negotiation -> (its state with the appends this process has in flight, the last of them)
         self._ahead: dict[str, tuple[Negotiation, Pending]] = {}
         # (negotiation, version) -> where it was stored: a committed event never moves, so once read it is kept

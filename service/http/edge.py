@@ -43,7 +43,7 @@ class Edge:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                    message["headers"] = [*message.get("headers", []), *answer_headers(state["request_id"], state), *limited]
+                    message["headers"] = [*message.get("headers", []), *answer_headers(state), *limited]
                 await send(message)
 
             try:

@@ -37,10 +37,10 @@ def request_id_of(scope: Scope) -> str:
     return incoming if _REQUEST_ID.match(incoming) else _next_request_id()
 
 
-def answer_headers(request_id: str, state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+def answer_headers(state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
     """What every answer says about itself: its request id, and which store answered a query (X-Parley-Read-From:
     replica|primary, for tests and operators; service/http/reads.py)."""
-    headers = [(b"x-request-id", request_id.encode())]
+    headers = [(b"x-request-id", state["request_id"].encode())]
     if side := state.get("read_from"):
         headers.append((READ_FROM, side.encode()))
     return headers

@@ -176,15 +176,20 @@ class Answers:
         now = self._clock()
         return ask.explicit and all(at <= now - SETTLED_AFTER for at in ask.known)
 
-    def _current(self, negotiation_id: str, min_position: int | None) -> _Cuts | None:
-        """The last folded state when this process knows it is the stream's newest; else None (fold)."""
+    def _current(self, sides: ReadSides, negotiation_id: str, min_position: int | None) -> _Cuts | None:
+        """The state this process knows to be the stream's newest, with its cuts: the last one answers were computed
+        from, or on a store read without I/O worth a thread the live state (the process's own appends are folded in
+        as they commit: service/queries/live.py); else None (fold)."""
         heads = self._heads
         if heads is None or not heads.live or (min_position is not None and min_position > heads.position):
             return None
         cuts = self._cuts.get(negotiation_id)
-        if cuts is None or heads.version(stream_id(negotiation_id)) != cuts.state.version:
+        if cuts is not None and heads.version(stream_id(negotiation_id)) == cuts.state.version:
+            return cuts
+        if not self.inline or sides.has_replica:
             return None
-        return cuts
+        state = sides.primary.states.current(negotiation_id, min_position or 0)
+        return None if state is None else self._remember(sides.primary, state)
 
     def _key(self, ask: Ask, cuts: _Cuts) -> tuple[Hashable, ...]:
         return (FORMAT, ask.route, ask.negotiation_id, ask.params, tuple(cuts.cut(at) for at in ask.known))
@@ -219,7 +224,7 @@ class Answers:
         when that costs no I/O worth a thread — the store is an SQLite file (`inline`), this process holds the
         stream's newest state, and every known_at of the question sees all of it (no refold of an earlier recording
         time). None: ask `get`, in a worker thread."""
-        cuts = self._current(ask.negotiation_id, min_position) or self._kept(sides, ask.negotiation_id, min_position)
+        cuts = self._current(sides, ask.negotiation_id, min_position)
         if cuts is None:
             return None
         key = self._key(ask, cuts)
@@ -232,14 +237,6 @@ class Answers:
             return None
         mark("primary")
         return self._found(ask, key, self._fill(sides.primary, cuts.state, key, echoes, work, *args, **kwargs), echoes)
-
-    def _kept(self, sides: ReadSides, negotiation_id: str, min_position: int | None) -> _Cuts | None:
-        """The live state this process keeps when it is the stream's newest (its own appends are folded in as they
-        commit: service/queries/live.py), on a store read without I/O worth a thread; else None."""
-        if not self.inline or sides.has_replica:
-            return None
-        state = sides.primary.states.current(negotiation_id, min_position or 0)
-        return None if state is None else self._remember(sides.primary, state)
 
     def _computed(self, store: ReadStore, state: State, ask: Ask, echoes: list[bytes], work: Work, *args: Any, **kwargs: Any) -> Found:
         key = self._key(ask, self._remember(store, state))

@@ -34,8 +34,7 @@ class LiveStates:
         right before them, so the reads that follow (a negotiation read while it is written) neither read the events
         back nor leave the event loop. Otherwise, or while a reader is catching the negotiation up, leave it: the next
         read catches up from the store. Runs in the log's writer thread, so it never waits and never raises."""
-        with self._guard:
-            lock = self._locks.setdefault(negotiation_id, threading.Lock())
+        lock = self._lock_of(negotiation_id)
         if not lock.acquire(blocking=False):
             return
         try:
@@ -58,11 +57,13 @@ class LiveStates:
             return state
         return None
 
+    def _lock_of(self, negotiation_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(negotiation_id, threading.Lock())
+
     @contextmanager
     def _lock(self, negotiation_id: str) -> Iterator[None]:
-        with self._guard:
-            lock = self._locks.setdefault(negotiation_id, threading.Lock())
-        with lock:
+        with self._lock_of(negotiation_id):
             yield
 
     def state(self, negotiation_id: str, time_limit: TimeLimit = UNLIMITED, *, heard_up_to: int | None = None) -> State:
